@@ -1,0 +1,110 @@
+"""Composition of elements: ``Z = F_L(θ_L, … F_2(θ_2, F_1(θ_1, Y)))``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .element import Element
+from .layout import Layout
+
+__all__ = ["Chain", "ChainCache"]
+
+
+@dataclass
+class ChainCache:
+    """Inputs and caches of each element of a :class:`Chain`, in order."""
+
+    inputs: list
+    caches: list
+
+
+class Chain(Element):
+    """Sequential composition of elements with θ split across them.
+
+    ``Y_0 = Y``, ``Y_{i+1} = F_i(θ_i, Y_i)``, ``Z = Y_L``.  The Jacobian is the
+    chain rule, ``J = J_L ⋯ J_1``; the adjoint loop mirrors the forward loop in
+    reverse (Meganet.m ``NN.m``).  Used for layers built from pieces and for
+    plain sequential networks.
+
+    Parameters
+    ----------
+    elements : sequence of Element
+        ``elements[i].shape_out`` must equal ``elements[i+1].shape_in``.
+    names : sequence of str, optional
+        Names of the parameter parts (default ``"0", "1", …``).
+    """
+
+    def __init__(self, elements, *, names=None):
+        elements = list(elements)
+        if not elements:
+            raise ValueError("elements must be a non-empty sequence of Element, got []")
+        for i, e in enumerate(elements):
+            if not isinstance(e, Element):
+                raise TypeError(f"elements[{i}] must be an Element, got {type(e).__name__}")
+        for i in range(len(elements) - 1):
+            if tuple(elements[i].shape_out) != tuple(elements[i + 1].shape_in):
+                raise ValueError(
+                    f"elements[{i}] ({type(elements[i]).__name__}) has shape_out {elements[i].shape_out} but "
+                    f"elements[{i + 1}] ({type(elements[i + 1]).__name__}) expects shape_in {elements[i + 1].shape_in}"
+                )
+        names = [str(i) for i in range(len(elements))] if names is None else list(names)
+        if len(names) != len(elements):
+            raise ValueError(f"names must have {len(elements)} entries, got {len(names)}")
+        self.elements = elements
+        self.layout = Layout([(n, e.n_theta) for n, e in zip(names, elements)])
+        self.shape_in = tuple(elements[0].shape_in)
+        self.shape_out = tuple(elements[-1].shape_out)
+
+    def _init_theta(self, rng):
+        import numpy as np
+
+        parts = [np.asarray(e._init_theta(rng), dtype=np.float64).reshape(-1) for e in self.elements]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def _forward(self, theta, Y):
+        inputs, caches = [], []
+        Z = Y
+        for e, th in zip(self.elements, self.split(theta)):
+            inputs.append(Z)
+            Z, c = e._forward(th, Z)
+            caches.append(c)
+        return Z, ChainCache(inputs=inputs, caches=caches)
+
+    def _Jmv(self, dtheta, dY, theta, Y, cache):
+        dths = self.split(dtheta) if dtheta is not None else [None] * len(self.elements)
+        dZ = dY
+        for e, th, dth, Yi, c in zip(self.elements, self.split(theta), dths, cache.inputs, cache.caches):
+            if dth is not None and dth.shape[-1] == 0:
+                dth = None
+            if dth is None and dZ is None:
+                continue
+            dZ = e._Jmv(dth, dZ, th, Yi, c)
+        if dZ is None:
+            xp = _xp(Y)
+            dZ = xp.zeros((Y.shape[0], *self.shape_out), dtype=Y.dtype)
+        return dZ
+
+    def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
+        xp = _xp(Y)
+        dtheta = None
+        if need_theta:
+            shape = (Y.shape[0], self.n_theta) if per_example else (self.n_theta,)
+            dtheta = xp.zeros(shape, dtype=Y.dtype)
+            dparts = self.split(dtheta)
+        thetas = list(self.split(theta))
+        for i in range(len(self.elements) - 1, -1, -1):
+            e = self.elements[i]
+            want_theta = need_theta and e.n_theta > 0
+            want_Y = i > 0 or need_Y
+            if not (want_theta or want_Y):
+                break
+            dth, W = e._JTmv(W, thetas[i], cache.inputs[i], cache.caches[i], want_theta, want_Y, per_example)
+            if want_theta and dth is not None:
+                dparts[i][...] = dth
+        return dtheta, (W if need_Y else None)
+
+
+def _xp(a):
+    from ..backend import get_array_module
+
+    return get_array_module(a)

@@ -1,0 +1,284 @@
+"""The uniform element interface (Meganet.m's ``abstractMeganetElement``).
+
+Every transform, activation, normalization, layer, time-stepping block and
+network is an :class:`Element`: a map ``Z = F(θ, Y)`` with hand-coded
+Jacobian-vector products and their adjoints.
+
+Batch convention (stated once for all of meganet): **examples first**.
+Vectors have shape ``(n_examples, n_features)``, images
+``(n_examples, channels, height, width)``.  ``shape_in``/``shape_out`` are the
+feature shapes, i.e. without the example axis.
+
+Subclasses implement four private methods on already validated inputs:
+
+``_forward(theta, Y) -> (Z, cache)``
+    ``cache`` is a small dataclass with named fields.
+``_Jmv(dtheta, dY, theta, Y, cache) -> dZ``
+    ``dZ = J_θ dθ + J_Y dY``; either perturbation may be ``None`` (zero).
+``_JTmv(W, theta, Y, cache, need_theta, need_Y, per_example) -> (dtheta, dY)``
+    ``dθ = J_θᵀ W`` (shape ``(n_theta,)`` or ``(n_examples, n_theta)`` when
+    ``per_example``) and ``dY = J_Yᵀ W``; parts not needed may be ``None``.
+``_init_theta(rng) -> numpy float64 vector``
+
+The public methods validate (shapes, θ length, dtype/backend agreement,
+NaN/Inf) once and dispatch; composites call the private methods of their
+children so validation is not repeated in inner loops.  The one-sided products
+``Jthetamv``, ``JYmv``, ``JthetaTmv``, ``JYTmv`` and the Jacobian linear
+operators are derived here, so each element writes each chain once.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..backend import check_dtype, get_array_module, is_cupy_array, resolve_xp, to_backend
+from .layout import Layout
+from .validation import check_array, check_option
+
+__all__ = ["Element"]
+
+_WRT = ("both", "theta", "Y")
+
+
+class Element:
+    """Base class of every meganet element.
+
+    Attributes
+    ----------
+    shape_in : tuple of int
+        Feature shape of the input ``Y`` (without the example axis).
+    shape_out : tuple of int
+        Feature shape of the output ``Z``.
+    layout : Layout
+        Named slices of the flat parameter vector θ.
+    """
+
+    shape_in: tuple = ()
+    shape_out: tuple = ()
+    layout: Layout = Layout([])
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_theta(self) -> int:
+        """Number of parameters (length of the flat θ)."""
+        return self.layout.size
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.shape_in))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.shape_out))
+
+    # --------------------------------------------------------------- theta
+    def init_theta(self, *, rng=None, dtype=np.float64, xp=None):
+        """Draw an initial θ.
+
+        Parameters are drawn with ``numpy.random.default_rng(rng)`` in float64
+        on the host, then cast to ``dtype`` and moved to ``xp`` (so the same
+        seed gives the same θ on every backend).
+
+        Parameters
+        ----------
+        rng : None, int or numpy.random.Generator
+        dtype : float64 (default) or float32
+        xp : numpy (default), cupy, 'numpy' or 'cupy'
+
+        Returns
+        -------
+        theta : array, shape (n_theta,)
+        """
+        dtype = check_dtype(dtype)
+        xp = resolve_xp(xp)
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        theta = np.asarray(self._init_theta(rng), dtype=np.float64).reshape(-1)
+        if theta.shape != (self.n_theta,):
+            raise RuntimeError(f"{type(self).__name__}._init_theta returned {theta.shape}, expected ({self.n_theta},)")
+        return to_backend(theta.astype(dtype), xp)
+
+    def _init_theta(self, rng):
+        return 0.1 * rng.standard_normal(self.n_theta)
+
+    def split(self, theta):
+        """Named zero-copy views of θ (see :class:`~meganet.core.layout.Parts`)."""
+        return self.layout.split(theta)
+
+    def to(self, xp):
+        """Return a copy whose array constants live on backend ``xp``.
+
+        Elements hold no parameters (θ is always passed in), only constants
+        such as basis matrices; those are moved, sub-elements recursively.
+        """
+        xp = resolve_xp(xp)
+        new = copy.copy(self)
+        for key, val in vars(self).items():
+            setattr(new, key, _move(val, xp))
+        return new
+
+    # --------------------------------------------------------- validation
+    def _prepare(self, theta, Y, *, feature_shape=None, Y_name="Y", **others):
+        """Validate the arguments of a public call; returns ``(theta, xp, dtype)``.
+
+        ``Y`` must have shape ``(n_examples, *feature_shape)`` (default
+        ``shape_in``); ``others`` are further arrays that must share the backend.
+        """
+        feature_shape = tuple(self.shape_in if feature_shape is None else feature_shape)
+        names = [Y_name, "theta", *others.keys()]
+        arrays = [Y, theta, *others.values()]
+        xp = get_array_module(*arrays, names=names)
+        check_array(Y_name, Y, xp=xp)
+        if Y.ndim != 1 + len(feature_shape) or tuple(Y.shape[1:]) != feature_shape:
+            exp = "(n_examples, " + ", ".join(str(s) for s in feature_shape) + ")"
+            raise ValueError(f"{Y_name} must have shape {exp} for {type(self).__name__}, got {tuple(Y.shape)}")
+        dtype = Y.dtype
+        if theta is None:
+            if self.n_theta != 0:
+                raise ValueError(f"theta must be an array of shape ({self.n_theta},), got None")
+            theta = xp.zeros(0, dtype=dtype)
+        check_array("theta", theta, dtype=dtype, xp=xp)
+        if theta.shape != (self.n_theta,):
+            raise ValueError(
+                f"theta must have shape ({self.n_theta},) for {type(self).__name__}, got {tuple(theta.shape)}"
+            )
+        return theta, xp, dtype
+
+    def _check_like(self, name, a, shape, xp, dtype):
+        if a is not None:
+            check_array(name, a, shape=shape, dtype=dtype, xp=xp)
+
+    def _check_cache(self, cache, theta, Y):
+        if cache is None:
+            _, cache = self._forward(theta, Y)
+        return cache
+
+    # ------------------------------------------------------- public products
+    def forward(self, theta, Y):
+        """Evaluate ``Z = F(θ, Y)``.
+
+        Parameters
+        ----------
+        theta : array, shape (n_theta,)
+        Y : array, shape (n_examples, *shape_in)
+
+        Returns
+        -------
+        Z : array, shape (n_examples, *shape_out)
+        cache : dataclass
+            Intermediates (named fields) reused by ``Jmv``/``JTmv``.
+        """
+        theta, _, _ = self._prepare(theta, Y)
+        return self._forward(theta, Y)
+
+    def __call__(self, theta, Y):
+        return self.forward(theta, Y)[0]
+
+    def Jmv(self, dtheta, dY, theta, Y, cache=None):
+        """``dZ = J_θ dθ + J_Y dY``; ``None`` means a zero perturbation.
+
+        Parameters
+        ----------
+        dtheta : array, shape (n_theta,) or None
+        dY : array, shape (n_examples, *shape_in) or None
+        theta, Y : as in :meth:`forward`
+        cache : from :meth:`forward`; recomputed when ``None``
+
+        Returns
+        -------
+        dZ : array, shape (n_examples, *shape_out)
+        """
+        theta, xp, dtype = self._prepare(theta, Y, dtheta=dtheta, dY=dY)
+        self._check_like("dtheta", dtheta, (self.n_theta,), xp, dtype)
+        self._check_like("dY", dY, tuple(Y.shape), xp, dtype)
+        cache = self._check_cache(cache, theta, Y)
+        if dtheta is None and dY is None:
+            return xp.zeros((Y.shape[0], *self.shape_out), dtype=dtype)
+        return self._Jmv(dtheta, dY, theta, Y, cache)
+
+    def JTmv(self, W, theta, Y, cache=None, *, wrt="both", per_example=False):
+        """Adjoint product ``(J_θᵀ W, J_Yᵀ W)``.
+
+        Parameters
+        ----------
+        W : array, shape (n_examples, *shape_out)
+        theta, Y, cache : as in :meth:`Jmv`
+        wrt : {'both', 'theta', 'Y'}
+            Which adjoint(s) to compute; the other entry is returned as ``None``.
+        per_example : bool
+            Return the θ-gradient of every example, shape
+            ``(n_examples, n_theta)``, instead of their sum.
+
+        Returns
+        -------
+        dtheta : array, shape (n_theta,) or (n_examples, n_theta), or None
+        dY : array, shape (n_examples, *shape_in), or None
+        """
+        check_option("wrt", wrt, _WRT)
+        theta, xp, dtype = self._prepare(theta, Y, W=W)
+        self._check_like("W", W, (Y.shape[0], *self.shape_out), xp, dtype)
+        cache = self._check_cache(cache, theta, Y)
+        need_theta = wrt in ("both", "theta")
+        need_Y = wrt in ("both", "Y")
+        dtheta, dY = self._JTmv(W, theta, Y, cache, need_theta, need_Y, bool(per_example))
+        if need_theta and dtheta is None:
+            shape = (Y.shape[0], self.n_theta) if per_example else (self.n_theta,)
+            dtheta = xp.zeros(shape, dtype=dtype)
+        if need_Y and dY is None:
+            dY = xp.zeros(Y.shape, dtype=dtype)
+        return (dtheta if need_theta else None, dY if need_Y else None)
+
+    # derived one-sided products (Meganet.m: Jthetamv, JYmv, JthetaTmv, JYTmv)
+    def Jthetamv(self, dtheta, theta, Y, cache=None):
+        """``J_θ dθ``."""
+        return self.Jmv(dtheta, None, theta, Y, cache)
+
+    def JYmv(self, dY, theta, Y, cache=None):
+        """``J_Y dY``."""
+        return self.Jmv(None, dY, theta, Y, cache)
+
+    def JthetaTmv(self, W, theta, Y, cache=None, *, per_example=False):
+        """``J_θᵀ W``."""
+        return self.JTmv(W, theta, Y, cache, wrt="theta", per_example=per_example)[0]
+
+    def JYTmv(self, W, theta, Y, cache=None):
+        """``J_Yᵀ W``."""
+        return self.JTmv(W, theta, Y, cache, wrt="Y")[1]
+
+    def jacobian(self, theta, Y, cache=None, *, wrt="both"):
+        """The Jacobian at ``(θ, Y)`` as a linear operator on flat vectors.
+
+        ``wrt='theta'`` gives ``J_θ`` (n_out_total × n_theta), ``'Y'`` gives
+        ``J_Y``, ``'both'`` gives ``[J_θ, J_Y]`` acting on ``concat(dθ, vec(dY))``.
+        See :class:`~meganet.core.operator.JacobianOperator`.
+        """
+        from .operator import JacobianOperator
+
+        check_option("wrt", wrt, _WRT)
+        theta, _, _ = self._prepare(theta, Y)
+        cache = self._check_cache(cache, theta, Y)
+        return JacobianOperator(self, theta, Y, cache, wrt)
+
+    # --------------------------------------------------------- to implement
+    def _forward(self, theta, Y):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement _forward")
+
+    def _Jmv(self, dtheta, dY, theta, Y, cache):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement _Jmv")
+
+    def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must implement _JTmv")
+
+    def __repr__(self):
+        return f"{type(self).__name__}(shape_in={self.shape_in}, shape_out={self.shape_out}, n_theta={self.n_theta})"
+
+
+def _move(val, xp):
+    if isinstance(val, np.ndarray) or is_cupy_array(val):
+        return to_backend(val, xp)
+    if isinstance(val, Element):
+        return val.to(xp)
+    if isinstance(val, (list, tuple)) and any(isinstance(v, Element) or isinstance(v, np.ndarray) or is_cupy_array(v) for v in val):
+        return type(val)(_move(v, xp) for v in val)
+    return val

@@ -1,0 +1,30 @@
+"""Installation of meganet.
+
+The compute kernels live in the top-level folder ``kernels/`` and are shipped
+as the subpackage ``meganet.kernels`` through ``package_dir``; ``tests``,
+``examples`` and ``benchmarks`` are not installed.
+"""
+
+from setuptools import find_packages, setup
+
+packages = ["meganet"] + ["meganet." + p for p in find_packages("meganet")]
+packages += ["meganet.kernels"] + ["meganet.kernels." + p for p in find_packages("kernels")]
+
+setup(
+    name="meganet",
+    version="0.1.0",
+    description="Deep neural networks as discretized ODEs/PDEs with hand-coded derivatives and second-order training",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir={"meganet": "meganet", "meganet.kernels": "kernels"},
+    install_requires=["numpy>=1.24", "scipy>=1.10"],
+    extras_require={
+        "numba": ["numba>=0.59"],
+        "gpu": ["cupy-cuda12x>=13"],
+        "plot": ["matplotlib>=3.7"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7"],
+    },
+    license="MIT",
+)

@@ -1,0 +1,1 @@
+"""Registry entries, one module per area (imported by tests.registry)."""
