@@ -89,13 +89,19 @@ def register(case: Case) -> Case:
 
 
 def _load():
+    """Import every module of tests/cases (or only those named, comma separated,
+    in the environment variable MEGANET_TEST_CASES, for quick local runs)."""
     global _loaded
     if not _loaded:
         _loaded = True
+        import os
+
         import tests.cases as pkg
 
+        only = [m for m in os.environ.get("MEGANET_TEST_CASES", "").split(",") if m]
         for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)):
-            importlib.import_module(f"tests.cases.{mod}")
+            if not only or mod in only:
+                importlib.import_module(f"tests.cases.{mod}")
 
 
 def all_cases():

@@ -19,11 +19,30 @@ from tests.registry import all_cases
 CASES = all_cases()
 
 
+def _has_theta(case):
+    return case.make().n_theta > 0
+
+
 def _case_params(require_theta=False):
     out = []
     for c in CASES:
+        if require_theta and not _has_theta(c):
+            continue
         marks = [pytest.mark.slow] if c.slow else []
         out.append(pytest.param(c, id=c.name, marks=marks))
+    return out
+
+
+def _case_wrt_params():
+    """(case, wrt) pairs; parameter-free elements are tested w.r.t. Y only."""
+    out = []
+    for c in CASES:
+        has = _has_theta(c)
+        for w in ("theta", "Y", "both"):
+            if w != "Y" and not has:
+                continue
+            marks = [pytest.mark.slow] if c.slow else []
+            out.append(pytest.param(c, w, id=f"{c.name}-{w}", marks=marks))
     return out
 
 
@@ -49,35 +68,27 @@ def _tol(dtype):
 
 @pytest.mark.parametrize("xp_name", XP_PARAMS)
 @pytest.mark.parametrize("dtype", DTYPE_PARAMS)
-@pytest.mark.parametrize("wrt", ["theta", "Y", "both"])
-@pytest.mark.parametrize("case", _case_params())
+@pytest.mark.parametrize("case,wrt", _case_wrt_params())
 def test_taylor(case, wrt, dtype, xp_name):
     el, theta, Y, xp = _setup(case, dtype, xp_name)
-    if el.n_theta == 0 and wrt != "Y":
-        pytest.skip("element has no parameters")
     rep = check_element(el, theta, Y, wrt=[wrt], dot=False, rel_step=case.rel_step, rng=1, **case.taylor_kwargs)
     assert rep.ok, "\n" + str(rep)
 
 
 @pytest.mark.parametrize("xp_name", XP_PARAMS)
 @pytest.mark.parametrize("dtype", DTYPE_PARAMS)
-@pytest.mark.parametrize("wrt", ["theta", "Y", "both"])
-@pytest.mark.parametrize("case", _case_params())
+@pytest.mark.parametrize("case,wrt", _case_wrt_params())
 def test_adjoint(case, wrt, dtype, xp_name):
     el, theta, Y, xp = _setup(case, dtype, xp_name)
-    if el.n_theta == 0 and wrt != "Y":
-        pytest.skip("element has no parameters")
     rep = check_element(el, theta, Y, wrt=[wrt], taylor=False, rng=2)
     assert rep.ok, "\n" + str(rep)
 
 
 @pytest.mark.parametrize("xp_name", XP_PARAMS)
 @pytest.mark.parametrize("dtype", DTYPE_PARAMS)
-@pytest.mark.parametrize("case", _case_params())
+@pytest.mark.parametrize("case", _case_params(require_theta=True))
 def test_per_example_gradients_sum(case, dtype, xp_name):
     el, theta, Y, xp = _setup(case, dtype, xp_name)
-    if el.n_theta == 0:
-        pytest.skip("element has no parameters")
     Z, cache = el.forward(theta, Y)
     W = xp.asarray(np.random.default_rng(3).standard_normal(Z.shape).astype(dtype))
     g = el.JthetaTmv(W, theta, Y, cache)

@@ -18,10 +18,11 @@ def _away_from_kinks(margin):
 
 
 def _smooth_relu_inputs(rng, shape):
-    """Half the entries inside the quadratic piece (|y| < η/2), half well outside (|y| > 3η)."""
+    """Half the entries inside the quadratic piece (|y| < 0.3η), half well outside (|y| > 4η),
+    so the Taylor directions (rel_step 0.03) do not cross the kinks of σ'' at ±η."""
     y = rng.standard_normal(shape)
-    inner = rng.uniform(-0.05, 0.05, shape)
-    outer = np.sign(y) * (0.3 + np.abs(y))
+    inner = rng.uniform(-0.03, 0.03, shape)
+    outer = np.sign(y) * (0.4 + np.abs(y))
     return np.where(rng.random(shape) < 0.5, inner, outer)
 
 
@@ -37,5 +38,5 @@ for _name in ACTIVATIONS:
             (lambda n=_name, s=_shape: Pointwise(n, s)),
             kind="activation",
             make_Y=_Y,
-            rel_step={"relu": 0.05, "smooth_relu": 0.01}.get(_name, 0.5),
+            rel_step={"relu": 0.05, "smooth_relu": 0.03}.get(_name, 0.5),
         ))

@@ -1,0 +1,73 @@
+"""Total-variation normalization (Ruthotto & Haber, JMIV 2019, eq. 9; Meganet.m ``tvNormLayer.m``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend import get_array_module
+from ..core.validation import check_positive
+from .base import Normalization
+
+__all__ = ["TVNorm", "TVNormCache"]
+
+
+@dataclass
+class TVNormCache:
+    """Intermediates of ``N(Y) = Y/r``."""
+
+    Yhat: object  #: Y / r
+    inv_r: object  #: 1/r = 1/sqrt(Σ_c Y_c² + ε), shape (n, 1, ...)
+
+
+class TVNorm(Normalization):
+    r"""Total-variation normalization: every pixel's channel vector divided by its smoothed length,
+
+    .. math::
+
+        Z_c = s_c\,\frac{Y_c}{r} + β_c,\qquad r = \sqrt{\textstyle\sum_{c'} Y_{c'}^2 + ε},
+
+    per example and pixel (Ruthotto & Haber, "Deep neural networks motivated
+    by partial differential equations", J. Math. Imaging Vis. 62, 2020 (online
+    2019), eq. 9).  For vector features ``(n, F)`` each example's feature
+    vector is divided by its smoothed Euclidean norm.
+
+    ``∇N dY = dY/r − Y (Σ_c Y_c dY_c)/r³``, i.e. ``(I − ŷŷᵀ)/r`` per pixel with
+    ``ŷ = Y/r``; self-adjoint and block diagonal over examples and pixels.
+
+    Corresponds to Meganet.m ``layers/tvNormLayer.m`` with ``affine=True``
+    (that file always carries the scale and bias).  Unlike this class,
+    ``tvNormLayer.m`` also subtracts the channel mean of every pixel and
+    divides by ``sqrt(mean_c Y_c² + ε)`` (mean rather than sum); here the paper's
+    eq. 9 is implemented as stated.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        Feature shape ``(F,)`` or ``(C, H, W)`` (any ``(C, *spatial)``).
+    eps : float, default 1e-4
+        ε > 0 in ``r`` (``tvNormLayer.m``'s default); keeps the map smooth at
+        ``Y = 0``.
+    affine : bool, default False
+        Trainable per-channel scale and bias, θ = (s, β), n_theta = 2C.
+    """
+
+    def __init__(self, shape, *, eps=1e-4, affine=False):
+        super().__init__(shape, affine=affine)
+        self.eps = check_positive("eps", eps)
+
+    def _normalize(self, Y):
+        xp = get_array_module(Y)
+        inv_r = 1.0 / xp.sqrt((Y * Y).sum(axis=1, keepdims=True) + self.eps)
+        Yhat = Y * inv_r
+        return Yhat, TVNormCache(Yhat=Yhat, inv_r=inv_r)
+
+    def _normalize_Jmv(self, dY, cache):
+        """``(dY − ŷ Σ_c ŷ_c dY_c)/r``."""
+        return cache.inv_r * (dY - cache.Yhat * (cache.Yhat * dY).sum(axis=1, keepdims=True))
+
+    def _normalize_JTmv(self, W, cache):
+        """Self-adjoint: the same product as :meth:`_normalize_Jmv`."""
+        return self._normalize_Jmv(W, cache)
+
+    def _extra_repr(self):
+        return f", eps={self.eps:g}"
