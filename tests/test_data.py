@@ -1,0 +1,55 @@
+"""Synthetic data sets: definitions, balance, determinism, validation."""
+
+import numpy as np
+import pytest
+
+from meganet.data import ellipses, one_hot, peaks, peaks_function, swiss_roll
+
+
+def test_peaks_labels_follow_level_bands():
+    ds = peaks(1000, n_classes=5, seed=1)
+    Y = np.concatenate([ds.Y_train, ds.Y_val])
+    C = np.concatenate([ds.C_train, ds.C_val])
+    assert Y.shape == (1000, 2) and np.all(np.abs(Y) <= 3)
+    assert np.bincount(C, minlength=5).tolist() == [200] * 5
+    t = np.linspace(-3, 3, 256)
+    f_all = peaks_function(*np.meshgrid(t, t))
+    edges = np.linspace(f_all.min(), f_all.max(), 6)
+    f = peaks_function(Y[:, 0], Y[:, 1])
+    assert np.all(f >= edges[C] - 1e-12) and np.all(f <= edges[C + 1] + 1e-12)
+    assert ds.Y_val.shape[0] == 200
+    np.testing.assert_array_equal(peaks(1000, seed=1).Y_train, ds.Y_train)
+
+
+def test_peaks_function_known_value():
+    # peaks(0, 0) = 3e^{-1} - e^{-1}/3
+    assert peaks_function(0.0, 0.0) == pytest.approx(3 * np.exp(-1) - np.exp(-1) / 3, rel=1e-15)
+
+
+def test_swiss_roll_radii():
+    ds = swiss_roll(200, seed=0)
+    Y = np.concatenate([ds.Y_train, ds.Y_val])
+    C = np.concatenate([ds.C_train, ds.C_val])
+    r = np.hypot(Y[:, 0], Y[:, 1])
+    assert r[C == 0].max() == pytest.approx(1.0) and r[C == 1].min() == pytest.approx(0.2)
+    assert ds.n_classes == 2 and ds.Y_train.shape[0] == 100
+
+
+def test_ellipses_rings():
+    ds = ellipses(300, n_classes=3, axes=(1.0, 0.5), seed=2)
+    Y = np.concatenate([ds.Y_train, ds.Y_val])
+    C = np.concatenate([ds.C_train, ds.C_val])
+    rho = np.hypot(Y[:, 0] / 1.0, Y[:, 1] / 0.5)
+    width = np.hypot(1, 2) / 3
+    assert np.all(np.floor(rho / width).astype(int) == C)
+    assert np.bincount(C).tolist() == [100, 100, 100]
+
+
+def test_one_hot_and_errors():
+    np.testing.assert_array_equal(one_hot(np.array([0, 2]), 3), [[1, 0, 0], [0, 0, 1]])
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 1\], got range \[0, 2\]"):
+        one_hot(np.array([0, 2]), 2)
+    with pytest.raises(ValueError, match="n_classes must be >= 2, got 1"):
+        peaks(100, n_classes=1)
+    with pytest.raises(ValueError, match="noise must be non-negative"):
+        swiss_roll(10, noise=-1.0)
