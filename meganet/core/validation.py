@@ -16,6 +16,7 @@ __all__ = [
     "check_positive",
     "check_nonnegative",
     "check_int",
+    "check_bool",
     "check_shape_tuple",
     "check_array",
     "check_finite",
@@ -52,6 +53,13 @@ def check_positive(name, value, *, allow_zero=False):
 
 def check_nonnegative(name, value):
     return check_positive(name, value, allow_zero=True)
+
+
+def check_bool(name, value):
+    """Raise ``TypeError`` unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_int(name, value, *, minimum=None, odd=False):

@@ -30,17 +30,10 @@ import numpy as np
 from ..backend import get_array_module
 from ..core.element import Element
 from ..core.layout import Layout
-from ..core.validation import check_positive, check_shape_tuple
+from ..core.validation import check_bool, check_positive, check_shape_tuple
 from ..layers.bias import channel_broadcast, channel_sum
 
 __all__ = ["Normalization", "NormalizationCache", "Standardization", "StandardizationCache"]
-
-
-def check_bool(name, value):
-    """Raise ``TypeError`` unless ``value`` is ``True`` or ``False``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 @dataclass

@@ -22,10 +22,18 @@ def default_dot_tol(dtype, n):
     return 100.0 * eps * max(1.0, float(np.sqrt(n)))
 
 
+def _norm(a):
+    xp = get_array_module(a)
+    return float(xp.linalg.norm(a.reshape(-1).astype(np.float64)))
+
+
 @dataclass
 class DotReport:
     """Result of a dot test: ``lhs = <J v, w>``, ``rhs = <v, Jᵀ w>``,
-    ``rel_err = |lhs − rhs| / ((|lhs| + |rhs|)/2)``."""
+    ``rel_err = |lhs − rhs| / scale`` with ``scale`` the larger of
+    ``(|lhs| + |rhs|)/2`` and the typical size of a random inner product,
+    ``max(‖Jv‖‖w‖/√m, ‖v‖‖Jᵀw‖/√n)``; the latter guards against a random ``w``
+    that happens to be nearly orthogonal to ``Jv`` (cancellation, not an error)."""
 
     name: str
     dtype: str
@@ -65,7 +73,8 @@ def dot_test(matvec, rmatvec, v, w, *, tol=None, name="", verbose=False):
     if JTw.shape != v.shape:
         raise ValueError(f"rmatvec(w) has shape {tuple(JTw.shape)} but v has shape {tuple(v.shape)}")
     lhs, rhs = _vdot(Jv, w), _vdot(v, JTw)
-    scale = 0.5 * (abs(lhs) + abs(rhs))
+    typical = max(_norm(Jv) * _norm(w) / np.sqrt(max(w.size, 1)), _norm(v) * _norm(JTw) / np.sqrt(max(v.size, 1)))
+    scale = max(0.5 * (abs(lhs) + abs(rhs)), typical)
     rel = abs(lhs - rhs) / scale if scale > 0 else 0.0
     if tol is None:
         tol = default_dot_tol(v.dtype, max(v.size, w.size))
