@@ -193,6 +193,8 @@ class Element:
         self._check_like("dtheta", dtheta, (self.n_theta,), xp, dtype)
         self._check_like("dY", dY, tuple(Y.shape), xp, dtype)
         cache = self._check_cache(cache, theta, Y)
+        if dtheta is not None and dtheta.size == 0:
+            dtheta = None
         if dtheta is None and dY is None:
             return xp.zeros((Y.shape[0], *self.shape_out), dtype=dtype)
         return self._Jmv(dtheta, dY, theta, Y, cache)

@@ -22,7 +22,8 @@ class DoubleLayer(Chain):
     different widths inside (Meganet.m ``layers/doubleLayer.m``, there with a
     second activation around ``K₂``; here the outer activation is left to the
     caller, e.g. the ResNet step ``Y + h F(θ, Y)``).
-    θ = (θ_{K₁}, b₁, θ_N, θ_{K₂}, b₂), parts named ``K1, b1, N, K2, b2``.
+    θ = (θ_{K₁}, b₁, θ_N, θ_{K₂}, b₂), parts named ``K1, b1, N, K2, b2``
+    (and an empty ``sigma``; absent biases and normalization have no part).
 
     Implemented as the composition ``(+b₂) ∘ K₂ ∘ σ ∘ N ∘ (+b₁) ∘ K₁`` so the
     chain rule is written once (in :class:`~meganet.core.chain.Chain`).

@@ -1,0 +1,89 @@
+"""Average pooling over non-overlapping ``f × f`` blocks of images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend import get_array_module
+from ..core.element import Element
+from ..core.layout import Layout
+from ..core.validation import check_int, check_shape_tuple
+
+__all__ = ["AvgPool2d"]
+
+
+@dataclass
+class AvgPoolCache:
+    """Average pooling is linear: no intermediates."""
+
+
+class AvgPool2d(Element):
+    r"""Average pooling of every channel over non-overlapping ``f × f`` blocks,
+
+    .. math:: Z_{c,i,j} = \frac{1}{f^2} \sum_{a,b=0}^{f-1} Y_{c,\, f i + a,\, f j + b},
+
+    which coarsens images between the stages of a multi-level network
+    (Meganet.m ``utils/getAveragePooling.m``).  Linear, no parameters; the
+    adjoint spreads each value, divided by ``f²``, over its block.  Computed
+    as a reshape to ``(n, C, H/f, f, W/f, f)`` and a mean (what
+    ``skimage.measure.block_reduce`` does; scipy has no block mean).
+
+    Parameters
+    ----------
+    shape_in : tuple of int
+        ``(C, H, W)``; H and W must be divisible by ``factor``.
+    factor : int, default 2
+        Block size f.
+
+    Shapes
+    ------
+    Y : (n_examples, C, H, W) → Z : (n_examples, C, H/f, W/f)
+    """
+
+    def __init__(self, shape_in, *, factor=2):
+        shape_in = check_shape_tuple("shape_in", shape_in)
+        if len(shape_in) != 3:
+            raise ValueError(f"shape_in must be (channels, height, width), got {shape_in}")
+        self.factor = check_int("factor", factor, minimum=1)
+        C, H, W = shape_in
+        if H % self.factor or W % self.factor:
+            raise ValueError(
+                f"image size (height, width) = ({H}, {W}) must be divisible by factor = {self.factor}"
+            )
+        self.shape_in = shape_in
+        self.shape_out = (C, H // self.factor, W // self.factor)
+        self.layout = Layout([])
+
+    def _blocks(self, n):
+        C, h, w = self.shape_out
+        f = self.factor
+        return (n, C, h, f, w, f)
+
+    def _pool(self, Y):
+        return Y.reshape(self._blocks(Y.shape[0])).mean(axis=(3, 5))
+
+    def _spread(self, W):
+        """Adjoint of the pooling: each value ``/f²`` on its ``f × f`` block."""
+        xp = get_array_module(W)
+        n = W.shape[0]
+        B = xp.broadcast_to(W[:, :, :, None, :, None], self._blocks(n))
+        return (B * (1.0 / self.factor ** 2)).reshape((n, *self.shape_in))
+
+    def _forward(self, theta, Y):
+        return self._pool(Y), AvgPoolCache()
+
+    def _Jmv(self, dtheta, dY, theta, Y, cache):
+        if dY is None:
+            xp = get_array_module(Y)
+            return xp.zeros((Y.shape[0], *self.shape_out), dtype=Y.dtype)
+        return self._pool(dY)
+
+    def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
+        dtheta = None
+        if need_theta:
+            xp = get_array_module(Y)
+            dtheta = xp.zeros((Y.shape[0], 0) if per_example else (0,), dtype=Y.dtype)
+        return dtheta, (self._spread(W) if need_Y else None)
+
+    def __repr__(self):
+        return f"AvgPool2d(shape_in={self.shape_in}, factor={self.factor})"

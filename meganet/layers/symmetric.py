@@ -1,0 +1,184 @@
+"""Symmetric layer ``Z = −K(θ)ᵀ σ(N(K(θ)Y + b))`` (Ruthotto & Haber 2019, eq. 7; Meganet.m ``doubleSymLayer.m``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..core.element import Element
+from ..core.layout import Layout
+from ..transforms.base import Transform
+from .bias import channel_broadcast, channel_sum
+from .pointwise import Pointwise
+
+__all__ = ["SymmetricLayer", "SymmetricLayerCache"]
+
+
+@dataclass
+class SymmetricLayerCache:
+    """Intermediates of :class:`SymmetricLayer` (``U → V → S``)."""
+
+    U: object  #: K(θ_K) Y + b, the input of the normalization
+    norm: object  #: the normalization's cache (None without normalization)
+    V: object  #: N(U), the input of σ (U itself without normalization)
+    sigma: object  #: the Pointwise cache, holding σ'(V)
+    S: object  #: σ(V)
+
+
+class SymmetricLayer(Element):
+    r"""Symmetric layer, the residual function of the parabolic ResNet,
+
+    .. math:: Z = -K(θ_K)^\top\, σ\big(N(K(θ_K) Y + b,\ θ_N)\big),
+
+    (Ruthotto & Haber, "Deep neural networks motivated by partial differential
+    equations", JMIV 2019, eq. 7; Meganet.m ``layers/doubleSymLayer.m``, whose
+    normalization comes before the bias and which has an optional outer bias
+    and normalization — here the bias comes first, as in
+    :class:`~meganet.layers.SingleLayer`, and the outer terms are left out so
+    that the symmetry below holds).  θ = (θ_K, b, θ_N), parts ``K, b, N``.
+
+    Without normalization and with a monotone σ, the Jacobian w.r.t. ``Y``
+    of one example, ``J_Y = −Kᵀ diag(σ'(KY + b)) K``, is symmetric negative
+    semidefinite, so the forward Euler step ``Y + h F(θ, Y)`` is a stable
+    discretization of a parabolic (diffusion-like) equation for small h.
+
+    ``θ_K`` enters twice, which is why this is not a :class:`Chain`; the
+    products are written out here once, from the transform's pieces:
+
+    * ``dZ = −Kᵀ σ' ⊙ J_N[∂K[dθ_K]Y + K dY + db, dθ_N] − (∂K[dθ_K])ᵀ S``,
+    * with ``dU = J_Nᵀ(σ' ⊙ (−K W))``:
+      ``J_Yᵀ W = Kᵀ dU``, ``J_bᵀ W = Σ dU``, and
+      ``J_{θ_K}ᵀ W = dK_adj(θ, Y, dU) − dK_adj(θ, W, S)``, the last term from
+      ``⟨(∂K[dθ])ᵀ S, W⟩ = ⟨S, ∂K[dθ] W⟩``.
+
+    Parameters
+    ----------
+    transform : Transform
+        K, mapping ``shape_in`` to ``shape_out``; the layer maps ``shape_in``
+        to itself.  Must implement ``K(θ)ᵀ`` (``_apply_T``) and the θ-adjoint
+        (``_dK_adj``).
+    activation : str or Activation, default 'tanh'
+    normalization : Element or None
+        Maps ``transform.shape_out`` to itself (e.g. BatchNorm, TVNorm).
+    bias : bool, default True
+        Per-channel bias after K (``transform.shape_out[0]`` entries).
+
+    Shapes
+    ------
+    Y : (n_examples, *transform.shape_in) → Z : (n_examples, *transform.shape_in)
+    """
+
+    def __init__(self, transform, *, activation="tanh", normalization=None, bias=True):
+        if not isinstance(transform, Transform):
+            raise TypeError(f"transform must be a Transform, got {type(transform).__name__}")
+        missing = [m for m in ("_apply_T", "_dK_adj") if getattr(type(transform), m) is getattr(Transform, m)]
+        if missing:
+            raise TypeError(
+                f"transform {type(transform).__name__} must implement K(θ)ᵀ and its θ-adjoint for a "
+                f"SymmetricLayer, but does not define {', '.join(missing)}"
+            )
+        mid = tuple(transform.shape_out)
+        if normalization is not None:
+            if not isinstance(normalization, Element):
+                raise TypeError(f"normalization must be an Element or None, got {type(normalization).__name__}")
+            if tuple(normalization.shape_in) != mid or tuple(normalization.shape_out) != mid:
+                raise ValueError(
+                    f"normalization must map transform.shape_out {mid} to itself, "
+                    f"got {tuple(normalization.shape_in)} -> {tuple(normalization.shape_out)}"
+                )
+        self.transform = transform
+        self.normalization = normalization
+        self.bias = bool(bias)
+        self.sigma = Pointwise(activation, mid)
+        self.activation = self.sigma.activation
+        self.shape_in = self.shape_out = tuple(transform.shape_in)
+        parts = [("K", transform.n_theta)]
+        if self.bias:
+            parts.append(("b", mid[0]))
+        if normalization is not None:
+            parts.append(("N", normalization.n_theta))
+        self.layout = Layout(parts)
+
+    def _init_theta(self, rng):
+        """θ_K and θ_N from the transform and normalization; bias zero."""
+        parts = [np.asarray(self.transform._init_theta(rng), dtype=np.float64).reshape(-1)]
+        if self.bias:
+            parts.append(np.zeros(self.transform.shape_out[0]))
+        if self.normalization is not None:
+            parts.append(np.asarray(self.normalization._init_theta(rng), dtype=np.float64).reshape(-1))
+        return np.concatenate(parts)
+
+    # ----------------------------------------------------------- forward
+    def _forward(self, theta, Y):
+        p = self.split(theta)
+        T = self.transform
+        U = T._apply(p.K, Y)
+        if self.bias:
+            U = U + channel_broadcast(p.b, U.ndim)
+        if self.normalization is not None:
+            V, norm_cache = self.normalization._forward(p.N, U)
+        else:
+            V, norm_cache = U, None
+        S, sigma_cache = self.sigma._forward(theta[:0], V)
+        Z = -T._apply_T(p.K, S)
+        return Z, SymmetricLayerCache(U=U, norm=norm_cache, V=V, sigma=sigma_cache, S=S)
+
+    # ------------------------------------------------------- derivatives
+    def _Jmv(self, dtheta, dY, theta, Y, cache):
+        """``dZ = −Kᵀ σ' ⊙ J_N[∂K[dθ_K]Y + K dY + db, dθ_N] − (∂K[dθ_K])ᵀ S``."""
+        p = self.split(theta)
+        T, N = self.transform, self.normalization
+        dU, dthN, dp = None, None, None
+        if dtheta is not None:
+            dp = self.split(dtheta)
+            dU = T._dK_mv(p.K, dp.K, Y)
+            if self.bias:
+                dU = dU + channel_broadcast(dp.b, dU.ndim)
+            if N is not None and N.n_theta > 0:
+                dthN = dp.N
+        if dY is not None:
+            KdY = T._apply(p.K, dY)
+            dU = KdY if dU is None else dU + KdY
+        if dU is None:  # only a zero-length dθ was given
+            xp = get_array_module(Y)
+            return xp.zeros(Y.shape, dtype=Y.dtype)
+        dV = N._Jmv(dthN, dU, p.N, cache.U, cache.norm) if N is not None else dU
+        dS = self.sigma._Jmv(None, dV, theta[:0], cache.V, cache.sigma)
+        dZ = -T._apply_T(p.K, dS)
+        if dp is not None:
+            dZ = dZ - T._dKT_mv(p.K, dp.K, cache.S)
+        return dZ
+
+    def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
+        """``dU = J_Nᵀ(σ' ⊙ (−K W))``; ``J_Yᵀ W = Kᵀ dU``, ``J_bᵀ W = Σ dU``,
+        ``J_{θ_K}ᵀ W = dK_adj(θ, Y, dU) − dK_adj(θ, W, S)``."""
+        p = self.split(theta)
+        T, N = self.transform, self.normalization
+        dS = -T._apply(p.K, W)
+        _, dV = self.sigma._JTmv(dS, theta[:0], cache.V, cache.sigma, False, True, per_example)
+        dthN = None
+        if N is not None:
+            want_N = need_theta and N.n_theta > 0
+            dthN, dU = N._JTmv(dV, p.N, cache.U, cache.norm, want_N, True, per_example)
+        else:
+            dU = dV
+        dtheta = None
+        if need_theta:
+            xp = get_array_module(Y)
+            shape = (Y.shape[0], self.n_theta) if per_example else (self.n_theta,)
+            dtheta = xp.zeros(shape, dtype=Y.dtype)
+            dp = self.split(dtheta)
+            # θ_K inside (K Y) and outside (−Kᵀ S): <(∂K[dθ])ᵀ S, W> = <dθ, dK_adj(θ, W, S)>
+            dp.K[...] = T._dK_adj(p.K, Y, dU, per_example) - T._dK_adj(p.K, W, cache.S, per_example)
+            if self.bias:
+                dp.b[...] = channel_sum(dU, per_example)
+            if dthN is not None:
+                dp.N[...] = dthN
+        dY = T._apply_T(p.K, dU) if need_Y else None
+        return dtheta, dY
+
+    def __repr__(self):
+        return (f"SymmetricLayer({self.transform!r}, activation={self.activation!r}, "
+                f"normalization={self.normalization!r}, bias={self.bias})")
