@@ -1,0 +1,15 @@
+"""Time-stepping blocks: networks as discretized ODEs (Meganet.m ``integrators/``).
+
+* :class:`TimeBasis` — weights parameterized in time, ``θ(t_j) = Σ_k B_jk θ_k``.
+* :class:`ResNet` — forward Euler, ``Y_{j+1} = Y_j + h F(θ(t_j), Y_j)``.
+* :class:`RK4ResNet` — classical Runge–Kutta 4.
+* :class:`AntisymmetricResNet` — forward Euler with ``σ(½(K − Kᵀ − γI)Y + b)``.
+"""
+
+from .time_basis import TimeBasis, as_time_basis
+from .block import TimeSteppingBlock
+from .resnet import ResNet
+from .rk4 import RK4ResNet
+from .antisymmetric_resnet import AntisymmetricResNet
+
+__all__ = ["TimeBasis", "as_time_basis", "TimeSteppingBlock", "ResNet", "RK4ResNet", "AntisymmetricResNet"]
