@@ -4,6 +4,11 @@
 * :class:`ResNet` — forward Euler, ``Y_{j+1} = Y_j + h F(θ(t_j), Y_j)``.
 * :class:`RK4ResNet` — classical Runge–Kutta 4.
 * :class:`AntisymmetricResNet` — forward Euler with ``σ(½(K − Kᵀ − γI)Y + b)``.
+* :class:`HamiltonianVerlet` — symplectic Verlet for the Hamiltonian network (eq. 4.15/4.17).
+* :class:`Leapfrog` — second-order network ``Y_{j+1} = 2Y_j − Y_{j−1} + h²σ(K_jY_j + b_j)`` (eq. 4.16).
+
+Verlet and leapfrog blocks offer ``reversible=True``: no intermediate states are
+stored; ``JTmv`` recomputes them backwards.
 """
 
 from .time_basis import TimeBasis, as_time_basis
@@ -11,5 +16,8 @@ from .block import TimeSteppingBlock
 from .resnet import ResNet
 from .rk4 import RK4ResNet
 from .antisymmetric_resnet import AntisymmetricResNet
+from .verlet import HamiltonianVerlet
+from .leapfrog import Leapfrog
 
-__all__ = ["TimeBasis", "as_time_basis", "TimeSteppingBlock", "ResNet", "RK4ResNet", "AntisymmetricResNet"]
+__all__ = ["TimeBasis", "as_time_basis", "TimeSteppingBlock", "ResNet", "RK4ResNet", "AntisymmetricResNet",
+           "HamiltonianVerlet", "Leapfrog"]
