@@ -46,6 +46,7 @@ weight vector (for Verlet/leapfrog ``(vec K, b)``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -104,6 +105,13 @@ class ReversibleIntegrator(Element):
         self.basis = as_time_basis(basis, self.n_steps)
         self._n_theta_step = int(n_theta_step)
         self.layout = Layout([(str(k), self._n_theta_step) for k in range(self.basis.n_basis)])
+
+    def with_steps(self, n_steps, basis=None):
+        """The same block (widths, activation, options, final time) with ``n_steps`` steps and ``basis``."""
+        new = copy.copy(self)
+        new._setup_integrator(n_steps=n_steps, final_time=self.final_time, basis=basis, reversible=self.reversible,
+                              n_theta_step=self._n_theta_step)
+        return new
 
     @property
     def mode(self):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..core.element import Element
@@ -55,6 +57,12 @@ class TimeSteppingBlock(Element):
         self.basis = as_time_basis(basis, self.n_steps)
         self.shape_in = self.shape_out = tuple(layer.shape_in)
         self.layout = Layout([(str(k), layer.n_theta) for k in range(self.basis.n_basis)])
+
+    def with_steps(self, n_steps, basis=None):
+        """The same block (layer, final time, options) with ``n_steps`` steps and ``basis``."""
+        new = copy.copy(self)
+        TimeSteppingBlock.__init__(new, self.layer, n_steps=n_steps, final_time=self.final_time, basis=basis)
+        return new
 
     @property
     def n_theta_layer(self) -> int:

@@ -92,7 +92,11 @@ class Leapfrog(ReversibleIntegrator):
         self.shape_in = self.shape_out = (n,)
         self._setup_integrator(n_steps=n_steps, final_time=final_time, basis=basis, reversible=reversible,
                                n_theta_step=self._n_K + self.n_b)
-        self.h2 = self.h * self.h
+
+    @property
+    def h2(self):
+        """``h²`` (derived, so :meth:`with_steps` keeps it consistent)."""
+        return self.h * self.h
 
     def _init_step(self, rng):
         K = rng.standard_normal(self._n_K) / np.sqrt(self.n_features)

@@ -312,23 +312,10 @@ def _transfer(block, theta, fine, method):
 
 def _rebuild(block, n_steps, basis):
     """The same block with ``n_steps`` steps, the same final time and ``basis``."""
-    from ..integrators.block import TimeSteppingBlock
-    from ..integrators.leapfrog import Leapfrog
-    from ..integrators.verlet import HamiltonianVerlet
-
-    if isinstance(block, TimeSteppingBlock):
-        # ResNet, RK4ResNet, AntisymmetricResNet: everything that depends on N is
-        # set by the base constructor; subclass options (γ, ...) are copied.
-        new = copy.copy(block)
-        TimeSteppingBlock.__init__(new, block.layer, n_steps=n_steps, final_time=block.final_time, basis=basis)
-        return new
-    common = dict(n_steps=n_steps, final_time=block.final_time, activation=block.activation, bias=block.bias,
-                  basis=basis, reversible=block.reversible)
-    if isinstance(block, HamiltonianVerlet):
-        return type(block)(block.n_y, block.n_z, **common)
-    if isinstance(block, Leapfrog):
-        return type(block)(block.n_features, **common)
-    raise TypeError(f"do not know how to rebuild a {type(block).__name__} with another number of steps")
+    if not hasattr(block, "with_steps"):
+        raise TypeError(f"do not know how to rebuild a {type(block).__name__} with another number of steps "
+                        "(it has no with_steps method)")
+    return block.with_steps(n_steps, basis)
 
 
 def _matrix_message(block):
