@@ -24,6 +24,8 @@ __all__ = ["TaylorReport", "taylor_test", "taylor_test_line", "assert_taylor"]
 
 
 def _norm(a):
+    if isinstance(a, (np.generic, float, int)):  # scalar objectives: numpy returns scalars from 0-d arithmetic
+        a = np.asarray(a)
     xp = get_array_module(a)
     return float(xp.linalg.norm(a.reshape(-1).astype(np.float64)))
 
