@@ -7,7 +7,10 @@
 * :class:`HamiltonianVerlet` — symplectic Verlet for the Hamiltonian network (eq. 4.15/4.17).
 * :class:`Leapfrog` — second-order network ``Y_{j+1} = 2Y_j − Y_{j−1} + h²σ(K_jY_j + b_j)`` (eq. 4.16).
 
-Verlet and leapfrog blocks offer ``reversible=True``: no intermediate states are
+* :class:`ParabolicCNN`, :class:`HamiltonianCNN`, :class:`SecondOrderCNN` — the CNN blocks of
+  Ruthotto & Haber (JMIV 2019) with the symmetric conv layer ``−Kᵀσ(N(KY + b))``.
+
+Verlet, leapfrog, Hamiltonian-CNN and second-order-CNN blocks offer ``reversible=True``: no intermediate states are
 stored; ``JTmv`` recomputes them backwards.
 """
 
@@ -18,6 +21,9 @@ from .rk4 import RK4ResNet
 from .antisymmetric_resnet import AntisymmetricResNet
 from .verlet import HamiltonianVerlet
 from .leapfrog import Leapfrog
+from .parabolic_cnn import ParabolicCNN, symmetric_conv_layer
+from .hamiltonian_cnn import HamiltonianCNN
+from .second_order_cnn import SecondOrderCNN
 
 __all__ = ["TimeBasis", "as_time_basis", "TimeSteppingBlock", "ResNet", "RK4ResNet", "AntisymmetricResNet",
-           "HamiltonianVerlet", "Leapfrog"]
+           "HamiltonianVerlet", "Leapfrog", "ParabolicCNN", "symmetric_conv_layer", "HamiltonianCNN", "SecondOrderCNN"]

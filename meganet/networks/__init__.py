@@ -1,6 +1,8 @@
-"""Networks: plain sequential networks and networks of blocks (Meganet.m ``NN.m``, ``Meganet.m``)."""
+"""Networks: plain sequential networks, networks of blocks (Meganet.m ``NN.m``, ``Meganet.m``)
+and the JMIV 2019 CNN architectures."""
 
 from .sequential import Sequential
 from .meganet import Meganet
+from .jmiv import jmiv_network
 
-__all__ = ["Sequential", "Meganet"]
+__all__ = ["Sequential", "Meganet", "jmiv_network"]
