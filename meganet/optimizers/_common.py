@@ -1,0 +1,356 @@
+"""Machinery shared by the optimizers: evaluation with counters and caching,
+the per-iteration table (verbose printing, history, callback), option checks.
+
+Private module; solvers import from here, users do not.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..core.validation import check_array, check_int
+from .result import History, OptimizeResult, Status
+
+# --------------------------------------------------------------------------- scalars
+
+
+def dot(a, b) -> float:
+    """``aᵀb`` of two flat vectors as a Python float (one host sync)."""
+    return float(a @ b)
+
+
+def norm(a) -> float:
+    """Euclidean norm as a Python float (NaN stays NaN)."""
+    s = dot(a, a)
+    return math.sqrt(s) if s >= 0.0 else float("nan")
+
+
+def isfinite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def eps_of(dtype) -> float:
+    return float(np.finfo(dtype).eps)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def prepare_x0(x0):
+    """Validate ``x0`` (flat float32/float64 numpy or cupy vector, finite) and copy it."""
+    check_array("x0", x0, finite=True)
+    if x0.ndim != 1:
+        raise ValueError(f"x0 must be a flat 1-D parameter vector, got shape {tuple(x0.shape)}")
+    if x0.shape[0] == 0:
+        raise ValueError("x0 must not be empty")
+    return x0.copy()
+
+
+def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False, allow_inf=False):
+    """A real number in ``[low, high]`` (bounds open where asked); returns a Python float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (not allow_inf and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    bad = (low is not None and (value < low or (low_open and value == low))) or (
+        high is not None and (value > high or (high_open and value == high))
+    )
+    if bad:
+        lo = "-inf" if low is None else repr(low)
+        hi = "inf" if high is None else repr(high)
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
+        interval = f"{left}{lo}, {hi}{right}"
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (x, row) or None, got {type(callback).__name__}")
+    return callback
+
+
+def check_common(*, max_iter, gtol, rtol, ftol, callback, verbose, dtype):
+    """Validate the options every deterministic solver shares."""
+    max_iter = check_int("max_iter", max_iter, minimum=0)
+    gtol = check_real("gtol", gtol, low=0.0)
+    rtol = check_real("rtol", rtol, low=0.0, high=1.0)
+    ftol = check_real("ftol", ftol, low=0.0, high=1.0)
+    return max_iter, gtol, rtol, ftol, check_callback(callback), check_bool("verbose", verbose)
+
+
+def check_problem(problem, solver, *methods):
+    missing = [m for m in methods if not callable(getattr(problem, m, None))]
+    if missing:
+        raise TypeError(
+            f"{solver} needs a problem with method(s) {', '.join(m + '()' for m in missing)}; "
+            f"got {type(problem).__name__}. See meganet.optimizers.problem for the protocol "
+            "(or wrap functions with FunctionProblem(fun, grad, hessp))."
+        )
+
+
+def gtol_reached(gnorm, gnorm0, gtol, rtol) -> bool:
+    """Convergence test ``‖g‖ ≤ max(gtol, rtol·‖g₀‖)`` (Meganet.m's atol/rtol)."""
+    return gnorm <= max(gtol, rtol * gnorm0)
+
+
+def ftol_reached(f_prev, f, ftol) -> bool:
+    """``(f_prev − f) ≤ ftol·max(|f_prev|, |f|, 1)`` (the L-BFGS-B test); ``ftol = 0`` disables it."""
+    return ftol > 0.0 and (f_prev - f) <= ftol * max(abs(f_prev), abs(f), 1.0)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class Evaluator:
+    """Calls the problem, counts the calls and caches the last point.
+
+    A line search or a trust-region test only needs ``value`` at trial points;
+    where the problem offers a cheaper ``value(x)`` (a forward pass) and
+    ``gradient(x, state)`` (an adjoint pass reusing the forward state) they are
+    used, so a rejected trial costs no gradient (scipy's lazily evaluated
+    trust-region models).  Otherwise ``value_and_gradient`` is called and its
+    gradient kept for when the trial point is accepted.
+    """
+
+    def __init__(self, problem, x):
+        self.problem = problem
+        self.xp = get_array_module(x)
+        self.dtype = x.dtype
+        self.shape = tuple(x.shape)
+        self.n_fev = self.n_gev = self.n_hmv = self.n_prec = self.n_sgev = 0
+        self._stoch_units = 0.0
+        counter = getattr(problem, "counter", None)
+        self._counter = counter if counter is not None and hasattr(counter, "work_units") else None
+        self._work0 = float(self._counter.work_units) if self._counter is not None else 0.0
+        self._value = getattr(problem, "value", None) if callable(getattr(problem, "value", None)) else None
+        g = getattr(problem, "gradient", None)
+        self._gradient = g if callable(g) else None
+        self._x = self._f = self._g = self._state = None
+
+    # ---------------------------------------------------------------- counters
+    @property
+    def work_units(self) -> float:
+        if self._counter is not None:
+            return float(self._counter.work_units) - self._work0
+        return float(self.n_fev + self.n_gev + 2 * self.n_hmv) + self._stoch_units
+
+    def counts(self) -> dict:
+        return dict(n_fev=self.n_fev, n_gev=self.n_gev, n_hmv=self.n_hmv, work_units=self.work_units)
+
+    # ---------------------------------------------------------------- checks
+    def check_vector(self, what, v):
+        mod = get_array_module(v, names=[what]) if hasattr(v, "dtype") else None
+        if mod is not self.xp:
+            raise TypeError(
+                f"{what} must return a {self.xp.__name__} array like x, got {type(v).__name__}"
+            )
+        if v.dtype != self.dtype:
+            raise TypeError(
+                f"{what} returned dtype {v.dtype} for x of dtype {self.dtype}; return arrays of x's dtype "
+                "(meganet never casts silently)"
+            )
+        if tuple(v.shape) != self.shape:
+            raise ValueError(f"{what} returned shape {tuple(v.shape)}, expected {self.shape}")
+        return v
+
+    @staticmethod
+    def _scalar(what, f):
+        try:
+            return float(f)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{what} must return a real scalar objective value, got {type(f).__name__}") from err
+
+    # ---------------------------------------------------------------- calls
+    def value(self, x):
+        """``(f, state)`` at ``x``."""
+        if self._x is x:
+            return self._f, self._state
+        if self._value is not None:
+            f, state = self._value(x)
+            self.n_fev += 1
+            self._x, self._f, self._g, self._state = x, self._scalar("problem.value", f), None, state
+        else:
+            self._call_vg(x)
+        return self._f, self._state
+
+    def value_and_gradient(self, x):
+        """``(f, g, state)`` at ``x``, reusing a cached value when ``x`` was just evaluated."""
+        if self._x is x and self._g is not None:
+            return self._f, self._g, self._state
+        if self._x is x and self._gradient is not None:
+            g = self._gradient(x, self._state)
+            self.n_gev += 1
+            self._g = self.check_vector("problem.gradient", g)
+            return self._f, self._g, self._state
+        self._call_vg(x)
+        return self._f, self._g, self._state
+
+    def _call_vg(self, x):
+        f, g, state = self.problem.value_and_gradient(x)
+        self.n_fev += 1
+        self.n_gev += 1
+        f = self._scalar("problem.value_and_gradient", f)
+        self._x, self._f, self._g, self._state = x, f, self.check_vector("problem.value_and_gradient", g), state
+
+    def hessp(self, x, v, state):
+        """Hessian (or Gauss-Newton) matvec at ``x``."""
+        Hv = self.problem.hessian_matvec(x, v, state)
+        self.n_hmv += 1
+        return self.check_vector("problem.hessian_matvec", Hv)
+
+    def preconditioner(self, x, state, use):
+        """The problem's preconditioner ``r ↦ M⁻¹r`` at ``x`` (counted) or ``None``.
+
+        ``use`` is the solver option: ``True`` (use it when the problem has
+        one), ``False`` (never), or a callable ``r ↦ M⁻¹r`` to use instead."""
+        if use is False:
+            return None
+        if callable(use) and use is not True:
+            apply = use
+        else:
+            make = getattr(self.problem, "preconditioner", None)
+            if not callable(make):
+                return None
+            apply = make(x, state)
+            if apply is None:
+                return None
+            if not callable(apply):
+                raise TypeError(
+                    f"problem.preconditioner(x, state) must return a callable r -> M^-1 r or None, "
+                    f"got {type(apply).__name__}"
+                )
+
+        def counted(r):
+            self.n_prec += 1
+            return self.check_vector("the preconditioner", apply(r))
+
+        return counted
+
+    def stochastic(self, x, batch_index, rng, n_batches):
+        """Mini-batch ``(f_B, g_B)``; falls back to the full gradient for deterministic problems."""
+        sg = getattr(self.problem, "stochastic_gradient", None)
+        if callable(sg):
+            f, g = sg(x, batch_index, rng)
+            self.n_sgev += 1
+            self._stoch_units += 2.0 / n_batches
+            return self._scalar("problem.stochastic_gradient", f), self.check_vector("problem.stochastic_gradient", g)
+        f, g, _ = self.value_and_gradient(x)
+        return f, g
+
+
+def check_preconditioner_option(preconditioner):
+    if preconditioner is True or preconditioner is False or callable(preconditioner):
+        return preconditioner
+    raise TypeError(
+        "preconditioner must be True (use the problem's), False (none) or a callable r -> M^-1 r, "
+        f"got {preconditioner!r}"
+    )
+
+
+# --------------------------------------------------------------------------- table, history, callback
+
+#: key -> (header, width, format spec)
+_COLUMNS = {
+    "iter": ("iter", 5, "d"),
+    "epoch": ("epoch", 5, "d"),
+    "f": ("f", 14, ".7e"),
+    "f_batch": ("f(batches)", 14, ".7e"),
+    "grad_norm": ("|g|", 10, ".3e"),
+    "pg_norm": ("|x-P(x-g)|", 11, ".3e"),
+    "step": ("step", 10, ".3e"),
+    "step_norm": ("|dx|", 10, ".3e"),
+    "radius": ("radius", 10, ".3e"),
+    "rho": ("rho", 10, ".3e"),
+    "accepted": ("acc", 4, ""),
+    "n_ls": ("ls", 3, "d"),
+    "cg_iter": ("cg", 4, "d"),
+    "cg_info": ("cg stop", 18, ""),
+    "krylov_dim": ("k", 4, "d"),
+    "sigma": ("sigma", 10, ".3e"),
+    "beta": ("beta", 10, ".3e"),
+    "restart": ("rst", 4, ""),
+    "direction": ("dir", 8, ""),
+    "n_active": ("active", 7, "d"),
+    "lr": ("lr", 10, ".3e"),
+    "work_units": ("work", 9, ".6g"),
+}
+
+
+def _cell(value, width, spec):
+    if value is None:
+        s = "-"
+    elif isinstance(value, bool):
+        s = "y" if value else "n"
+    elif isinstance(value, float) and not math.isfinite(value):
+        s = str(value)
+    elif isinstance(value, float) and spec == "d":
+        s = format(value, "g")
+    else:
+        try:
+            s = format(value, spec)
+        except (TypeError, ValueError):
+            s = str(value)
+    return s.rjust(width)
+
+
+class Monitor:
+    """Records history rows, prints them when verbose, calls the callback.
+
+    ``callback(x, row)`` is called after every iteration (not for the initial
+    row) with the current iterate and a copy of the row; raising
+    ``StopIteration`` stops the run with status ``callback_stop``.
+    """
+
+    def __init__(self, solver, columns, *, verbose, callback, evaluator, info=""):
+        self.solver, self.columns, self.verbose, self.callback = solver, list(columns), verbose, callback
+        self.evaluator = evaluator
+        self.history = History()
+        self.info = info
+        self.t0 = time.perf_counter()
+
+    def start(self, n):
+        if self.verbose:
+            extra = f", {self.info}" if self.info else ""
+            print(f"== {self.solver} (n = {n}{extra}) ==", flush=True)
+            print(" ".join(_COLUMNS[c][0].rjust(_COLUMNS[c][1]) for c in self.columns), flush=True)
+
+    def record(self, row, x=None, *, callback=True) -> bool:
+        """Append ``row`` (work units and time are added); return True if the callback asked to stop."""
+        row = dict(row)
+        row.setdefault("work_units", self.evaluator.work_units)
+        row["time"] = time.perf_counter() - self.t0
+        self.history.append(row)
+        if self.verbose:
+            print(" ".join(_cell(row.get(c), _COLUMNS[c][1], _COLUMNS[c][2]) for c in self.columns), flush=True)
+        if callback and self.callback is not None:
+            try:
+                self.callback(x, dict(row))
+            except StopIteration:
+                return True
+        return False
+
+    def result(self, *, x, fun, grad, grad_norm, nit, status, n_inner=0, info=None):
+        ev = self.evaluator
+        res = OptimizeResult(
+            x=x, fun=fun, grad=grad, grad_norm=grad_norm, nit=nit, n_fev=ev.n_fev, n_gev=ev.n_gev,
+            n_hmv=ev.n_hmv, n_inner=n_inner, work_units=ev.work_units, status=Status(status),
+            message=Status(status).message, history=self.history, solver=self.solver,
+            wall_time=time.perf_counter() - self.t0, info=dict(info or {}),
+        )
+        if self.verbose:
+            print(str(res), flush=True)
+        return res

@@ -1,0 +1,259 @@
+"""Trust-region methods: one driver loop (Nocedal & Wright, Alg. 4.1) and the
+Steihaug-CG subproblem (N&W Alg. 7.2).
+
+Structured like scipy's ``_trustregion.py``: the driver owns the radius and
+the accept/reject test; a *subproblem* object, built once per accepted
+iterate, answers ``solve(radius) -> TRStep``.  A rejected step costs one
+objective value (no gradient) plus the subproblem re-solve; the Krylov
+subproblem (:mod:`.krylov_trust_region`) re-solves without any new Hessian
+product.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ._common import (
+    Evaluator,
+    Monitor,
+    check_common,
+    check_int,
+    check_preconditioner_option,
+    check_problem,
+    check_real,
+    eps_of,
+    ftol_reached,
+    gtol_reached,
+    isfinite,
+    norm,
+    prepare_x0,
+)
+from .cg import steihaug_cg
+from .result import Status
+
+__all__ = ["TRStep", "SteihaugSubproblem", "minimize_trust_region_steihaug"]
+
+
+@dataclass
+class TRStep:
+    """A trust-region step proposed by a subproblem.
+
+    Attributes
+    ----------
+    p : array
+        The step.
+    hits_boundary : bool
+        The step lies on the trust-region boundary (the radius is enlarged
+        only after such steps).
+    predicted_reduction : float
+        ``m(0) − m(p)``, positive for a useful step.
+    step_norm : float
+        ``‖p‖`` in the trust-region norm.
+    n_inner : int
+        New Hessian products spent by this solve.
+    info : str
+        How the subproblem solver stopped.
+    extra : dict
+        Solver-specific values for the history (e.g. the multiplier σ).
+    """
+
+    p: object
+    hits_boundary: bool
+    predicted_reduction: float
+    step_norm: float
+    n_inner: int
+    info: str
+    extra: dict = field(default_factory=dict)
+
+
+class SteihaugSubproblem:
+    """The model ``m(p) = gᵀp + ½ pᵀHp`` at one iterate, solved by Steihaug-CG
+    (N&W Alg. 7.2) for any radius.
+
+    Parameters
+    ----------
+    hessp : callable ``v -> Hv``
+    g : array
+    precond : callable ``r -> M⁻¹r``, optional
+        The trust region is then measured in the M-norm.
+    rtol : float, optional
+        CG relative tolerance (default: the forcing term ``min(0.5, sqrt‖g‖)``).
+    max_iter : int, optional
+        CG iterations per solve.
+    """
+
+    def __init__(self, hessp, g, *, precond=None, rtol=None, max_iter=None):
+        self.hessp, self.g, self.precond, self.rtol, self.max_iter = hessp, g, precond, rtol, max_iter
+
+    def solve(self, radius) -> TRStep:
+        res = steihaug_cg(self.hessp, self.g, radius, precond=self.precond, rtol=self.rtol, max_iter=self.max_iter)
+        return TRStep(res.p, res.hits_boundary, res.predicted_reduction, res.step_norm, res.n_iter, res.info)
+
+
+def _check_tr_options(initial_radius, max_radius, eta, min_radius):
+    initial_radius = check_real("initial_radius", initial_radius, low=0.0, low_open=True)
+    max_radius = check_real("max_radius", max_radius, low=0.0, low_open=True, allow_inf=True)
+    if initial_radius > max_radius:
+        raise ValueError(f"initial_radius must be <= max_radius, got {initial_radius!r} > {max_radius!r}")
+    eta = check_real("eta", eta, low=0.0, high=0.25, high_open=True)
+    if min_radius is not None:
+        min_radius = check_real("min_radius", min_radius, low=0.0)
+    return initial_radius, max_radius, eta, min_radius
+
+
+def run_trust_region(problem, x0, make_subproblem, *, solver, columns, initial_radius, max_radius, eta,
+                     min_radius, max_iter, gtol, rtol, ftol, callback, verbose, info=""):
+    """The trust-region driver, N&W Alg. 4.1 (private; see the public minimizers).
+
+    ``make_subproblem(evaluator, x, g, state)`` returns an object with
+    ``solve(radius) -> TRStep``.  Per iteration: solve the subproblem, compute
+    ``ρ = (f(x) − f(x + p)) / (m(0) − m(p))``; if ``ρ < ¼`` shrink the radius
+    to ``¼ min(Δ, ‖p‖)`` (Meganet.m ``trnewton``), if ``ρ > ¾`` and the step
+    hit the boundary double it (up to ``max_radius``); accept when ``ρ > η``.
+    Round-off in ``ρ`` near convergence is damped by adding
+    ``δ = 10 ε max(1, |f|)`` to both reductions (Conn, Gould & Toint §17.4.2).
+    A NaN/Inf trial value counts as ``ρ = −∞`` (reject and shrink); if the
+    radius collapses on such trials the status is ``non_finite``.
+    """
+    x = x0  # validated and copied by the caller
+    ev = Evaluator(problem, x)
+    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, info=info)
+    mon.start(x.shape[0])
+    eps = eps_of(x.dtype)
+    radius = initial_radius
+    f, g, state = ev.value_and_gradient(x)
+    gnorm = norm(g)
+    gnorm0 = gnorm
+    status = None if (isfinite(f) and isfinite(gnorm)) else Status.NON_FINITE
+    mon.record(dict(iter=0, f=f, grad_norm=gnorm, radius=radius), x, callback=False)
+    xnorm = norm(x)
+    sub = None
+    k = n_inner = 0
+    while status is None:
+        if gtol_reached(gnorm, gnorm0, gtol, rtol):
+            status = Status.CONVERGED_GTOL
+            break
+        if k >= max_iter:
+            status = Status.MAX_ITER
+            break
+        if sub is None:
+            sub = make_subproblem(ev, x, g, state)
+        step = sub.solve(radius)
+        k += 1
+        n_inner += step.n_inner
+        if step.info == "indefinite_preconditioner":
+            status = Status.INDEFINITE_PRECONDITIONER
+            break
+        if step.info == "non_finite":
+            status = Status.NON_FINITE
+            break
+        x_trial = x + step.p
+        f_trial, _ = ev.value(x_trial)
+        pred = step.predicted_reduction
+        if isfinite(f_trial) and pred > 0.0:
+            delta = 10.0 * eps * max(1.0, abs(f))
+            rho = (f - f_trial + delta) / (pred + delta)
+        else:
+            rho = -math.inf
+        radius_used = radius
+        if rho < 0.25:
+            radius = 0.25 * (min(radius, step.step_norm) if step.step_norm > 0.0 else radius)
+        elif rho > 0.75 and step.hits_boundary:
+            radius = min(2.0 * radius, max_radius)
+        accepted = rho > eta
+        if accepted:
+            x_prev, f_prev, g_prev, gnorm_prev = x, f, g, gnorm
+            x = x_trial
+            f, g, state = ev.value_and_gradient(x)
+            gnorm = norm(g)
+            xnorm = norm(x)
+            sub = None
+            if not (isfinite(f) and isfinite(gnorm)):
+                status = Status.NON_FINITE
+                x, f, g, gnorm = x_prev, f_prev, g_prev, gnorm_prev
+            elif gtol_reached(gnorm, gnorm0, gtol, rtol):
+                status = Status.CONVERGED_GTOL
+            elif ftol_reached(f_prev, f, ftol):
+                status = Status.CONVERGED_FTOL
+        row = dict(iter=k, f=f, grad_norm=gnorm, radius=radius_used, step_norm=step.step_norm, rho=rho,
+                   accepted=accepted, cg_iter=step.n_inner, cg_info=step.info, **step.extra)
+        if mon.record(row, x) and status is None:
+            status = Status.CALLBACK_STOP
+        floor = min_radius if min_radius is not None else eps * max(1.0, xnorm)
+        if status is None and radius < floor:
+            # the radius collapsed; if the trials were NaN/Inf, say so rather than blame the model
+            status = Status.RADIUS_TOO_SMALL if isfinite(f_trial) else Status.NON_FINITE
+    return mon.result(x=x, fun=f, grad=g, grad_norm=gnorm, nit=k, status=status, n_inner=n_inner,
+                      info=dict(radius=radius))
+
+
+def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radius=1000.0, eta=0.15,
+                                   min_radius=None, max_iter=200, gtol=1e-5, rtol=0.0, ftol=0.0,
+                                   cg_max_iter=None, cg_rtol=None, preconditioner=True,
+                                   callback=None, verbose=False):
+    """Trust-region Newton / Gauss-Newton with Steihaug-CG (Nocedal & Wright,
+    Alg. 7.2 inside Alg. 4.1; scipy's ``trust-ncg``; Meganet.m ``steihaugPCG``).
+
+    The model uses ``problem.hessian_matvec`` (exact Hessian or Gauss-Newton);
+    the subproblem is solved inexactly by CG, stopped at the boundary or at
+    negative curvature, so indefinite Hessians are handled.
+
+    Parameters
+    ----------
+    problem : object
+        Needs ``value_and_gradient`` and ``hessian_matvec`` (see :mod:`.problem`).
+    x0 : array, shape (n,)
+        Finite float32/float64 numpy or cupy vector (not modified).
+    initial_radius, max_radius : float
+        Trust-region radii (M-norm when preconditioned).
+    eta : float
+        Acceptance threshold in ``[0, 1/4)`` on ``ρ = ared / pred``.
+    min_radius : float, optional
+        Stop with ``radius_too_small`` below it (default ``ε max(1, ‖x‖)``).
+    max_iter : int
+        Iterations, rejected steps included.
+    gtol, rtol : float
+        Converged when ``‖g‖ ≤ max(gtol, rtol ‖g₀‖)``.
+    ftol : float
+        Converged when an accepted step decreases ``f`` by at most
+        ``ftol max(|f_prev|, |f|, 1)`` (L-BFGS-B's test); 0 disables it.
+    cg_max_iter : int, optional
+        CG iterations per subproblem (default ``min(n, 200)``).
+    cg_rtol : float, optional
+        CG relative tolerance (default: forcing term ``min(0.5, sqrt‖g‖)``).
+    preconditioner : bool or callable
+        ``True``: the problem's ``preconditioner`` if it has one; ``False``:
+        none; or a callable ``r -> M⁻¹r``.
+    callback : callable ``(x, row)``, optional
+        Called after every iteration; raise ``StopIteration`` to stop.
+    verbose : bool
+        Print the iteration table (iter, f, |g|, radius, |p|, ρ, accepted,
+        CG iterations and stop reason, work units).
+
+    Returns
+    -------
+    OptimizeResult
+        ``info["radius"]`` is the final radius.
+    """
+    check_problem(problem, "minimize_trust_region_steihaug", "value_and_gradient", "hessian_matvec")
+    x0 = prepare_x0(x0)
+    max_iter, gtol, rtol, ftol, callback, verbose = check_common(
+        max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, dtype=x0.dtype)
+    initial_radius, max_radius, eta, min_radius = _check_tr_options(initial_radius, max_radius, eta, min_radius)
+    n = x0.shape[0]
+    cg_max_iter = min(n, 200) if cg_max_iter is None else check_int("cg_max_iter", cg_max_iter, minimum=1)
+    if cg_rtol is not None:
+        cg_rtol = check_real("cg_rtol", cg_rtol, low=0.0, high=1.0, high_open=True)
+    preconditioner = check_preconditioner_option(preconditioner)
+
+    def make(ev, x, g, state):
+        return SteihaugSubproblem(lambda v: ev.hessp(x, v, state), g,
+                                  precond=ev.preconditioner(x, state, preconditioner),
+                                  rtol=cg_rtol, max_iter=cg_max_iter)
+
+    columns = ["iter", "f", "grad_norm", "radius", "step_norm", "rho", "accepted", "cg_iter", "cg_info", "work_units"]
+    return run_trust_region(
+        problem, x0, make, solver="trust-region Steihaug-CG", columns=columns, initial_radius=initial_radius,
+        max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter, gtol=gtol, rtol=rtol,
+        ftol=ftol, callback=callback, verbose=verbose, info=f"cg_max_iter = {cg_max_iter}")
