@@ -2,10 +2,10 @@
 derivatives, verified adjoints and second-order training."""
 
 from . import (activations, backend, data, integrators, layers, losses, multilevel, networks, normalization,
-               optimizers, regularizers, stability, testing, transforms)
+               objectives, optimizers, regularizers, stability, testing, training, transforms)
 from .core import Chain, Element, JacobianOperator, Layout
 
 __version__ = "0.1.0"
 
 __all__ = ["Element", "Chain", "Layout", "JacobianOperator", "activations", "backend", "data", "integrators",
-           "layers", "losses", "multilevel", "regularizers", "networks", "normalization", "optimizers", "stability", "testing", "transforms", "__version__"]
+           "layers", "losses", "multilevel", "regularizers", "networks", "normalization", "objectives", "optimizers", "stability", "testing", "transforms", "__version__"]

@@ -1,0 +1,22 @@
+"""Training drivers built on the objectives and the optimizers.
+
+=====================================  ====================================================
+:func:`block_coordinate_descent`       alternate a Newton-PCG step on the classifier and a
+                                       Gauss-Newton-PCG step on θ (Haber & Ruthotto 2017 §2)
+:func:`train_multilevel`               train with N steps, prolongate to 2N, warm-start
+                                       (Haber & Ruthotto 2017 §5.3)
+:class:`KeepBest`                      solver callback keeping the best validation iterate;
+:func:`train_keep_best`                runs a solver with it
+=====================================  ====================================================
+
+All return the result objects of :mod:`meganet.optimizers` (``OptimizeResult``;
+:class:`MultilevelResult` holds one per level).
+"""
+
+from ._common import SOLVERS
+from .block_coordinate import ClassifierSubproblem, ThetaSubproblem, block_coordinate_descent
+from .keep_best import KeepBest, train_keep_best
+from .multilevel import LevelResult, MultilevelResult, time_stepping_blocks, train_multilevel
+
+__all__ = ["block_coordinate_descent", "ClassifierSubproblem", "ThetaSubproblem", "train_multilevel",
+           "MultilevelResult", "LevelResult", "time_stepping_blocks", "KeepBest", "train_keep_best", "SOLVERS"]

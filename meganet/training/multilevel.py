@@ -1,0 +1,273 @@
+"""Multilevel training in depth: train with N steps, prolongate to 2N, warm-start
+(Haber & Ruthotto 2017, §5.3)."""
+
+from __future__ import annotations
+
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.chain import Chain
+from ..core.element import Element
+from ..core.validation import check_bool, check_int
+from ..multilevel.time import is_time_stepping_block, prolongate_network
+from ..objectives._base import check_rng
+from ..optimizers import minimize_newton_cg
+from ..optimizers.result import History
+from ._common import check_options, resolve_solver
+from .keep_best import KeepBest
+
+__all__ = ["train_multilevel", "MultilevelResult", "LevelResult", "time_stepping_blocks"]
+
+
+@dataclass
+class LevelResult:
+    """One level of :func:`train_multilevel`.
+
+    Attributes
+    ----------
+    level : int
+        0 for the coarsest.
+    n_steps : int
+        Steps of every time-stepping block at this level.
+    network : Element
+    objective : the objective built by ``make_objective(network)``
+    x0 : array
+        Starting point (prolongated from the previous level).
+    x : array
+        Result of the level (the best validation iterate with ``keep_best``).
+    result : OptimizeResult
+    validation : dict or None
+        ``objective.metrics(x, Y_val, C_val)`` when validation data are given.
+    """
+
+    level: int
+    n_steps: int
+    network: Element
+    objective: Any
+    x0: Any
+    x: Any
+    result: Any
+    validation: Any = None
+
+
+@dataclass
+class MultilevelResult:
+    """What :func:`train_multilevel` returns.
+
+    Attributes
+    ----------
+    levels : list of LevelResult
+    x : array
+        Final point (of the finest level's objective).
+    network : Element
+        The finest network.
+    objective : the finest level's objective
+    result : OptimizeResult
+        The finest level's solver result.
+    work_units : float
+        Sum over the levels (a pass through a coarse network counts as much
+        as one through the fine network, as in the GNvpro paper's accounting;
+        ``weighted_work_units`` weighs passes by ``n_steps / n_steps_finest``).
+    weighted_work_units : float
+    history : History
+        All levels' rows with columns ``level``, ``n_steps`` and
+        ``total_work_units`` (cumulative over levels) added.
+    wall_time : float
+    """
+
+    levels: list
+    x: Any
+    network: Element
+    objective: Any
+    result: Any
+    work_units: float
+    weighted_work_units: float
+    history: History
+    wall_time: float
+    info: dict = field(default_factory=dict)
+
+
+def time_stepping_blocks(network):
+    """The time-stepping blocks of a network (recursing into Meganet/Sequential/Chain), in order."""
+    if is_time_stepping_block(network):
+        return [network]
+    out = []
+    if isinstance(network, Chain):
+        for e in network.elements:
+            out.extend(time_stepping_blocks(e))
+    return out
+
+
+def _check_levels(levels, network):
+    blocks = time_stepping_blocks(network)
+    if not blocks:
+        raise ValueError(f"network has no time-stepping block (ResNet, AntisymmetricResNet, HamiltonianVerlet, "
+                         f"Leapfrog, ...) to prolongate in depth; got {type(network).__name__}")
+    steps = sorted({b.n_steps for b in blocks})
+    if isinstance(levels, numbers.Integral) and not isinstance(levels, bool):
+        n = check_int("levels", levels, minimum=1)
+        if len(steps) != 1:
+            return [None] * n, steps
+        return [steps[0] * 2 ** k for k in range(n)], steps
+    try:
+        levels = [check_int("levels[i]", v, minimum=1) for v in levels]
+    except TypeError:
+        raise TypeError(f"levels must be an int (number of levels) or a sequence of step counts, got {levels!r}") from None
+    if not levels:
+        raise ValueError("levels must not be empty")
+    for a, b in zip(levels, levels[1:]):
+        if b != 2 * a:
+            raise ValueError(f"levels must double from one level to the next (prolongation maps N to 2N steps), "
+                             f"got {levels}")
+    if steps != [levels[0]]:
+        raise ValueError(f"the time-stepping blocks of network have n_steps {steps}, but levels[0] = {levels[0]}: "
+                         "pass the coarsest network (every block with levels[0] steps), or levels as an int")
+    return levels, steps
+
+
+def train_multilevel(make_objective, network, theta0_or_x0=None, *, levels=(4, 8, 16), solver=minimize_newton_cg,
+                     solver_options=None, rng=None, validation=None, keep_best=False, keep_best_every=1,
+                     keep_best_metric="accuracy", callback=None, verbose=False):
+    r"""Multilevel training in depth (cascadic, coarse to fine).
+
+    On each level the objective ``make_objective(network)`` is minimized from
+    the current point; then every time-stepping block is prolongated to twice
+    the steps (same final time, ``h`` halved; the weights interpolated linearly
+    in time, :func:`meganet.multilevel.time.prolongate_network`) and the result
+    warm-starts the next level (Haber & Ruthotto, "Stable architectures for
+    deep neural networks", 2017, §5.3; the transfer is Meganet.m's
+    ``prolongateWeights`` of its blocks).
+    The classifier ``w`` is carried over unchanged: the network output changes
+    by ``O(h)`` only.
+
+    Parameters
+    ----------
+    make_objective : callable ``network -> objective``
+        Builds a :class:`~meganet.objectives.NetworkObjective` (points
+        ``x = (θ, w)``) or a :class:`~meganet.objectives.VarProObjective`
+        (points θ; its classifier is warm-started from the previous level's
+        ``w(θ)``) for a network.
+    network : Element
+        The coarsest network.
+    theta0_or_x0 : array, optional
+        Starting point of the coarsest objective: ``x0 = (θ0, w0)`` for a
+        NetworkObjective, ``θ0`` for VarPro; ``None``: ``objective.init_x(rng=rng)``.
+    levels : sequence of int, or int
+        Step counts of the time-stepping blocks per level, each twice the
+        previous (``levels[0]`` must be the blocks' ``n_steps``); or the number
+        of levels.
+    solver : callable or str
+        A solver of :mod:`meganet.optimizers` (default
+        :func:`~meganet.optimizers.minimize_newton_cg`) or its name.
+    solver_options : dict or sequence of dict, optional
+        Options for every level, or one dict per level.
+    rng : None, int or Generator
+        For ``init_x`` when no starting point is given.
+    validation : (Y_val, C_val) or (Y_val, C_val, mask_val), optional
+        Evaluate ``objective.metrics`` at the end of every level.
+    keep_best : bool
+        Keep, on every level, the iterate best on the validation data
+        (:class:`~meganet.training.KeepBest`) and prolongate that one.
+    keep_best_every, keep_best_metric
+        Options of :class:`~meganet.training.KeepBest`.
+    callback : callable ``(x, row)``, optional
+        Passed to the solver on every level (``row`` gains ``level`` and ``n_steps``).
+    verbose : bool
+        Passed to the solver; also prints a line per level.
+
+    Returns
+    -------
+    MultilevelResult
+    """
+    if not callable(make_objective):
+        raise TypeError(f"make_objective must be a callable network -> objective, got {type(make_objective).__name__}")
+    if not isinstance(network, Element):
+        raise TypeError(f"network must be a meganet Element, got {type(network).__name__}")
+    steps, _ = _check_levels(levels, network)
+    n_levels = len(steps)
+    solver = resolve_solver("solver", solver)
+    if isinstance(solver_options, (list, tuple)):
+        if len(solver_options) != n_levels:
+            raise ValueError(f"solver_options must be one dict or {n_levels} dicts (one per level), "
+                             f"got {len(solver_options)}")
+        per_level = [check_options(f"solver_options[{i}]", o) for i, o in enumerate(solver_options)]
+    else:
+        per_level = [check_options("solver_options", solver_options)] * n_levels
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+            raise TypeError("validation must be a tuple (Y_val, C_val) or (Y_val, C_val, mask_val)")
+        Y_val, C_val = validation[0], validation[1]
+        mask_val = validation[2] if len(validation) == 3 else None
+    keep_best = check_bool("keep_best", keep_best)
+    if keep_best and validation is None:
+        raise ValueError("keep_best=True needs validation=(Y_val, C_val)")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (x, row) or None, got {type(callback).__name__}")
+    verbose = check_bool("verbose", verbose)
+    rng = check_rng(rng)
+
+    t0 = time.perf_counter()
+    results = []
+    history = History()
+    total_work = weighted = 0.0
+    x = theta0_or_x0
+    w_prev = None
+    net = network
+    for lev in range(n_levels):
+        obj = make_objective(net)
+        if not callable(getattr(obj, "value_and_gradient", None)) or not hasattr(obj, "n"):
+            raise TypeError(f"make_objective must return an objective (NetworkObjective, VarProObjective), "
+                            f"got {type(obj).__name__}")
+        reduced = callable(getattr(obj, "classifier", None))
+        if x is None:
+            x = obj.init_x(rng=rng)
+        if x.shape != (obj.n,):
+            raise ValueError(f"the starting point of level {lev} has shape {tuple(x.shape)}, but the objective built "
+                             f"for this network expects ({obj.n},)"
+                             + (" (θ only: the objective is a VarProObjective)" if reduced else " ((θ, w))"))
+        if reduced and w_prev is not None:
+            obj.warm_start_classifier(w_prev)
+        n_steps = time_stepping_blocks(net)[0].n_steps if steps[lev] is None else steps[lev]
+
+        def level_callback(xk, row, _lev=lev, _n=n_steps):
+            if callback is not None:
+                callback(xk, dict(row, level=_lev, n_steps=_n))
+
+        cb = level_callback if callback is not None else None
+        keeper = None
+        if keep_best:
+            keeper = KeepBest(obj, Y_val, C_val, every=keep_best_every, metric=keep_best_metric, mask_val=mask_val,
+                              callback=cb)
+            keeper.evaluate(x, 0)
+            cb = keeper
+        if verbose:
+            print(f"=== level {lev} (n_steps = {n_steps}, n = {obj.n}) ===", flush=True)
+        res = solver(obj, x, callback=cb, verbose=verbose, **per_level[lev])
+        if keeper is not None:
+            res = keeper.apply(res)
+        x_lev = res.x
+        val = obj.metrics(x_lev, Y_val, C_val, mask=mask_val) if validation is not None else None
+        results.append(LevelResult(level=lev, n_steps=n_steps, network=net, objective=obj, x0=x, x=x_lev, result=res,
+                                   validation=val))
+        for row in res.history:
+            history.append(dict(row, level=lev, n_steps=n_steps,
+                                total_work_units=total_work + (row.get("work_units") or 0.0)))
+        total_work += res.work_units
+        weighted += res.work_units * n_steps
+        if verbose and val is not None:
+            print(f"level {lev}: validation {val}", flush=True)
+        if lev + 1 < n_levels:
+            if reduced:
+                theta, w_prev = x_lev, obj.classifier(x_lev)
+                net, x = prolongate_network(net, theta)
+            else:
+                theta, w = obj.split(x_lev)
+                net, theta_f = prolongate_network(net, theta)
+                x = obj.xp.concatenate([theta_f, w])
+    finest = steps[-1] if steps[-1] is not None else results[-1].n_steps
+    return MultilevelResult(levels=results, x=results[-1].x, network=results[-1].network,
+                            objective=results[-1].objective, result=results[-1].result, work_units=total_work,
+                            weighted_work_units=weighted / finest, history=history,
+                            wall_time=time.perf_counter() - t0)
