@@ -8,4 +8,5 @@ from .core import Chain, Element, JacobianOperator, Layout
 __version__ = "0.1.0"
 
 __all__ = ["Element", "Chain", "Layout", "JacobianOperator", "activations", "backend", "data", "integrators",
-           "layers", "losses", "multilevel", "regularizers", "networks", "normalization", "objectives", "optimizers", "stability", "testing", "transforms", "__version__"]
+           "layers", "losses", "multilevel", "networks", "normalization", "objectives", "optimizers",
+           "regularizers", "stability", "testing", "training", "transforms", "__version__"]
