@@ -1,0 +1,16 @@
+"""Plots of training runs (optional: needs matplotlib, ``pip install 'meganet[plot]'``).
+
+matplotlib is imported inside the functions, so ``import meganet.plotting``
+works without it; calling a function without matplotlib raises ``ImportError``
+with the install hint.
+
+* :func:`decision_regions` — predicted classes over the plane with the data (Haber & Ruthotto 2017, Fig. 3).
+* :func:`convergence` — loss and validation metric vs. iteration and work units.
+* :func:`compare_runs` — several solvers: loss and metric vs. work units and wall time (benchmark B5).
+"""
+
+from ._mpl import INSTALL_HINT, require_matplotlib
+from .convergence import compare_runs, convergence
+from .decision import class_colors, decision_regions
+
+__all__ = ["decision_regions", "class_colors", "convergence", "compare_runs", "require_matplotlib", "INSTALL_HINT"]
