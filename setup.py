@@ -26,5 +26,6 @@ setup(
         "plot": ["matplotlib>=3.7"],
         "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7"],
     },
+    entry_points={"console_scripts": ["meganet=meganet.cli:main"]},
     license="MIT",
 )
