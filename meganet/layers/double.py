@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.chain import Chain
-from ..core.element import Element
 from ..transforms.base import Transform
+from ._checks import check_layer_normalization
 from .bias import Bias
 from .pointwise import Pointwise
 
@@ -57,14 +57,7 @@ class DoubleLayer(Chain):
         if bias1:
             elements.append(Bias(mid))
             names.append("b1")
-        if normalization is not None:
-            if not isinstance(normalization, Element):
-                raise TypeError(f"normalization must be an Element or None, got {type(normalization).__name__}")
-            if tuple(normalization.shape_in) != mid or tuple(normalization.shape_out) != mid:
-                raise ValueError(
-                    f"normalization must map transform1.shape_out {mid} to itself, "
-                    f"got {tuple(normalization.shape_in)} -> {tuple(normalization.shape_out)}"
-                )
+        if check_layer_normalization(normalization, mid, "transform1.shape_out") is not None:
             elements.append(normalization)
             names.append("N")
         sigma = Pointwise(activation, mid)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..core.chain import Chain
-from ..core.element import Element
 from ..transforms.base import Transform
+from ._checks import check_layer_normalization
 from .bias import Bias
 from .pointwise import Pointwise
 
@@ -42,13 +42,7 @@ class SingleLayer(Chain):
         if bias:
             elements.append(Bias(shape))
             names.append("b")
-        if normalization is not None:
-            if not isinstance(normalization, Element):
-                raise TypeError(f"normalization must be an Element or None, got {type(normalization).__name__}")
-            if tuple(normalization.shape_in) != shape or tuple(normalization.shape_out) != shape:
-                raise ValueError(
-                    f"normalization must map shape {shape} to itself, got {normalization.shape_in} -> {normalization.shape_out}"
-                )
+        if check_layer_normalization(normalization, shape, "shape") is not None:
             elements.append(normalization)
             names.append("N")
         elements.append(Pointwise(activation, shape))

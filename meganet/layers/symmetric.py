@@ -10,6 +10,7 @@ from ..backend import get_array_module
 from ..core.element import Element
 from ..core.layout import Layout
 from ..transforms.base import Transform
+from ._checks import check_layer_normalization
 from .bias import channel_broadcast, channel_sum
 from .pointwise import Pointwise
 
@@ -80,14 +81,7 @@ class SymmetricLayer(Element):
                 f"SymmetricLayer, but does not define {', '.join(missing)}"
             )
         mid = tuple(transform.shape_out)
-        if normalization is not None:
-            if not isinstance(normalization, Element):
-                raise TypeError(f"normalization must be an Element or None, got {type(normalization).__name__}")
-            if tuple(normalization.shape_in) != mid or tuple(normalization.shape_out) != mid:
-                raise ValueError(
-                    f"normalization must map transform.shape_out {mid} to itself, "
-                    f"got {tuple(normalization.shape_in)} -> {tuple(normalization.shape_out)}"
-                )
+        check_layer_normalization(normalization, mid, "transform.shape_out")
         self.transform = transform
         self.normalization = normalization
         self.bias = bool(bias)
