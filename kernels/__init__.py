@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["ENGINES", "available_engines", "resolve_engine"]
+__all__ = ["ENGINES", "available_engines", "resolve_engine", "numba_available", "dispatch", "warmup"]
 
 ENGINES = ("auto", "numpy", "numba", "cupy")
 
@@ -33,6 +33,11 @@ _INSTALL_HINT = {
 
 def _have(module):
     return importlib.util.find_spec(module) is not None
+
+
+def numba_available():
+    """True if numba can be imported (the ``numba`` engine is usable)."""
+    return _have("numba")
 
 
 def available_engines():
@@ -81,3 +86,87 @@ def resolve_engine(engine, xp=None):
         if not _have("cupy"):
             raise ImportError(f"engine='cupy' requested but cupy is not installed: {_INSTALL_HINT['cupy']}")
     return engine
+
+
+def dispatch(table, op, engine, xp, loaders=None, resolve=None):
+    """The implementation of ``op`` for ``engine`` on arrays of module ``xp``.
+
+    Shared by every kernel module.  ``table`` maps ``op -> {engine: function}``;
+    compiled engines live in private modules (``_x_numba.py``, ``_x_cupy.py``)
+    that add their entries to ``table`` when imported, so numba and cupy are
+    imported only when an engine that needs them is resolved.  ``loaders`` maps
+    an engine name to the module (relative to this package) that registers it;
+    ``resolve`` replaces :func:`resolve_engine` (for tests).
+
+    ``engine='auto'`` falls back to the array-module reference (``'numpy'``,
+    which also runs on cupy arrays, on the device) when the resolved engine
+    has no implementation of ``op``; asking explicitly for such an engine
+    raises ``NotImplementedError``.
+    """
+    resolved = (resolve or resolve_engine)(engine, xp)
+    impls = table[op]
+    impl = impls.get(resolved)
+    if impl is None and loaders and resolved in loaders:
+        import importlib
+
+        importlib.import_module(loaders[resolved], __name__)
+        impl = impls.get(resolved)
+    if impl is None:
+        if engine == "auto":
+            return impls["numpy"]
+        raise NotImplementedError(
+            f"{op} has no {resolved!r} kernel yet; use engine='numpy' (the array-module reference) or 'auto'"
+        )
+    return impl
+
+
+def warmup(engine="numba", dtypes=("float64", "float32")):
+    """Compile (or load from numba's on-disk cache) every kernel of ``engine``
+    for ``dtypes`` on tiny inputs; returns the seconds it took.
+
+    The numba kernels are compiled on first use and cached on disk
+    (``cache=True``).  Calling this once before a parallel test run (e.g.
+    ``python -c "import meganet.kernels as k; k.warmup()"`` before
+    ``pytest -n 2``) lets every worker load the compiled kernels instead of
+    compiling them again.
+    """
+    import time
+
+    import numpy as np
+
+    from . import activation, conv2d, normalization, pooling, timestep
+
+    if engine not in ("numba",):
+        raise ValueError(f"engine must be 'numba' (the engine with a JIT compile), got {engine!r}")
+    resolve_engine(engine, np)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for dt in dtypes:
+        dt = np.dtype(dt)
+        if dt not in (np.float64, np.float32):
+            raise ValueError(f"dtypes must be float64 and/or float32, got {dt}")
+        Y = rng.standard_normal((2, 3, 4, 4)).astype(dt)
+        K = rng.standard_normal((2, 3, 3, 3)).astype(dt)
+        Z = conv2d.conv2d_forward(Y, K, "zero", engine=engine)
+        conv2d.conv2d_adjoint_input(Z, K, "zero", engine=engine)
+        conv2d.conv2d_adjoint_weight(Y, Z, (3, 3), "zero", engine=engine)
+        activation.bias_activation(Y, None, "tanh", engine=engine)
+        pooling.avg_pool2d_adjoint(pooling.avg_pool2d(Y, 2, engine=engine), 2, engine=engine)
+        for kind in normalization.KINDS:
+            Yh, r = normalization.standardize(Y, kind, 1e-5, engine=engine)
+            normalization.standardize_jmv(Y, Yh, r, kind, engine=engine)
+        X, M, b = Y[:, :, 0, 0].copy(), K[:1, :, :, 0].copy(), K[:1, :, 0, 0].copy()
+        X3 = np.ascontiguousarray(X[:, :3])
+        M3 = np.ascontiguousarray(rng.standard_normal((1, 3, 3)).astype(dt))
+        for fwd, jmv, jtmv in ((timestep.resnet_dense_forward, timestep.resnet_dense_jmv, timestep.resnet_dense_jtmv),
+                               (timestep.leapfrog_forward, timestep.leapfrog_jmv, timestep.leapfrog_jtmv)):
+            tr = fwd(X3, M3, None, 0.1, n_steps=2, engine=engine)
+            jmv(M3, tr.states, tr.dsigma, 0.1, dY0=X3, engine=engine)
+            jtmv(X3, M3, tr.states, tr.dsigma, 0.1, engine=engine)
+        z = np.ascontiguousarray(X[:, :2])
+        Kv = np.ascontiguousarray(rng.standard_normal((1, 3, 2)).astype(dt))
+        tr = timestep.verlet_forward(X3, z, Kv, None, None, 0.1, n_steps=2, engine=engine)
+        timestep.verlet_jmv(Kv, tr, 0.1, dy0=X3, engine=engine)
+        timestep.verlet_jtmv(X3, z, Kv, tr, 0.1, engine=engine)
+        del M, b
+    return time.perf_counter() - t0

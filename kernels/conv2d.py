@@ -36,19 +36,22 @@ cupy arrays too and have an ``out=`` buffer.  The tests compare them with scipy.
 
 Engines
 -------
-Every public function takes ``engine=`` (see :mod:`meganet.kernels`).  Only the
-array-module reference (``'numpy'``, which also runs on cupy arrays) exists
-now; compiled variants register themselves in ``_IMPLEMENTATIONS`` under their
-engine name.  ``engine='auto'`` falls back to the reference when the resolved
-engine has no implementation of an operation; asking explicitly for such an
-engine raises ``NotImplementedError``.
+Every public function takes ``engine=`` (see :mod:`meganet.kernels`).  The
+array-module reference (``'numpy'``, which also runs on cupy arrays) is defined
+here; the compiled variants live in :mod:`._conv2d_numba` (direct kernels,
+CPU) and :mod:`._conv2d_cupy` (im2col + cuBLAS GEMM and ``cupy.fft``, GPU) and
+register themselves in ``_IMPLEMENTATIONS`` under their engine name when the
+engine is first resolved.  ``engine='auto'`` falls back to the reference when
+the resolved engine has no implementation of an operation (the numba engine
+has no FFT kernels: ``scipy.fft`` is already compiled); asking explicitly for
+such an engine raises ``NotImplementedError``.
 """
 
 from __future__ import annotations
 
 from meganet.backend import get_array_module
 
-from . import resolve_engine
+from . import dispatch, resolve_engine
 
 __all__ = [
     "BOUNDARIES",
@@ -204,17 +207,14 @@ def _reference(op):
     return _IMPLEMENTATIONS[op]["numpy"]
 
 
+#: Private modules that register the compiled engines in ``_IMPLEMENTATIONS``.
+_LOADERS = {"numba": "._conv2d_numba", "cupy": "._conv2d_cupy"}
+
+
 def _dispatch(op, engine, xp):
-    """The implementation of ``op`` for ``engine`` on arrays of module ``xp``."""
-    resolved = resolve_engine(engine, xp)
-    impl = _IMPLEMENTATIONS[op].get(resolved)
-    if impl is None:
-        if engine == "auto":
-            return _reference(op)
-        raise NotImplementedError(
-            f"{op} has no {resolved!r} kernel yet; use engine='numpy' (the array-module reference) or 'auto'"
-        )
-    return impl
+    """The implementation of ``op`` for ``engine`` on arrays of module ``xp``
+    (see :func:`meganet.kernels.dispatch`)."""
+    return dispatch(_IMPLEMENTATIONS, op, engine, xp, _LOADERS, resolve=resolve_engine)
 
 
 # ======================================================= direct kernels

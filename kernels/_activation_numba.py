@@ -1,0 +1,39 @@
+"""Numba kernel of :func:`meganet.kernels.activation.bias_activation` (one parallel pass)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import _buffers
+from ._numba_math import JIT, act_row
+from .activation import _IMPLEMENTATIONS, activation_code
+
+
+@njit(parallel=True, **JIT)
+def _bias_act(U, b, code, eta, S, D):
+    """``S[s, c, p] = σ(U[s, c, p] + b[c])``, ``D = σ'``; U, S, D of shape (n, C, P)."""
+    n, C, P = U.shape
+    for t in prange(n * C):
+        s = t // C
+        c = t % C
+        bc = b[c]
+        u = U[s, c]
+        sr = S[s, c]
+        dr = D[s, c]
+        act_row(u, bc, code, eta, sr, dr)
+
+
+def _bias_activation_numba(U, b, activation, derivative, out, dsigma_out):
+    code, eta = activation_code(activation)
+    U = np.ascontiguousarray(U)
+    n, C = U.shape[:2]
+    bb = np.zeros(C, dtype=U.dtype) if b is None else np.ascontiguousarray(b)
+    S = out if out is not None else _buffers.empty(U.shape, U.dtype)
+    D = dsigma_out if dsigma_out is not None else _buffers.empty(U.shape, U.dtype)  # written even when not asked for
+    shape3 = (n, C, U.size // max(n * C, 1))
+    _bias_act(U.reshape(shape3), bb, code, eta, S.reshape(shape3), D.reshape(shape3))
+    return S, (D if derivative else None)
+
+
+_IMPLEMENTATIONS["bias_activation"]["numba"] = _bias_activation_numba

@@ -1,0 +1,541 @@
+r"""Fused time-stepping kernels: whole forward / linearized / adjoint sweeps of a block.
+
+For small widths (a few to a few dozen features) a time-stepping block spends
+its time in per-step Python and array-call overhead, not in arithmetic: a
+dense step on ``(5000, 8)`` data is ~0.7 Mflop, less than the cost of the ten
+numpy calls that evaluate it.  These kernels run *all* steps of a block in one
+call; the numba engine keeps each example's state in cache for all layers
+(examples in parallel).  Each has an array-module reference (numpy or cupy)
+written step by step, against which the compiled engines are tested.
+
+Conventions: examples first; the per-step weights are stacked along a
+leading step axis ``j = 0, …, N−1``; ``σ`` is given by name or instance (see
+:mod:`meganet.kernels.activation`).  Cached trajectories are returned as
+small dataclasses.
+
+Dense ResNet (forward Euler; the antisymmetric ResNet passes ``M_j = A_jᵀ``)
+    ``U_j = Y_j M_j + b_j``, ``Y_{j+1} = Y_j + h σ(U_j)``;
+    :func:`resnet_dense_forward`, :func:`resnet_dense_jmv`,
+    :func:`resnet_dense_jtmv`.
+Hamiltonian Verlet (Haber & Ruthotto 2017, eq. 4.17; B3 of the benchmarks)
+    ``z_{j+½} = z_{j−½} − h σ(y_j K_j + b_{z,j})``,
+    ``y_{j+1} = y_j + h σ(z_{j+½} K_jᵀ + b_{y,j})``, ``K_j`` of shape
+    ``(n_y, n_z)``; :func:`verlet_forward`, :func:`verlet_jmv`,
+    :func:`verlet_jtmv`.
+Leapfrog (Haber & Ruthotto 2017, eq. 4.16)
+    ``Y_{j+1} = 2Y_j − Y_{j−1} + h² σ(Y_j M_j + b_j)``, ``Y_{−1} = Y_0``;
+    :func:`leapfrog_forward`, :func:`leapfrog_jmv`, :func:`leapfrog_jtmv`.
+
+Derivatives (written once per scheme, in the references and the kernels):
+
+* dense: ``dY_{j+1} = dY_j + h σ'_j ⊙ (dY_j M_j + Y_j dM_j + db_j)``; adjoint
+  ``V = h σ'_j ⊙ W``, ``dM_j = Y_jᵀ V``, ``db_j = Σ_s V``, ``W ← W + V M_jᵀ``.
+* Verlet: ``dz ← dz − h σ'_z ⊙ (dy K_j + y_j dK_j + db_z)``,
+  ``dy ← dy + h σ'_y ⊙ (dz K_jᵀ + z_{j+½} dK_jᵀ + db_y)``; adjoint (``w_y``,
+  ``w_z`` of ``y_{j+1}``, ``z_{j+½}``): ``v_y = h σ'_y ⊙ w_y``,
+  ``w_z ← w_z + v_y K_j``, ``v_z = −h σ'_z ⊙ w_z``, ``w_y ← w_y + v_z K_jᵀ``,
+  ``dK_j = v_yᵀ z_{j+½} + y_jᵀ v_z``.
+* leapfrog: ``dY_{j+1} = 2dY_j − dY_{j−1} + h² σ'_j ⊙ (dY_j M_j + Y_j dM_j + db_j)``;
+  adjoint with ``a = λ_{j+1}``: ``V = h² σ'_j ⊙ a``,
+  ``λ_j = −λ_{j+2}(\text{from } j{+}1) + 2a + V M_jᵀ`` and finally
+  ``dY_0 = λ_0 − λ_1`` (``Y_{−1} = Y_0``).
+
+Per-example θ-gradients are not offered here (the elements use their
+generic step-by-step path for ``per_example=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meganet.backend import get_array_module
+
+from . import dispatch
+
+__all__ = [
+    "DenseTrajectory", "VerletTrajectory",
+    "resnet_dense_forward", "resnet_dense_jmv", "resnet_dense_jtmv",
+    "verlet_forward", "verlet_jmv", "verlet_jtmv",
+    "leapfrog_forward", "leapfrog_jmv", "leapfrog_jtmv",
+]
+
+
+@dataclass
+class DenseTrajectory:
+    """Output and cache of a dense ResNet or leapfrog sweep."""
+
+    Z: object  #: Y_N, (n_examples, n)
+    states: object  #: Y_j, (N, n_examples, n); None with ``store=False``
+    dsigma: object  #: σ'(U_j), (N, n_examples, n); None with ``store=False``
+    prev: object = None  #: leapfrog: Y_{N−1} (the state before the last step)
+
+
+@dataclass
+class VerletTrajectory:
+    """Output and cache of a Verlet sweep."""
+
+    y: object  #: y_N, (n_examples, n_y)
+    z: object  #: z_{N−½}, (n_examples, n_z)
+    ys: object  #: y_j, (N, n_examples, n_y)  (this and the next three: None with ``store=False``)
+    z_half: object  #: z_{j+½}, (N, n_examples, n_z)
+    dsigma_z: object  #: σ'(y_j K_j + b_z), (N, n_examples, n_z)
+    dsigma_y: object  #: σ'(z_{j+½} K_jᵀ + b_y), (N, n_examples, n_y)
+
+
+# ======================================================== validation
+def _xp(*arrays, names):
+    return get_array_module(*arrays, names=names)
+
+
+def _check_stack(name, A, N, shape, dtype, bias=False):
+    """``A`` of shape ``(N, *shape)``, or ``(1, *shape)`` (shared by all steps);
+    a bias may also have width 1 (one scalar per step)."""
+    if A is None:
+        return
+    ok = A.ndim == 1 + len(shape) and A.shape[0] in (1, N) and A.dtype == dtype
+    ok = ok and (tuple(A.shape[1:]) == tuple(shape) or (bias and A.shape[1:] == (1,)))
+    if not ok:
+        extra = " or width 1" if bias else ""
+        raise ValueError(f"{name} must have shape {(N, *shape)} (leading axis 1 for weights shared by all steps"
+                         f"{extra}) and dtype {dtype}, got {tuple(A.shape)} ({A.dtype})")
+
+
+def _at(A, j):
+    """Step ``j``'s slice of a stack (shared stacks have one entry)."""
+    return A[j] if A.shape[0] > 1 else A[0]
+
+
+def _jj(A, j):
+    return j if A.shape[0] > 1 else 0
+
+
+def _check_rows(name, A, shape, dtype):
+    if A is None:
+        return
+    if tuple(A.shape) != tuple(shape) or A.dtype != dtype:
+        raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}, got {tuple(A.shape)} ({A.dtype})")
+
+
+def _n_steps(n_steps, W):
+    if n_steps is None:
+        return W.shape[0]
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    return n_steps
+
+
+def _check_dense(Y, M, b, N):
+    if Y.ndim != 2:
+        raise ValueError(f"Y must have shape (n_examples, n_features), got {tuple(Y.shape)}")
+    n = Y.shape[1]
+    _check_stack("M", M, N, (n, n), Y.dtype)
+    _check_stack("b", b, N, (n,), Y.dtype, bias=True)
+    if b is not None and b.shape[0] != M.shape[0]:
+        raise ValueError(f"b must share the leading axis of M ({M.shape[0]}), got {tuple(b.shape)}")
+
+
+def _check_cache(states, dsigma, N, rows):
+    _check_stack("states", states, N, rows, states.dtype)
+    _check_stack("dsigma", dsigma, N, rows, states.dtype)
+
+
+def _activation(activation):
+    from meganet.activations import get_activation
+
+    return get_activation(activation)
+
+
+def _impl(op, engine, xp, activation=None):
+    """Kernel for ``op``; activations without a compiled kernel use the reference."""
+    from .activation import supports
+
+    if activation is not None and not supports(activation):
+        if engine not in ("auto", "numpy"):
+            from .activation import activation_code
+
+            activation_code(activation)  # raises
+        return _IMPLEMENTATIONS[op]["numpy"]
+    return dispatch(_IMPLEMENTATIONS, op, engine, xp, _LOADERS)
+
+
+# ======================================================== dense ResNet
+def _dense_forward_ref(Y0, M, b, h, activation, store, N):
+    xp = get_array_module(Y0)
+    act = _activation(activation)
+    states = xp.empty((N, *Y0.shape), dtype=Y0.dtype) if store else None
+    dsigma = xp.empty_like(states) if store else None
+    Y = Y0
+    for j in range(N):
+        U = Y @ _at(M, j)
+        if b is not None:
+            U = U + _at(b, j)
+        if store:
+            states[j] = Y
+            S, dsigma[j] = act.value_and_derivative(U)
+        else:
+            S = act.value(U)
+        Y = Y + h * S
+    return DenseTrajectory(Z=Y, states=states, dsigma=dsigma)
+
+
+def _dense_jmv_ref(M, states, dsigma, h, dY0, dM, db):
+    xp = get_array_module(states)
+    dY = dY0 if dY0 is not None else xp.zeros(states.shape[1:], dtype=states.dtype)
+    for j in range(states.shape[0]):
+        dU = dY @ _at(M, j)
+        if dM is not None:
+            dU = dU + states[j] @ _at(dM, j)
+        if db is not None:
+            dU = dU + _at(db, j)
+        dY = dY + h * (dsigma[j] * dU)
+    return dY
+
+
+def _dense_jtmv_ref(W, M, states, dsigma, h, need_theta):
+    xp = get_array_module(states)
+    dM = xp.zeros_like(M) if need_theta else None
+    db = xp.zeros((M.shape[0], M.shape[2]), dtype=M.dtype) if need_theta else None
+    for j in range(states.shape[0] - 1, -1, -1):
+        V = h * (dsigma[j] * W)
+        if need_theta:
+            dM[_jj(M, j)] += states[j].T @ V
+            db[_jj(M, j)] += V.sum(axis=0)
+        W = W + V @ _at(M, j).T
+    return dM, db, W
+
+
+def resnet_dense_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=True, engine="auto"):
+    """All N steps ``Y_{j+1} = Y_j + h σ(Y_j M_j + b_j)`` of a dense ResNet.
+
+    Parameters
+    ----------
+    Y0 : array, shape (n_examples, n)
+    M : array, shape (N, n, n), or (1, n, n) shared by all steps
+        Step matrices acting on rows (for a transform ``K_j`` in column form,
+        ``M_j = K_jᵀ``).
+    b : array, shape (N, n) or (N, 1) (one scalar per step), or None
+        Leading axis 1 when ``M`` is shared.
+    h : float
+    activation : str or Activation
+    n_steps : int, optional
+        N (default ``M.shape[0]``; needed for shared weights).
+    store : bool
+        Keep the states and ``σ'`` (the cache of ``Jmv``/``JTmv``); without,
+        only ``Z`` is computed (O(1) memory, for reversible blocks).
+    engine : {'auto', 'numpy', 'numba', 'cupy'}
+
+    Returns
+    -------
+    DenseTrajectory
+        ``Z = Y_N`` and the cache (states ``Y_j`` and ``σ'_j``, each (N, n_examples, n)).
+    """
+    xp = _xp(Y0, M, b, names=["Y0", "M", "b"])
+    N = _n_steps(n_steps, M)
+    _check_dense(Y0, M, b, N)
+    return _impl("resnet_dense_forward", engine, xp, activation)(Y0, M, b, float(h), activation, bool(store), N)
+
+
+def resnet_dense_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine="auto"):
+    """Linearized sweep: ``dY_N`` for input and weight perturbations (``None`` = zero).
+
+    Parameters
+    ----------
+    M, states, dsigma : from :func:`resnet_dense_forward`
+    h : float
+    dY0 : array, shape (n_examples, n), or None
+    dM : array, shape (N, n, n), or None
+    db : array, shape (N, n), or None
+
+    Returns
+    -------
+    dZ : array, shape (n_examples, n)
+    """
+    xp = _xp(M, states, dsigma, dY0, dM, db, names=["M", "states", "dsigma", "dY0", "dM", "db"])
+    N, n = states.shape[0], M.shape[1]
+    _check_cache(states, dsigma, N, (states.shape[1], n))
+    _check_stack("M", M, N, (n, n), states.dtype)
+    _check_rows("dY0", dY0, states.shape[1:], states.dtype)
+    _check_stack("dM", dM, N, (n, n), states.dtype)
+    _check_stack("db", db, N, (n,), states.dtype, bias=True)
+    return _impl("resnet_dense_jmv", engine, xp)(M, states, dsigma, float(h), dY0, dM, db)
+
+
+def resnet_dense_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"):
+    """Adjoint sweep: ``(dM, db, dY0)`` for the output cotangent ``W``.
+
+    Parameters
+    ----------
+    W : array, shape (n_examples, n)
+    M, states, dsigma : from :func:`resnet_dense_forward`
+    h : float
+    need_theta : bool
+        Accumulate ``dM`` (N, n, n) and ``db`` (N, n); else they are None.
+
+    Returns
+    -------
+    dM, db, dY0
+    """
+    xp = _xp(W, M, states, dsigma, names=["W", "M", "states", "dsigma"])
+    N, n = states.shape[0], M.shape[1]
+    _check_cache(states, dsigma, N, (states.shape[1], n))
+    _check_rows("W", W, states.shape[1:], states.dtype)
+    return _impl("resnet_dense_jtmv", engine, xp)(W, M, states, dsigma, float(h), bool(need_theta))
+
+
+# ============================================================ Verlet
+def _verlet_forward_ref(y0, z0, K, by, bz, h, activation, store, N):
+    xp = get_array_module(y0)
+    act = _activation(activation)
+    ys = zh = dsz = dsy = None
+    if store:
+        ys = xp.empty((N, *y0.shape), dtype=y0.dtype)
+        zh = xp.empty((N, *z0.shape), dtype=y0.dtype)
+        dsz, dsy = xp.empty_like(zh), xp.empty_like(ys)
+    y, z = y0, z0
+    for j in range(N):
+        Kj = _at(K, j)
+        U = y @ Kj
+        if bz is not None:
+            U = U + _at(bz, j)
+        if store:
+            ys[j] = y
+            S, dsz[j] = act.value_and_derivative(U)
+        else:
+            S = act.value(U)
+        z = z - h * S
+        V = z @ Kj.T
+        if by is not None:
+            V = V + _at(by, j)
+        if store:
+            zh[j] = z
+            S, dsy[j] = act.value_and_derivative(V)
+        else:
+            S = act.value(V)
+        y = y + h * S
+    return VerletTrajectory(y=y, z=z, ys=ys, z_half=zh, dsigma_z=dsz, dsigma_y=dsy)
+
+
+def _verlet_jmv_ref(K, tr, h, dy0, dz0, dK, dby, dbz):
+    xp = get_array_module(K)
+    dy = dy0 if dy0 is not None else xp.zeros(tr.ys.shape[1:], dtype=K.dtype)
+    dz = dz0 if dz0 is not None else xp.zeros(tr.z_half.shape[1:], dtype=K.dtype)
+    for j in range(tr.ys.shape[0]):
+        Kj = _at(K, j)
+        dU = dy @ Kj
+        if dK is not None:
+            dU = dU + tr.ys[j] @ _at(dK, j)
+        if dbz is not None:
+            dU = dU + _at(dbz, j)
+        dz = dz - h * (tr.dsigma_z[j] * dU)
+        dV = dz @ Kj.T
+        if dK is not None:
+            dV = dV + tr.z_half[j] @ _at(dK, j).T
+        if dby is not None:
+            dV = dV + _at(dby, j)
+        dy = dy + h * (tr.dsigma_y[j] * dV)
+    return dy, dz
+
+
+def _verlet_jtmv_ref(Wy, Wz, K, tr, h, need_theta):
+    xp = get_array_module(K)
+    NK = K.shape[0]
+    dK = xp.zeros_like(K) if need_theta else None
+    dby = xp.zeros((NK, K.shape[1]), dtype=K.dtype) if need_theta else None
+    dbz = xp.zeros((NK, K.shape[2]), dtype=K.dtype) if need_theta else None
+    wy, wz = Wy, Wz
+    for j in range(tr.ys.shape[0] - 1, -1, -1):
+        Kj = _at(K, j)
+        vy = h * (tr.dsigma_y[j] * wy)
+        wz = wz + vy @ Kj
+        vz = -h * (tr.dsigma_z[j] * wz)
+        if need_theta:
+            dK[_jj(K, j)] += vy.T @ tr.z_half[j] + tr.ys[j].T @ vz
+            dby[_jj(K, j)] += vy.sum(axis=0)
+            dbz[_jj(K, j)] += vz.sum(axis=0)
+        wy = wy + vz @ Kj.T
+    return dK, dby, dbz, wy, wz
+
+
+def _check_verlet(y, z, K, by, bz, N):
+    for name, a in (("y0", y), ("z0", z)):
+        if a.ndim != 2:
+            raise ValueError(f"{name} must have shape (n_examples, n_features), got {tuple(a.shape)}")
+    if z.shape[0] != y.shape[0] or z.dtype != y.dtype:
+        raise ValueError(f"z0 must have {y.shape[0]} rows and dtype {y.dtype}, got {tuple(z.shape)} ({z.dtype})")
+    ny, nz = y.shape[1], z.shape[1]
+    _check_stack("K", K, N, (ny, nz), y.dtype)
+    for name, b in (("by", by), ("bz", bz)):
+        if b is not None and b.shape[0] != K.shape[0]:
+            raise ValueError(f"{name} must share the leading axis of K ({K.shape[0]}), got {tuple(b.shape)}")
+    _check_stack("by", by, N, (ny,), y.dtype, bias=True)
+    _check_stack("bz", bz, N, (nz,), y.dtype, bias=True)
+    return N, ny, nz
+
+
+def _check_verlet_cache(tr, K):
+    _, ny, nz = K.shape
+    N, s = tr.ys.shape[:2]
+    for name, a, w in (("ys", tr.ys, ny), ("z_half", tr.z_half, nz), ("dsigma_z", tr.dsigma_z, nz),
+                       ("dsigma_y", tr.dsigma_y, ny)):
+        _check_stack(name, a, N, (s, w), K.dtype)
+
+
+def verlet_forward(y0, z0, K, by, bz, h, activation="tanh", *, n_steps=None, store=True, engine="auto"):
+    """All N Verlet steps of a Hamiltonian block.
+
+    Parameters
+    ----------
+    y0 : array, shape (n_examples, n_y)
+    z0 : array, shape (n_examples, n_z)
+        ``z_{−½}``.
+    K : array, shape (N, n_y, n_z), or (1, n_y, n_z) shared by all steps
+    by : array, shape (N, n_y) or (N, 1), or None
+    bz : array, shape (N, n_z) or (N, 1), or None
+        Width 1: one scalar per step (the same ``b_j`` in both half steps is
+        ``by = bz = b[:, None]``).  Leading axis 1 when ``K`` is shared.
+    h : float
+    activation : str or Activation
+    n_steps : int, optional
+        N (default ``K.shape[0]``).
+    store : bool
+        Keep the trajectory (see :func:`resnet_dense_forward`).
+
+    Returns
+    -------
+    VerletTrajectory
+    """
+    xp = _xp(y0, z0, K, by, bz, names=["y0", "z0", "K", "by", "bz"])
+    N = _n_steps(n_steps, K)
+    _check_verlet(y0, z0, K, by, bz, N)
+    return _impl("verlet_forward", engine, xp, activation)(y0, z0, K, by, bz, float(h), activation, bool(store), N)
+
+
+def verlet_jmv(K, trajectory, h, *, dy0=None, dz0=None, dK=None, dby=None, dbz=None, engine="auto"):
+    """Linearized Verlet sweep: ``(dy_N, dz_{N−½})`` (``None`` perturbations are zero)."""
+    tr = trajectory
+    xp = _xp(K, tr.ys, dy0, dz0, dK, dby, dbz, names=["K", "trajectory.ys", "dy0", "dz0", "dK", "dby", "dbz"])
+    _check_verlet_cache(tr, K)
+    N, ny, nz = tr.ys.shape[0], K.shape[1], K.shape[2]
+    _check_rows("dy0", dy0, tr.ys.shape[1:], K.dtype)
+    _check_rows("dz0", dz0, tr.z_half.shape[1:], K.dtype)
+    _check_stack("dK", dK, N, (ny, nz), K.dtype)
+    _check_stack("dby", dby, N, (ny,), K.dtype, bias=True)
+    _check_stack("dbz", dbz, N, (nz,), K.dtype, bias=True)
+    return _impl("verlet_jmv", engine, xp)(K, tr, float(h), dy0, dz0, dK, dby, dbz)
+
+
+def verlet_jtmv(Wy, Wz, K, trajectory, h, *, need_theta=True, engine="auto"):
+    """Adjoint Verlet sweep for cotangents ``Wy`` of ``y_N`` and ``Wz`` of ``z_{N−½}``.
+
+    Returns
+    -------
+    dK : (N, n_y, n_z) or None
+    dby : (N, n_y) or None
+    dbz : (N, n_z) or None
+    dy0 : (n_examples, n_y)
+    dz0 : (n_examples, n_z)
+    """
+    tr = trajectory
+    xp = _xp(Wy, Wz, K, tr.ys, names=["Wy", "Wz", "K", "trajectory.ys"])
+    _check_verlet_cache(tr, K)
+    _check_rows("Wy", Wy, tr.ys.shape[1:], K.dtype)
+    _check_rows("Wz", Wz, tr.z_half.shape[1:], K.dtype)
+    return _impl("verlet_jtmv", engine, xp)(Wy, Wz, K, tr, float(h), bool(need_theta))
+
+
+# ========================================================== leapfrog
+def _leapfrog_forward_ref(Y0, M, b, h, activation, store, N):
+    xp = get_array_module(Y0)
+    act = _activation(activation)
+    h2 = h * h
+    states = xp.empty((N, *Y0.shape), dtype=Y0.dtype) if store else None
+    dsigma = xp.empty_like(states) if store else None
+    prev = cur = Y0
+    for j in range(N):
+        U = cur @ _at(M, j)
+        if b is not None:
+            U = U + _at(b, j)
+        if store:
+            states[j] = cur
+            S, dsigma[j] = act.value_and_derivative(U)
+        else:
+            S = act.value(U)
+        prev, cur = cur, 2 * cur - prev + h2 * S
+    return DenseTrajectory(Z=cur, states=states, dsigma=dsigma, prev=prev)
+
+
+def _leapfrog_jmv_ref(M, states, dsigma, h, dY0, dM, db):
+    xp = get_array_module(states)
+    h2 = h * h
+    dprev = dcur = dY0 if dY0 is not None else xp.zeros(states.shape[1:], dtype=states.dtype)
+    for j in range(states.shape[0]):
+        dU = dcur @ _at(M, j)
+        if dM is not None:
+            dU = dU + states[j] @ _at(dM, j)
+        if db is not None:
+            dU = dU + _at(db, j)
+        dprev, dcur = dcur, 2 * dcur - dprev + h2 * (dsigma[j] * dU)
+    return dcur
+
+
+def _leapfrog_jtmv_ref(W, M, states, dsigma, h, need_theta):
+    xp = get_array_module(states)
+    h2 = h * h
+    dM = xp.zeros_like(M) if need_theta else None
+    db = xp.zeros((M.shape[0], M.shape[2]), dtype=M.dtype) if need_theta else None
+    lam_next, lam_part = W, xp.zeros_like(W)  # λ_{j+1}; the part of λ_j known before step j
+    for j in range(states.shape[0] - 1, -1, -1):
+        V = h2 * (dsigma[j] * lam_next)
+        if need_theta:
+            dM[_jj(M, j)] += states[j].T @ V
+            db[_jj(M, j)] += V.sum(axis=0)
+        lam_next, lam_part = lam_part + 2 * lam_next + V @ _at(M, j).T, -lam_next
+    return dM, db, lam_next + lam_part
+
+
+def leapfrog_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=True, engine="auto"):
+    """All N leapfrog steps ``Y_{j+1} = 2Y_j − Y_{j−1} + h² σ(Y_j M_j + b_j)``, ``Y_{−1} = Y_0``.
+
+    Same arguments and result as :func:`resnet_dense_forward` (``M_j = K_jᵀ``);
+    the result also holds ``prev = Y_{N−1}``.
+    """
+    xp = _xp(Y0, M, b, names=["Y0", "M", "b"])
+    N = _n_steps(n_steps, M)
+    _check_dense(Y0, M, b, N)
+    return _impl("leapfrog_forward", engine, xp, activation)(Y0, M, b, float(h), activation, bool(store), N)
+
+
+def leapfrog_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine="auto"):
+    """Linearized leapfrog sweep (``dY_{−1} = dY_0``); arguments as :func:`resnet_dense_jmv`."""
+    xp = _xp(M, states, dsigma, dY0, dM, db, names=["M", "states", "dsigma", "dY0", "dM", "db"])
+    N, n = states.shape[0], M.shape[1]
+    _check_cache(states, dsigma, N, (states.shape[1], n))
+    _check_stack("M", M, N, (n, n), states.dtype)
+    _check_rows("dY0", dY0, states.shape[1:], states.dtype)
+    _check_stack("dM", dM, N, (n, n), states.dtype)
+    _check_stack("db", db, N, (n,), states.dtype, bias=True)
+    return _impl("leapfrog_jmv", engine, xp)(M, states, dsigma, float(h), dY0, dM, db)
+
+
+def leapfrog_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"):
+    """Adjoint leapfrog sweep; arguments and result as :func:`resnet_dense_jtmv`."""
+    xp = _xp(W, M, states, dsigma, names=["W", "M", "states", "dsigma"])
+    N, n = states.shape[0], M.shape[1]
+    _check_cache(states, dsigma, N, (states.shape[1], n))
+    _check_rows("W", W, states.shape[1:], states.dtype)
+    return _impl("leapfrog_jtmv", engine, xp)(W, M, states, dsigma, float(h), bool(need_theta))
+
+
+#: op -> {engine: implementation}; compiled engines add their entries.
+_IMPLEMENTATIONS = {
+    "resnet_dense_forward": {"numpy": _dense_forward_ref},
+    "resnet_dense_jmv": {"numpy": _dense_jmv_ref},
+    "resnet_dense_jtmv": {"numpy": _dense_jtmv_ref},
+    "verlet_forward": {"numpy": _verlet_forward_ref},
+    "verlet_jmv": {"numpy": _verlet_jmv_ref},
+    "verlet_jtmv": {"numpy": _verlet_jtmv_ref},
+    "leapfrog_forward": {"numpy": _leapfrog_forward_ref},
+    "leapfrog_jmv": {"numpy": _leapfrog_jmv_ref},
+    "leapfrog_jtmv": {"numpy": _leapfrog_jtmv_ref},
+}
+_LOADERS = {"numba": "._timestep_numba", "cupy": "._timestep_cupy"}
