@@ -58,7 +58,7 @@ from ..core.layout import Layout
 from ..core.validation import check_int, check_positive
 from .time_basis import as_time_basis
 
-__all__ = ["ReversibleIntegrator", "IntegratorCache"]
+__all__ = ["ReversibleIntegrator", "IntegratorCache", "FusedIntegratorCache"]
 
 
 @dataclass
@@ -76,6 +76,42 @@ class IntegratorCache:
 
     final: Any
     steps: Optional[list]
+
+
+@dataclass
+class FusedIntegratorCache:
+    """Forward cache of a stored-mode sweep run by a fused kernel of
+    :mod:`meganet.kernels.timestep`.
+
+    Attributes
+    ----------
+    final : state dataclass
+        The state after the last step.
+    trajectory : kernel trajectory dataclass
+        All stored states and activation derivatives (arrays with a step axis).
+    engine : str
+        The kernel engine that produced it (used again by ``Jmv``/``JTmv``).
+    make_step : callable (j) -> step cache
+        Builds the generic step cache of step ``j`` (views of ``trajectory``).
+    n_steps : int
+
+    ``steps`` is the list of generic step caches, built on first access, so the
+    step-by-step code (per-example gradients, analysis tools) reads the same
+    cache.
+    """
+
+    final: Any
+    trajectory: Any
+    engine: str
+    make_step: Any
+    n_steps: int
+    _steps: Optional[list] = None
+
+    @property
+    def steps(self):
+        if self._steps is None:
+            self._steps = [self.make_step(j) for j in range(self.n_steps)]
+        return self._steps
 
 
 class ReversibleIntegrator(Element):
@@ -134,8 +170,49 @@ class ReversibleIntegrator(Element):
     def _init_theta(self, rng):
         return np.concatenate([self._init_step(rng) for _ in range(self.basis.n_basis)])
 
+    # ---------------------------------------------------------- fused sweeps
+    #: Subclasses with kernels in :mod:`meganet.kernels.timestep` set this to
+    #: True and implement ``_fused_forward(theta, Y, engine, store)`` (with
+    #: ``store=False`` for the reversible mode: only the final state),
+    #: ``_fused_jmv(dtheta, dY, cache)`` and ``_fused_jtmv(W, cache, need_theta, need_Y)``.
+    _has_fused = False
+    engine = "numpy"
+
+    def _fused_engine(self, Y):
+        """The kernel engine of a fused sweep for arrays like ``Y``, or None."""
+        from ..kernels import resolve_engine
+        from ..kernels.activation import supports
+
+        if not self._has_fused or self.engine == "numpy" or not supports(self.activation):
+            return None
+        engine = resolve_engine(self.engine, get_array_module(Y))
+        if engine == "cupy" and Y.shape[1] > 32:  # kernels._timestep_cupy.MAX_WIDTH (register-resident)
+            return None
+        return engine if engine in ("numba", "cupy") else None
+
+    def _step_stack(self, theta):
+        """Step weights for the fused kernels: ``θ(t_j)`` (N, n_θ); a view of θ
+        for the identity basis and one shared row (1, n_θ) for the constant one."""
+        C = self.coefficients(theta)
+        return C if self.basis.kind in ("identity", "constant") else self.basis.apply(C)
+
+    def _step_stack_T(self, g):
+        """Adjoint of :meth:`_step_stack` applied to per-row gradients ``g``, flat."""
+        return (g if self.basis.kind in ("identity", "constant") else self.basis.apply_T(g)).reshape(-1)
+
+    def _check_engine(self):
+        """Constructor check: an explicit compiled engine needs a fused kernel."""
+        from ..kernels.activation import supports
+
+        if self.engine in ("numba", "cupy") and not supports(self.activation):
+            raise ValueError(f"engine={self.engine!r} needs a built-in activation with a compiled kernel, "
+                             f"got {self.activation!r}; use engine='auto'")
+
     # ---------------------------------------------------------------- loops
     def _forward(self, theta, Y):
+        engine = self._fused_engine(Y)
+        if engine is not None:
+            return self._fused_forward(theta, Y, engine, not self.reversible)
         C = self.coefficients(theta)
         s = self._initial_state(Y)
         steps = None if self.reversible else []
@@ -146,6 +223,8 @@ class ReversibleIntegrator(Element):
         return self._output(s), IntegratorCache(final=s, steps=steps)
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):
+        if isinstance(cache, FusedIntegratorCache):
+            return self._fused_jmv(dtheta, dY, cache)
         C = self.coefficients(theta)
         dC = self.coefficients(dtheta) if dtheta is not None else None
         ds = self._initial_tangent(dY, Y)
@@ -161,6 +240,8 @@ class ReversibleIntegrator(Element):
         return self._output(ds)
 
     def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
+        if isinstance(cache, FusedIntegratorCache) and not per_example:
+            return self._fused_jtmv(W, cache, need_theta, need_Y)
         xp = get_array_module(W)
         C = self.coefficients(theta)
         lead = (W.shape[0],) if per_example else ()

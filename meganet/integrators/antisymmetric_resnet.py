@@ -42,17 +42,20 @@ class AntisymmetricResNet(ResNet):
     bias : bool, default True
         Include ``b_j``.
     basis : None, 'identity', 'constant', TimeBasis or array (n_steps, n_basis)
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        Fused sweeps of :mod:`meganet.kernels.timestep` (see :class:`ResNet`).
 
     Shapes
     ------
     theta : (n_basis · (n² + n),) with bias, Y : (n_examples, n) → Z : same shape.
     """
 
-    def __init__(self, n_features, *, n_steps, final_time, gamma=0.0, activation="tanh", bias=True, basis=None):
+    def __init__(self, n_features, *, n_steps, final_time, gamma=0.0, activation="tanh", bias=True, basis=None,
+                 engine="auto"):
         n = check_int("n_features", n_features, minimum=1)
         self.gamma = check_nonnegative("gamma", gamma)
         layer = SingleLayer(AntisymmetricDense(n, gamma=self.gamma, scale=0.5), activation=activation, bias=bool(bias))
-        super().__init__(layer, n_steps=n_steps, final_time=final_time, basis=basis)
+        super().__init__(layer, n_steps=n_steps, final_time=final_time, basis=basis, engine=engine)
         self.n_features = n
 
     def __repr__(self):

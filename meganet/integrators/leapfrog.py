@@ -10,7 +10,8 @@ import numpy as np
 from ..activations import get_activation
 from ..backend import get_array_module
 from ..core.validation import check_int, check_option
-from ._reversible import ReversibleIntegrator
+from ..kernels import ENGINES
+from ._reversible import FusedIntegratorCache, IntegratorCache, ReversibleIntegrator
 
 __all__ = ["Leapfrog", "LeapfrogState", "LeapfrogStepCache"]
 
@@ -76,18 +77,25 @@ class Leapfrog(ReversibleIntegrator):
     bias : {'vector', 'scalar', 'none'}
     basis : None, 'identity', 'constant', TimeBasis or array (n_steps, n_basis)
     reversible : bool
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        Fused sweeps of :mod:`meganet.kernels.timestep` (see
+        :class:`~meganet.integrators.verlet.HamiltonianVerlet`).
 
     Shapes
     ------
     Y : (n_examples, n_features) → Z : (n_examples, n_features)
     """
 
+    _has_fused = True
+
     def __init__(self, n_features, *, n_steps, final_time, activation="tanh", bias="vector", basis=None,
-                 reversible=False):
+                 reversible=False, engine="auto"):
         self.n_features = n = check_int("n_features", n_features, minimum=1)
         self.activation = get_activation(activation)
         self.bias = check_option("bias", bias, _BIAS)
         self.n_b = {"vector": n, "scalar": 1, "none": 0}[self.bias]
+        self.engine = check_option("engine", engine, ENGINES)
+        self._check_engine()
         self._n_K = n * n
         self.shape_in = self.shape_out = (n,)
         self._setup_integrator(n_steps=n_steps, final_time=final_time, basis=basis, reversible=reversible,
@@ -173,11 +181,71 @@ class Leapfrog(ReversibleIntegrator):
                 out[..., nK:] = g if per_example else g.sum(axis=0)
         return new
 
+    # ------------------------------------------ fused sweeps (kernels.timestep)
+    def _stacked(self, W):
+        """``(M, b)`` of all steps from step weights ``W`` (N, n_θ): ``M_j = K_jᵀ``
+        (row form of ``Y K_jᵀ``), ``b`` (N, n) or None."""
+        N, n, nK = W.shape[0], self.n_features, self._n_K
+        M = W[:, :nK].reshape(N, n, n).transpose(0, 2, 1)
+        if self.bias == "none":
+            return M, None
+        if self.bias == "scalar":
+            return M, W[:, nK : nK + 1]  # width 1: one scalar per step
+        return M, W[:, nK:]
+
+    def _fused_forward(self, theta, Y, engine, store=True):
+        from ..kernels.timestep import leapfrog_forward
+
+        M, b = self._stacked(self._step_stack(theta))
+        tr = leapfrog_forward(Y, M, b, self.h, self.activation, n_steps=self.n_steps, store=store, engine=engine)
+        final = LeapfrogState(prev=tr.prev, cur=tr.Z)
+        if not store:  # reversible mode: the same arithmetic, no states kept
+            return tr.Z, IntegratorCache(final=final, steps=None)
+        tr.M = M
+
+        def make_step(j, tr=tr):
+            return LeapfrogStepCache(Y=tr.states[j], dsigma=tr.dsigma[j])
+
+        return tr.Z, FusedIntegratorCache(final=final, trajectory=tr, engine=engine, make_step=make_step,
+                                          n_steps=self.n_steps)
+
+    def _fused_jmv(self, dtheta, dY, cache):
+        from ..kernels.timestep import leapfrog_jmv
+
+        dM = db = None
+        if dtheta is not None:
+            dM, db = self._stacked(self._step_stack(dtheta))
+        tr = cache.trajectory
+        return leapfrog_jmv(tr.M, tr.states, tr.dsigma, self.h, dY0=dY, dM=dM, db=db, engine=cache.engine)
+
+    def _fused_jtmv(self, W, cache, need_theta, need_Y):
+        from ..kernels.timestep import leapfrog_jtmv
+
+        tr = cache.trajectory
+        dM, db, dY0 = leapfrog_jtmv(W, tr.M, tr.states, tr.dsigma, self.h, need_theta=need_theta,
+                                    engine=cache.engine)
+        dtheta = None
+        if need_theta:
+            xp = get_array_module(W)
+            N, nK = dM.shape[0], self._n_K
+            g = xp.empty((N, self._n_theta_step), dtype=W.dtype)
+            g[:, :nK] = dM.transpose(0, 2, 1).reshape(N, nK)
+            if self.bias == "scalar":
+                g[:, nK] = db.sum(axis=1)
+            elif self.bias == "vector":
+                g[:, nK:] = db
+            dtheta = self._step_stack_T(g)
+        return dtheta, (dY0 if need_Y else None)
+
     # ------------------------------------------------------ analysis tools
     def trajectory(self, theta, Y):
         """All states ``Y_0, …, Y_N`` of the forward pass, shape
         ``(n_steps + 1, n_examples, n_features)``."""
         theta, xp, _ = self._prepare(theta, Y)
+        engine = self._fused_engine(Y)
+        if engine is not None:  # the forward pass's own arithmetic
+            _, cache = self._fused_forward(theta, Y, engine, store=True)
+            return xp.concatenate([cache.trajectory.states, cache.trajectory.Z[None]])
         C = self.coefficients(theta)
         s = self._initial_state(Y)
         out = [s.cur]
@@ -208,4 +276,4 @@ class Leapfrog(ReversibleIntegrator):
     def __repr__(self):
         return (f"Leapfrog(n_features={self.n_features}, n_steps={self.n_steps}, final_time={self.final_time}, "
                 f"activation={self.activation!r}, bias={self.bias!r}, basis={self.basis!r}, "
-                f"reversible={self.reversible})")
+                f"reversible={self.reversible}, engine={self.engine!r})")

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backend import get_array_module
+from ..core.validation import check_option
+from ..kernels import ENGINES, resolve_engine
 from .block import TimeSteppingBlock
 
-__all__ = ["ResNet", "ResNetCache"]
+__all__ = ["ResNet", "ResNetCache", "FusedResNetCache"]
+
+_CUPY_MAX_WIDTH = 32  # = kernels._timestep_cupy.MAX_WIDTH (not imported: it needs cupy)
 
 
 @dataclass
@@ -16,6 +20,20 @@ class ResNetCache:
 
     states: list  #: Y_0, …, Y_{N−1}: the input of the layer at each step
     layer_caches: list  #: the layer's cache at each step
+
+
+@dataclass
+class FusedResNetCache(ResNetCache):
+    """Cache of the fused sweep (:mod:`meganet.kernels.timestep`) of a dense ResNet.
+
+    ``states[j]`` is ``Y_j`` as in :class:`ResNetCache` (here views of one
+    array (N, n_examples, n)); there are no per-step layer caches
+    (``layer_caches`` is None).
+    """
+
+    dsigma: object = None  #: σ'(U_j), array (N, n_examples, n)
+    M: object = None  #: step matrices (N or 1, n, n), U_j = Y_j M_j + b_j
+    engine: str = "numba"  #: the kernel engine that produced it
 
 
 class ResNet(TimeSteppingBlock):
@@ -48,6 +66,13 @@ class ResNet(TimeSteppingBlock):
         T > 0.
     basis : None, 'identity', 'constant', TimeBasis or array (n_steps, n_basis)
         Weights in time (default identity: one weight set per step).
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        For a dense layer (``SingleLayer`` of ``Dense`` or ``AntisymmetricDense``
+        with optional bias, no normalization, a built-in activation) the whole
+        sweep (forward, ``Jmv``, ``JTmv``) runs in one compiled kernel of
+        :mod:`meganet.kernels.timestep` (``'auto'``: numba for numpy arrays
+        when installed, cupy for cupy arrays up to width 32).  ``'numpy'``, other layers and per-example
+        gradients use the step-by-step loop below.
 
     Shapes
     ------
@@ -62,7 +87,106 @@ class ResNet(TimeSteppingBlock):
     (True, 0.0625)
     """
 
+    def __init__(self, layer, *, n_steps, final_time, basis=None, engine="auto"):
+        super().__init__(layer, n_steps=n_steps, final_time=final_time, basis=basis)
+        self.engine = check_option("engine", engine, ENGINES)
+        self._dense_kind = _dense_kind(layer)
+        if self.engine in ("numba", "cupy") and self._dense_kind is None:
+            raise ValueError(
+                f"engine={self.engine!r} fuses the steps of a dense layer (SingleLayer of Dense or "
+                f"AntisymmetricDense, no normalization, built-in activation), got {layer!r}; use engine='auto' "
+                "(or choose the engines of the layer's own elements)"
+            )
+
+    # ------------------------------------------------------- fused sweeps
+    def _fused_engine(self, Y):
+        """The kernel engine of the fused sweep for arrays like ``Y``, or None."""
+        if self._dense_kind is None or self.engine == "numpy":
+            return None
+        engine = resolve_engine(self.engine, get_array_module(Y))
+        if engine == "cupy" and Y.shape[1] > _CUPY_MAX_WIDTH:  # register-resident kernels: small widths only
+            return None
+        return engine if engine in ("numba", "cupy") else None
+
+    def _step_stack(self, theta):
+        """Step weights for the fused kernels: ``θ(t_j)`` (N, n_θ); a view of θ
+        for the identity basis and one shared row (1, n_θ) for the constant one."""
+        C = self.coefficients(theta)
+        return C if self.basis.kind in ("identity", "constant") else self.basis.apply(C)
+
+    def _step_stack_T(self, g):
+        """Adjoint of :meth:`_step_stack` applied to per-row gradients ``g``, flat."""
+        return (g if self.basis.kind in ("identity", "constant") else self.basis.apply_T(g)).reshape(-1)
+
+    def _step_matrices(self, W):
+        """``(M, b)`` of all steps from the step weights ``W`` (N, n_θ)."""
+        n = self.layer.transform.shape_in[0]
+        b = W[:, n * n : n * n + n] if self.layer.n_theta > n * n else None
+        return self._matrix_map(dtheta_K(W, n)), b
+
+    def _matrix_map(self, K, affine=True):
+        """``M_j`` from ``K_j`` (or ``∂M[dK]`` with ``affine=False``): Dense ``Kᵀ``,
+        antisymmetric ``s(Kᵀ − K − γI)`` (row form of ``Y A(K)ᵀ``)."""
+        Kt = K.transpose(0, 2, 1)
+        if self._dense_kind == "dense":
+            return Kt
+        T = self.layer.transform
+        M = T.scale * (Kt - K)
+        if affine and T.gamma:
+            xp = get_array_module(K)
+            M = M - (T.scale * T.gamma) * xp.eye(K.shape[1], dtype=K.dtype)
+        return M
+
+    def _matrix_map_T(self, dM):
+        """Adjoint of ``dK ↦ ∂M[dK]``: Dense ``dMᵀ``, antisymmetric ``s(dMᵀ − dM)``."""
+        dMt = dM.transpose(0, 2, 1)
+        if self._dense_kind == "dense":
+            return dMt
+        return self.layer.transform.scale * (dMt - dM)
+
+    def _fused_forward(self, theta, Y, engine):
+        from ..kernels.timestep import resnet_dense_forward
+
+        M, b = self._step_matrices(self._step_stack(theta))
+        tr = resnet_dense_forward(Y, M, b, self.h, self.layer.activation, n_steps=self.n_steps, engine=engine)
+        return tr.Z, FusedResNetCache(states=tr.states, layer_caches=None, dsigma=tr.dsigma, M=M, engine=engine)
+
+    def _fused_jmv(self, dtheta, dY, cache):
+        from ..kernels.timestep import resnet_dense_jmv
+
+        dM = db = None
+        if dtheta is not None:
+            dW = self._step_stack(dtheta)
+            n = cache.M.shape[1]
+            dM = self._matrix_map(dtheta_K(dW, n), affine=False)
+            db = dW[:, n * n : n * n + n] if self.layer.n_theta > n * n else None
+        return resnet_dense_jmv(cache.M, cache.states, cache.dsigma, self.h, dY0=dY, dM=dM, db=db,
+                                engine=cache.engine)
+
+    def _fused_jtmv(self, W, cache, need_theta):
+        from ..kernels.timestep import resnet_dense_jtmv
+
+        dM, db, dY0 = resnet_dense_jtmv(W, cache.M, cache.states, cache.dsigma, self.h, need_theta=need_theta,
+                                        engine=cache.engine)
+        dtheta = None
+        if need_theta:
+            xp = get_array_module(W)
+            N, n = dM.shape[0], dM.shape[1]  # N = 1 for shared (constant) weights
+            g = xp.empty((N, self.layer.n_theta), dtype=W.dtype)
+            g[:, : n * n] = self._matrix_map_T(dM).reshape(N, n * n)
+            if db is not None and self.layer.n_theta > n * n:
+                g[:, n * n :] = db
+            dtheta = self._step_stack_T(g)
+        return dtheta, dY0
+
+    # ---------------------------------------------------- element interface
     def _forward(self, theta, Y):
+        engine = self._fused_engine(Y)
+        if engine is not None:
+            return self._fused_forward(theta, Y, engine)
+        return self._forward_steps(theta, Y)
+
+    def _forward_steps(self, theta, Y):
         C = self.coefficients(theta)
         h, F = self.h, self.layer
         states, caches = [], []
@@ -75,6 +199,10 @@ class ResNet(TimeSteppingBlock):
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):
         """``dZ = J_θ dθ + J_Y dY`` by the forward-mode recursion above."""
+        if isinstance(cache, FusedResNetCache):
+            if self.layer.n_theta == 0:
+                dtheta = None
+            return self._fused_jmv(dtheta, dY, cache)
         C = self.coefficients(theta)
         dC = self.coefficients(dtheta) if dtheta is not None and self.layer.n_theta > 0 else None
         h, F = self.h, self.layer
@@ -91,6 +219,11 @@ class ResNet(TimeSteppingBlock):
 
     def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
         """``(J_θᵀ W, J_Yᵀ W)``: the forward loop run backwards (Meganet.m ``ResNN.JTmv``)."""
+        if isinstance(cache, FusedResNetCache):
+            if not per_example:
+                dtheta, dY = self._fused_jtmv(W, cache, need_theta and self.layer.n_theta > 0)
+                return dtheta, (dY if need_Y else None)
+            _, cache = self._forward_steps(theta, Y)  # per-example gradients: step-by-step caches
         xp = get_array_module(Y)
         C = self.coefficients(theta)
         h, F = self.h, self.layer
@@ -113,3 +246,25 @@ class ResNet(TimeSteppingBlock):
         if G is not None:
             dtheta = G.reshape(Y.shape[0], -1) if per_example else G.reshape(-1)
         return dtheta, (W if need_Y else None)
+
+
+def dtheta_K(W, n):
+    """The ``K`` block ``(N, n, n)`` of step weights ``W`` (N, n_θ)."""
+    return W[:, : n * n].reshape(-1, n, n)
+
+
+def _dense_kind(layer):
+    """``'dense'`` or ``'antisymmetric'`` if the fused kernels cover ``layer``, else None."""
+    from ..kernels.activation import supports
+    from ..layers.single import SingleLayer
+    from ..transforms.antisymmetric import AntisymmetricDense
+    from ..transforms.dense import Dense
+
+    if type(layer) is not SingleLayer or layer.normalization is not None or not supports(layer.activation):
+        return None
+    T = layer.transform
+    if type(T) is Dense and T.n_in_ == T.n_out_:
+        return "dense"
+    if type(T) is AntisymmetricDense:
+        return "antisymmetric"
+    return None

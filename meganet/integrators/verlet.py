@@ -10,7 +10,8 @@ import numpy as np
 from ..activations import get_activation
 from ..backend import get_array_module
 from ..core.validation import check_int, check_option
-from ._reversible import ReversibleIntegrator
+from ..kernels import ENGINES
+from ._reversible import FusedIntegratorCache, IntegratorCache, ReversibleIntegrator
 
 __all__ = ["HamiltonianVerlet", "VerletState", "VerletStepCache"]
 
@@ -103,19 +104,31 @@ class HamiltonianVerlet(ReversibleIntegrator):
         Weights in time (default: one weight set per step).
     reversible : bool
         Store no intermediate states (recompute them in ``Jmv``/``JTmv``).
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        In stored mode with a built-in activation, the whole sweep (forward,
+        ``Jmv``, ``JTmv``) runs in one compiled kernel of
+        :mod:`meganet.kernels.timestep` (``'auto'``: numba for numpy arrays
+        when installed, cupy for cupy arrays); the reversible mode uses the
+        kernel for its forward pass (no states kept); ``'numpy'``, the
+        reversible adjoint and per-example gradients use the step-by-step
+        loops.
 
     Shapes
     ------
     Y : (n_examples, n_y + n_z) → Z : (n_examples, n_y + n_z)
     """
 
+    _has_fused = True
+
     def __init__(self, n_y, n_z, *, n_steps, final_time, activation="tanh", bias="scalar", basis=None,
-                 reversible=False):
+                 reversible=False, engine="auto"):
         self.n_y = check_int("n_y", n_y, minimum=1)
         self.n_z = check_int("n_z", n_z, minimum=1)
         self.activation = get_activation(activation)
         self.bias = check_option("bias", bias, _BIAS)
         self.n_b = {"scalar": 1, "vector": self.n_y + self.n_z, "none": 0}[self.bias]
+        self.engine = check_option("engine", engine, ENGINES)
+        self._check_engine()
         self._n_K = self.n_y * self.n_z
         self.shape_in = self.shape_out = (self.n_y + self.n_z,)
         self._setup_integrator(n_steps=n_steps, final_time=final_time, basis=basis, reversible=reversible,
@@ -239,6 +252,68 @@ class HamiltonianVerlet(ReversibleIntegrator):
                     out[nK + self.n_y :] = gA.sum(axis=0)
         return VerletState(y=Wy, z=Wz)
 
+    # ------------------------------------------ fused sweeps (kernels.timestep)
+    def _stacked(self, W):
+        """``(K, b_y, b_z)`` of all steps from step weights ``W`` (N, n_θ); biases None without bias."""
+        N, nK = W.shape[0], self._n_K
+        K = W[:, :nK].reshape(N, self.n_y, self.n_z)
+        if self.bias == "none":
+            return K, None, None
+        if self.bias == "scalar":
+            b = W[:, nK : nK + 1]  # width 1: one scalar per step
+            return K, b, b
+        return K, W[:, nK : nK + self.n_y], W[:, nK + self.n_y :]
+
+    def _fused_forward(self, theta, Y, engine, store=True):
+        from ..kernels.timestep import verlet_forward
+
+        K, b_y, b_z = self._stacked(self._step_stack(theta))
+        y, z = self._split(Y)
+        tr = verlet_forward(y, z, K, b_y, b_z, self.h, self.activation, n_steps=self.n_steps, store=store,
+                            engine=engine)
+        final = VerletState(y=tr.y, z=tr.z)
+        if not store:  # reversible mode: the same arithmetic, no states kept
+            return self._output(final), IntegratorCache(final=final, steps=None)
+        tr.K = K
+
+        def make_step(j, tr=tr):
+            return VerletStepCache(y=tr.ys[j], z_half=tr.z_half[j], dsigma_z=tr.dsigma_z[j], dsigma_y=tr.dsigma_y[j])
+
+        return self._output(final), FusedIntegratorCache(final=final, trajectory=tr, engine=engine,
+                                                         make_step=make_step, n_steps=self.n_steps)
+
+    def _fused_jmv(self, dtheta, dY, cache):
+        from ..kernels.timestep import verlet_jmv
+
+        dK = dby = dbz = None
+        if dtheta is not None:
+            dK, dby, dbz = self._stacked(self._step_stack(dtheta))
+        dy0, dz0 = self._split(dY) if dY is not None else (None, None)
+        tr = cache.trajectory
+        dy, dz = verlet_jmv(tr.K, tr, self.h, dy0=dy0, dz0=dz0, dK=dK, dby=dby, dbz=dbz, engine=cache.engine)
+        return self._output(VerletState(y=dy, z=dz))
+
+    def _fused_jtmv(self, W, cache, need_theta, need_Y):
+        from ..kernels.timestep import verlet_jtmv
+
+        tr = cache.trajectory
+        Wy, Wz = self._split(W)
+        dK, dby, dbz, dy0, dz0 = verlet_jtmv(Wy, Wz, tr.K, tr, self.h, need_theta=need_theta, engine=cache.engine)
+        dtheta = None
+        if need_theta:
+            xp = get_array_module(W)
+            N, nK = dK.shape[0], self._n_K
+            g = xp.empty((N, self._n_theta_step), dtype=W.dtype)
+            g[:, :nK] = dK.reshape(N, nK)
+            if self.bias == "scalar":
+                g[:, nK] = dby.sum(axis=1) + dbz.sum(axis=1)
+            elif self.bias == "vector":
+                g[:, nK : nK + self.n_y] = dby
+                g[:, nK + self.n_y :] = dbz
+            dtheta = self._step_stack_T(g)
+        dY = self._output(VerletState(y=dy0, z=dz0)) if need_Y else None
+        return dtheta, dY
+
     # ------------------------------------------------------ analysis tools
     def trajectory(self, theta, Y):
         """All states of the forward pass (for plots and energy checks).
@@ -251,6 +326,12 @@ class HamiltonianVerlet(ReversibleIntegrator):
             ``z_{−½}, z_{½}, …, z_{N−½}``.
         """
         theta, xp, _ = self._prepare(theta, Y)
+        engine = self._fused_engine(Y)
+        if engine is not None:  # the forward pass's own arithmetic
+            _, cache = self._fused_forward(theta, Y, engine, store=True)
+            tr = cache.trajectory
+            y0, z0 = self._split(Y)
+            return xp.concatenate([tr.ys, tr.y[None]]), xp.concatenate([z0[None], tr.z_half])
         C = self.coefficients(theta)
         s = self._initial_state(Y)
         ys, zs = [s.y], [s.z]
@@ -283,4 +364,4 @@ class HamiltonianVerlet(ReversibleIntegrator):
     def __repr__(self):
         return (f"HamiltonianVerlet(n_y={self.n_y}, n_z={self.n_z}, n_steps={self.n_steps}, "
                 f"final_time={self.final_time}, activation={self.activation!r}, bias={self.bias!r}, "
-                f"basis={self.basis!r}, reversible={self.reversible})")
+                f"basis={self.basis!r}, reversible={self.reversible}, engine={self.engine!r})")

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from ..activations import get_activation
 from ..core.element import Element
 from ..core.layout import Layout
-from ..core.validation import check_shape_tuple
+from ..core.validation import check_option, check_shape_tuple
+from ..kernels import ENGINES
+from ..kernels.activation import activation_code, bias_activation, supports
 
 __all__ = ["Pointwise", "PointwiseCache"]
 
@@ -26,15 +28,28 @@ class Pointwise(Element):
         ``'tanh'``, ``'relu'``, ``'smooth_relu'``, ``'identity'``, ``'sigmoid'``.
     shape : int or tuple of int
         Feature shape (without the example axis).
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        ``σ`` and ``σ'`` in one pass with
+        :func:`meganet.kernels.activation.bias_activation` (``'auto'``: cupy for
+        cupy arrays, numba when installed); ``'numpy'`` evaluates the
+        activation object.  Activations without a compiled kernel (user
+        subclasses) always use the activation object; asking for a compiled
+        engine for them raises.
     """
 
-    def __init__(self, activation, shape):
+    def __init__(self, activation, shape, *, engine="auto"):
         self.activation = get_activation(activation)
         self.shape_in = self.shape_out = check_shape_tuple("shape", shape)
         self.layout = Layout([])
+        self.engine = check_option("engine", engine, ENGINES)
+        if self.engine not in ("auto", "numpy"):
+            activation_code(self.activation)  # raises for activations without a kernel
 
     def _forward(self, theta, Y):
-        Z, dsigma = self.activation.value_and_derivative(Y)
+        if self.engine != "numpy" and supports(self.activation):
+            Z, dsigma = bias_activation(Y, None, self.activation, engine=self.engine)
+        else:
+            Z, dsigma = self.activation.value_and_derivative(Y)
         return Z, PointwiseCache(dsigma=dsigma)
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):
@@ -44,4 +59,4 @@ class Pointwise(Element):
         return None, (cache.dsigma * W if need_Y else None)
 
     def __repr__(self):
-        return f"Pointwise({self.activation!r}, shape={self.shape_in})"
+        return f"Pointwise({self.activation!r}, shape={self.shape_in}, engine={self.engine!r})"

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from ..backend import get_array_module
 from ..core.element import Element
 from ..core.layout import Layout
-from ..core.validation import check_int, check_shape_tuple
+from ..core.validation import check_int, check_option, check_shape_tuple
+from ..kernels import ENGINES
+from ..kernels.pooling import avg_pool2d, avg_pool2d_adjoint
 
 __all__ = ["AvgPool2d"]
 
@@ -34,17 +36,20 @@ class AvgPool2d(Element):
         ``(C, H, W)``; H and W must be divisible by ``factor``.
     factor : int, default 2
         Block size f.
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        Kernel engine of :mod:`meganet.kernels.pooling`.
 
     Shapes
     ------
     Y : (n_examples, C, H, W) → Z : (n_examples, C, H/f, W/f)
     """
 
-    def __init__(self, shape_in, *, factor=2):
+    def __init__(self, shape_in, *, factor=2, engine="auto"):
         shape_in = check_shape_tuple("shape_in", shape_in)
         if len(shape_in) != 3:
             raise ValueError(f"shape_in must be (channels, height, width), got {shape_in}")
         self.factor = check_int("factor", factor, minimum=1)
+        self.engine = check_option("engine", engine, ENGINES)
         C, H, W = shape_in
         if H % self.factor or W % self.factor:
             raise ValueError(
@@ -60,14 +65,11 @@ class AvgPool2d(Element):
         return (n, C, h, f, w, f)
 
     def _pool(self, Y):
-        return Y.reshape(self._blocks(Y.shape[0])).mean(axis=(3, 5))
+        return avg_pool2d(Y, self.factor, engine=self.engine)
 
     def _spread(self, W):
         """Adjoint of the pooling: each value ``/f²`` on its ``f × f`` block."""
-        xp = get_array_module(W)
-        n = W.shape[0]
-        B = xp.broadcast_to(W[:, :, :, None, :, None], self._blocks(n))
-        return (B * (1.0 / self.factor ** 2)).reshape((n, *self.shape_in))
+        return avg_pool2d_adjoint(W, self.factor, engine=self.engine)
 
     def _forward(self, theta, Y):
         return self._pool(Y), AvgPoolCache()
@@ -86,4 +88,4 @@ class AvgPool2d(Element):
         return dtheta, (self._spread(W) if need_Y else None)
 
     def __repr__(self):
-        return f"AvgPool2d(shape_in={self.shape_in}, factor={self.factor})"
+        return f"AvgPool2d(shape_in={self.shape_in}, factor={self.factor}, engine={self.engine!r})"

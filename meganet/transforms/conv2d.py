@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core.layout import Layout
 from ..core.validation import check_int, check_option
+from ..kernels import ENGINES
 from ..kernels.conv2d import BOUNDARIES, conv2d_adjoint_input, conv2d_adjoint_weight, conv2d_forward
 from .base import Transform
 
@@ -55,6 +56,9 @@ class Conv2d(Transform):
         Odd stencil size ``kh`` (and ``kw``).  For ``boundary='periodic'`` it
         must not exceed ``image_shape``.
     boundary : {'zero', 'periodic'}, default 'zero'
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        Kernel engine of :mod:`meganet.kernels.conv2d` (``'auto'``: cupy for
+        cupy arrays, numba when installed, the numpy reference otherwise).
 
     Shapes
     ------
@@ -62,12 +66,13 @@ class Conv2d(Transform):
     θ : (C_out·C_in·kh·kw,).
     """
 
-    def __init__(self, in_channels, out_channels, image_shape, *, kernel_size=3, boundary="zero"):
+    def __init__(self, in_channels, out_channels, image_shape, *, kernel_size=3, boundary="zero", engine="auto"):
         self.in_channels = check_int("in_channels", in_channels, minimum=1)
         self.out_channels = check_int("out_channels", out_channels, minimum=1)
         self.image_shape = _check_image_shape(image_shape)
         self.kernel_size = _check_kernel_size(kernel_size)
         self.boundary = check_option("boundary", boundary, BOUNDARIES)
+        self.engine = check_option("engine", engine, ENGINES)
         if self.boundary == "periodic":
             _check_fits(self.kernel_size, self.image_shape)
         self.shape_in = (self.in_channels, *self.image_shape)
@@ -91,18 +96,18 @@ class Conv2d(Transform):
 
     # ----- transform pieces
     def _apply(self, theta, Y):
-        return conv2d_forward(Y, self.stencil(theta), self.boundary)
+        return conv2d_forward(Y, self.stencil(theta), self.boundary, engine=self.engine)
 
     def _apply_T(self, theta, Z):
-        return conv2d_adjoint_input(Z, self.stencil(theta), self.boundary)
+        return conv2d_adjoint_input(Z, self.stencil(theta), self.boundary, engine=self.engine)
 
     def _dK_adj(self, theta, Y, W, per_example):
-        dK = conv2d_adjoint_weight(Y, W, self.kernel_size, self.boundary, per_example)
+        dK = conv2d_adjoint_weight(Y, W, self.kernel_size, self.boundary, per_example, engine=self.engine)
         return dK.reshape(Y.shape[0], -1) if per_example else dK.reshape(-1)
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.in_channels}->{self.out_channels}, image {self.image_shape}, "
-                f"kernel {self.kernel_size}, boundary={self.boundary!r})")
+                f"kernel {self.kernel_size}, boundary={self.boundary!r}, engine={self.engine!r})")
 
 
 # ---------------------------------------------------------- validation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..kernels.conv2d import conv2d_fft_adjoint_input, conv2d_fft_adjoint_weight, conv2d_fft_forward
+from ..core.validation import check_option
 from .conv2d import Conv2d
 
 __all__ = ["Conv2dFFT"]
@@ -41,6 +42,11 @@ class Conv2dFFT(Conv2d):
         ``(H, W)``.
     kernel_size : int or (int, int), default 3
         Odd, at most ``image_shape``.
+    engine : {'auto', 'numpy', 'cupy'}, default 'auto'
+        ``'cupy'`` runs ``cupy.fft`` with a fused spectral product (see
+        :mod:`meganet.kernels.conv2d`); there is no numba FFT kernel
+        (``scipy.fft`` is compiled already), so ``'auto'`` uses the reference
+        on the CPU.
 
     Shapes
     ------
@@ -48,19 +54,21 @@ class Conv2dFFT(Conv2d):
     θ : (C_out·C_in·kh·kw,).
     """
 
-    def __init__(self, in_channels, out_channels, image_shape, *, kernel_size=3):
-        super().__init__(in_channels, out_channels, image_shape, kernel_size=kernel_size, boundary="periodic")
+    def __init__(self, in_channels, out_channels, image_shape, *, kernel_size=3, engine="auto"):
+        check_option("engine", engine, ("auto", "numpy", "cupy"))
+        super().__init__(in_channels, out_channels, image_shape, kernel_size=kernel_size, boundary="periodic",
+                         engine=engine)
 
     def _apply(self, theta, Y):
-        return conv2d_fft_forward(Y, self.stencil(theta))
+        return conv2d_fft_forward(Y, self.stencil(theta), engine=self.engine)
 
     def _apply_T(self, theta, Z):
-        return conv2d_fft_adjoint_input(Z, self.stencil(theta))
+        return conv2d_fft_adjoint_input(Z, self.stencil(theta), engine=self.engine)
 
     def _dK_adj(self, theta, Y, W, per_example):
-        dK = conv2d_fft_adjoint_weight(Y, W, self.kernel_size, per_example)
+        dK = conv2d_fft_adjoint_weight(Y, W, self.kernel_size, per_example, engine=self.engine)
         return dK.reshape(Y.shape[0], -1) if per_example else dK.reshape(-1)
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.in_channels}->{self.out_channels}, image {self.image_shape}, "
-                f"kernel {self.kernel_size})")
+                f"kernel {self.kernel_size}, engine={self.engine!r})")
