@@ -24,7 +24,8 @@ setup(
         "numba": ["numba>=0.59"],
         "gpu": ["cupy-cuda12x>=13"],
         "plot": ["matplotlib>=3.7"],
-        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7"],
+        # numba is in the test extra so that CI runs the numba engine of the kernels
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7", "numba>=0.59"],
     },
     entry_points={"console_scripts": ["meganet=meganet.cli:main"]},
     license="MIT",

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
 
-from meganet.backend import cupy_available
+# Set before numba starts its OpenMP pool.  pytest-xdist's workers share the cores; with libgomp's
+# default (OMP_WAIT_POLICY=active) the pool threads of one worker busy-wait after every parallel
+# region and take the core from the other worker: the small kernels of the tests then run ~10× slower
+# (the suite took 172 s instead of 31 s on 2 cores).  Passive threads sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from meganet.backend import cupy_available  # noqa: E402
+from meganet.kernels import numba_available  # noqa: E402
 
 HAVE_GPU = cupy_available()
 
@@ -34,3 +43,37 @@ def xp(request):
 @pytest.fixture(params=DTYPE_PARAMS)
 def dtype(request):
     return request.param
+
+
+_WARMUP = {}
+
+
+def pytest_configure(config):
+    """Compile the numba kernels once, in the controller, before the xdist workers start.
+
+    The kernels are cached on disk (``cache=True``), so the workers load them
+    instead of each compiling every kernel again (a cold compile of all kernels
+    takes minutes).  Only for distributed runs (``-n``); a plain run compiles
+    what it uses on first use.
+    """
+    if hasattr(config, "workerinput") or not numba_available():
+        return
+    if not getattr(config.option, "numprocesses", None):
+        return
+    import subprocess
+    import sys
+    import time
+
+    # one process per dtype, concurrently (numba merges the cache index of each kernel on save)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", f"from meganet.kernels import warmup; warmup(dtypes=('{dt}',))"])
+             for dt in ("float64", "float32")]
+    if any(p.wait() != 0 for p in procs):
+        raise pytest.UsageError("meganet.kernels.warmup() failed (see the traceback above)")
+    _WARMUP["seconds"] = time.perf_counter() - t0
+
+
+def pytest_report_header(config):
+    if "seconds" in _WARMUP:
+        return f"numba kernels compiled or loaded from cache in {_WARMUP['seconds']:.1f} s (meganet.kernels.warmup)"
+    return None
