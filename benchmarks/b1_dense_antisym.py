@@ -68,7 +68,7 @@ def meganet_ops(d, engine):
     Y0, C = d["Y0"], d["labels"]
 
     def forward():
-        Z, _ = block.forward(theta, Y0)
+        Z = block.apply(theta, Y0)  # no cache (PyTorch: no_grad)
         return loss.value(Z, w, C)
 
     def gradient():

@@ -77,7 +77,7 @@ def meganet_ops(d, engine, xp=np):
     Y, V = arr(d["Y"]), arr(d["V"])
 
     def forward():
-        return block.forward(theta, Y)[0]
+        return block.apply(theta, Y)  # no cache (PyTorch: no_grad)
 
     def gradient():
         Z, cache = block.forward(theta, Y)

@@ -53,7 +53,7 @@ def meganet_ops(d, engine):
     target = d["target"]
 
     def forward():
-        Z, _ = block.forward(theta, Y)
+        Z = block.apply(theta, Y)  # no cache (PyTorch: no_grad)
         r = Z[:, :N_FEAT] - target
         return 0.5 * np.vdot(r, r)
 

@@ -106,6 +106,10 @@ def test_cache_free_and_dtype(case, dtype, xp_name):
     Z, cache = el.forward(theta, Y)
     assert get_array_module(Z) is xp
     assert Z.dtype == dtype and Z.shape == (Y.shape[0], *el.shape_out)
+    # the cache-free forward (apply / __call__) gives the same Z
+    Za = el.apply(theta, Y)
+    assert get_array_module(Za) is xp and Za.dtype == dtype and Za.shape == Z.shape
+    assert _rel(Za, Z) <= _tol(dtype)
     rng = np.random.default_rng(4)
     dth = xp.asarray(rng.standard_normal(el.n_theta).astype(dtype)) if el.n_theta else None
     dY = xp.asarray(rng.standard_normal(Y.shape).astype(dtype))
@@ -138,6 +142,8 @@ def test_bad_input(case):
     # wrong theta length
     with pytest.raises(ValueError, match="theta must have shape"):
         el.forward(np.zeros(el.n_theta + 1), Y)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        el.apply(np.zeros(el.n_theta + 1), Y)
     # wrong Y shape: one feature axis too few / wrong size
     with pytest.raises(ValueError, match="Y must have shape"):
         el.forward(theta, Y[..., :-1] if Y.shape[-1] > 1 else np.concatenate([Y, Y], axis=-1))

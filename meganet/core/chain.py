@@ -70,6 +70,12 @@ class Chain(Element):
             caches.append(c)
         return Z, ChainCache(inputs=inputs, caches=caches)
 
+    def _apply(self, theta, Y):
+        Z = Y
+        for e, th in zip(self.elements, self.split(theta)):
+            Z = e._apply(th, Z)
+        return Z
+
     def _Jmv(self, dtheta, dY, theta, Y, cache):
         dths = self.split(dtheta) if dtheta is not None else [None] * len(self.elements)
         dZ = dY

@@ -172,8 +172,27 @@ class Element:
         theta, _, _ = self._prepare(theta, Y)
         return self._forward(theta, Y)
 
+    def apply(self, theta, Y):
+        """``Z = F(θ, Y)`` without a cache (inference, objective values).
+
+        Same value as ``forward(theta, Y)[0]``; elements with a cheaper
+        cache-free path (the fused time-stepping sweeps store no states here)
+        override ``_apply``.
+
+        Parameters
+        ----------
+        theta : array, shape (n_theta,)
+        Y : array, shape (n_examples, *shape_in)
+
+        Returns
+        -------
+        Z : array, shape (n_examples, *shape_out)
+        """
+        theta, _, _ = self._prepare(theta, Y)
+        return self._apply(theta, Y)
+
     def __call__(self, theta, Y):
-        return self.forward(theta, Y)[0]
+        return self.apply(theta, Y)
 
     def Jmv(self, dtheta, dY, theta, Y, cache=None):
         """``dZ = J_θ dθ + J_Y dY``; ``None`` means a zero perturbation.
@@ -265,6 +284,10 @@ class Element:
     # --------------------------------------------------------- to implement
     def _forward(self, theta, Y):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement _forward")
+
+    def _apply(self, theta, Y):
+        """Cache-free forward; default: :meth:`_forward` with the cache dropped."""
+        return self._forward(theta, Y)[0]
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement _Jmv")

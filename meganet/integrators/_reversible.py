@@ -210,12 +210,19 @@ class ReversibleIntegrator(Element):
 
     # ---------------------------------------------------------------- loops
     def _forward(self, theta, Y):
+        return self._sweep(theta, Y, store=not self.reversible)
+
+    def _apply(self, theta, Y):
+        """Cache-free forward: no states are stored, in either mode."""
+        return self._sweep(theta, Y, store=False)[0]
+
+    def _sweep(self, theta, Y, store):
         engine = self._fused_engine(Y)
         if engine is not None:
-            return self._fused_forward(theta, Y, engine, not self.reversible)
+            return self._fused_forward(theta, Y, engine, store)
         C = self.coefficients(theta)
         s = self._initial_state(Y)
-        steps = None if self.reversible else []
+        steps = [] if store else None
         for j in range(self.n_steps):
             s, c = self._step(self.basis.weights_at(C, j), s, steps is not None)
             if steps is not None:

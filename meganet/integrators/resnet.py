@@ -186,6 +186,20 @@ class ResNet(TimeSteppingBlock):
             return self._fused_forward(theta, Y, engine)
         return self._forward_steps(theta, Y)
 
+    def _apply(self, theta, Y):
+        """Cache-free forward: the fused sweep stores no states; the step loop keeps none."""
+        engine = self._fused_engine(Y)
+        if engine is not None:
+            from ..kernels.timestep import resnet_dense_forward
+
+            M, b = self._step_matrices(self._step_stack(theta))
+            return resnet_dense_forward(Y, M, b, self.h, self.layer.activation, n_steps=self.n_steps,
+                                        engine=engine, store=False).Z
+        C = self.coefficients(theta)
+        for j in range(self.n_steps):
+            Y = Y + self.h * self.layer._apply(self.basis.weights_at(C, j), Y)
+        return Y
+
     def _forward_steps(self, theta, Y):
         C = self.coefficients(theta)
         h, F = self.h, self.layer

@@ -289,7 +289,7 @@ class ObjectiveBase:
             raise ValueError(f"Y must have shape {exp} for this network, got {tuple(Y.shape)}")
         self._check_labels("C", C, "Y", Y.shape[0])
         with np.errstate(over="ignore", invalid="ignore"):
-            Z, _ = self.network._forward(theta, Y)
+            Z = self.network._apply(theta, Y)  # no cache: evaluation only
         if not (self._finite(Z) and self._finite(w)):
             return dict(loss=float("nan"), accuracy=float("nan"), n_examples=int(Y.shape[0]))
         ev = self.loss.evaluate(Z, w, C, mask=mask, need=("value",))

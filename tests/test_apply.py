@@ -1,0 +1,46 @@
+"""The cache-free forward ``Element.apply``: same value as ``forward`` (generic tests), and no stored states."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from meganet.integrators import AntisymmetricResNet
+from meganet.integrators.leapfrog import Leapfrog
+from meganet.integrators.verlet import HamiltonianVerlet
+from meganet.kernels import _buffers, numba_available
+from meganet.networks import Sequential
+
+ENGINES = ["numpy"] + (["numba"] if numba_available() else [])
+
+
+def _peak(fn):
+    fn()  # warm-up (numba: compile or load from cache)
+    _buffers.clear()  # the numba sweeps reuse pooled trajectory buffers: count fresh allocations
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("make", [
+    lambda e: AntisymmetricResNet(4, n_steps=256, final_time=2.0, engine=e),
+    lambda e: HamiltonianVerlet(4, 4, n_steps=256, final_time=2.0, engine=e),
+    lambda e: Leapfrog(4, n_steps=256, final_time=2.0, engine=e),
+    lambda e: Sequential([AntisymmetricResNet(8, n_steps=128, final_time=1.0, engine=e),
+                          AntisymmetricResNet(8, n_steps=128, final_time=1.0, engine=e)]),
+], ids=["antisym-resnet", "verlet", "leapfrog", "sequential"])
+def test_apply_keeps_no_states(make, engine):
+    block = make(engine)
+    rng = np.random.default_rng(0)
+    theta = 0.1 * rng.standard_normal(block.n_theta)
+    Y = rng.standard_normal((1024, *block.shape_in))
+    states_bytes = 256 * Y.nbytes  # one copy of Y per step: what forward keeps at least
+    np.testing.assert_allclose(block.apply(theta, Y), block.forward(theta, Y)[0], rtol=1e-12, atol=1e-13)
+    assert _peak(lambda: block.forward(theta, Y)) >= states_bytes
+    assert _peak(lambda: block.apply(theta, Y)) < states_bytes / 16
