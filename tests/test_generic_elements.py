@@ -118,6 +118,12 @@ def test_cache_free_and_dtype(case, dtype, xp_name):
     dZ2 = el.Jmv(dth, dY, theta, Y)
     assert dZ1.dtype == dtype and dZ1.shape == Z.shape
     assert _rel(dZ2, dZ1) <= _tol(dtype)
+    # the one-off forward-mode product (jvp) gives forward + Jmv
+    Zj, dZj = el.jvp(theta, Y, dth, dY)
+    assert get_array_module(dZj) is xp and dZj.dtype == dtype and dZj.shape == Z.shape
+    assert _rel(Zj, Z) <= _tol(dtype) and _rel(dZj, dZ1) <= _tol(dtype)
+    if el.n_theta:
+        assert _rel(el.jvp(theta, Y, dth)[1], el.Jthetamv(dth, theta, Y, cache)) <= _tol(dtype)
     a1 = el.JTmv(W, theta, Y, cache)
     a2 = el.JTmv(W, theta, Y)
     assert a1[1].dtype == dtype and a1[1].shape == Y.shape
@@ -144,6 +150,8 @@ def test_bad_input(case):
         el.forward(np.zeros(el.n_theta + 1), Y)
     with pytest.raises(ValueError, match="theta must have shape"):
         el.apply(np.zeros(el.n_theta + 1), Y)
+    with pytest.raises(ValueError, match="dY must have shape"):
+        el.jvp(theta, Y, None, Y[:1] if Y.shape[0] > 1 else np.concatenate([Y, Y]))
     # wrong Y shape: one feature axis too few / wrong size
     with pytest.raises(ValueError, match="Y must have shape"):
         el.forward(theta, Y[..., :-1] if Y.shape[-1] > 1 else np.concatenate([Y, Y], axis=-1))

@@ -76,6 +76,22 @@ class Chain(Element):
             Z = e._apply(th, Z)
         return Z
 
+    def _jvp(self, theta, Y, dtheta, dY):
+        """Element by element, so that no element keeps a cache longer than its own product."""
+        dths = self.split(dtheta) if dtheta is not None else [None] * len(self.elements)
+        Z, dZ = Y, dY
+        for e, th, dth in zip(self.elements, self.split(theta), dths):
+            if dth is not None and dth.shape[-1] == 0:
+                dth = None
+            if dth is None and dZ is None:
+                Z = e._apply(th, Z)
+            else:
+                Z, dZ = e._jvp(th, Z, dth, dZ)
+        if dZ is None:
+            xp = _xp(Y)
+            dZ = xp.zeros((Y.shape[0], *self.shape_out), dtype=Y.dtype)
+        return Z, dZ
+
     def _Jmv(self, dtheta, dY, theta, Y, cache):
         dths = self.split(dtheta) if dtheta is not None else [None] * len(self.elements)
         dZ = dY

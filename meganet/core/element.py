@@ -194,6 +194,35 @@ class Element:
     def __call__(self, theta, Y):
         return self.apply(theta, Y)
 
+    def jvp(self, theta, Y, dtheta=None, dY=None):
+        """``(Z, dZ) = (F(θ, Y), J_θ dθ + J_Y dY)`` without keeping a cache.
+
+        The forward-mode product of a one-off direction (PyTorch's
+        ``torch.func.jvp``): same values as ``forward`` followed by ``Jmv``;
+        elements with a one-sweep path (the fused time-stepping blocks
+        propagate state and tangent together and store no states) override
+        ``_jvp``.  ``None`` means a zero perturbation.
+
+        Parameters
+        ----------
+        theta : array, shape (n_theta,)
+        Y : array, shape (n_examples, *shape_in)
+        dtheta : array, shape (n_theta,) or None
+        dY : array, shape (n_examples, *shape_in) or None
+
+        Returns
+        -------
+        Z, dZ : arrays, shape (n_examples, *shape_out)
+        """
+        theta, xp, dtype = self._prepare(theta, Y, dtheta=dtheta, dY=dY)
+        self._check_like("dtheta", dtheta, (self.n_theta,), xp, dtype)
+        self._check_like("dY", dY, tuple(Y.shape), xp, dtype)
+        if dtheta is not None and dtheta.size == 0:
+            dtheta = None
+        if dtheta is None and dY is None:
+            return self._apply(theta, Y), xp.zeros((Y.shape[0], *self.shape_out), dtype=dtype)
+        return self._jvp(theta, Y, dtheta, dY)
+
     def Jmv(self, dtheta, dY, theta, Y, cache=None):
         """``dZ = J_θ dθ + J_Y dY``; ``None`` means a zero perturbation.
 
@@ -288,6 +317,11 @@ class Element:
     def _apply(self, theta, Y):
         """Cache-free forward; default: :meth:`_forward` with the cache dropped."""
         return self._forward(theta, Y)[0]
+
+    def _jvp(self, theta, Y, dtheta, dY):
+        """One-off forward-mode product; default: :meth:`_forward` then :meth:`_Jmv`."""
+        Z, cache = self._forward(theta, Y)
+        return Z, self._Jmv(dtheta, dY, theta, Y, cache)
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement _Jmv")
