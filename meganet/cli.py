@@ -212,7 +212,7 @@ def build_parser():
         description=("Train a network on a 2-D classification problem (Haber & Ruthotto 2017, §6) and write a "
                      "report folder: parameters (params.npz + model.json, load with meganet.report.load_run), "
                      "history (CSV, JSON), decision-region and convergence plots, summary.json. Defaults: "
-                     "peaks, antisymmetric ResNet, width 8, T = 5, multilevel 4 -> 8 -> 16 steps, Gauss-Newton-PCG."))
+                     "peaks, antisymmetric ResNet, width 16, T = 5, multilevel 8 -> 16 -> 32 steps, Gauss-Newton-PCG."))
     tr.set_defaults(_parser=tr)
     g = tr.add_argument_group("problem")
     g.add_argument("--data", choices=DATASETS, default="peaks",

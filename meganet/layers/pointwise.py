@@ -10,6 +10,7 @@ from ..core.layout import Layout
 from ..core.validation import check_option, check_shape_tuple
 from ..kernels import ENGINES
 from ..kernels.activation import activation_code, bias_activation, supports
+from .bias import channel_broadcast
 
 __all__ = ["Pointwise", "PointwiseCache"]
 
@@ -46,10 +47,21 @@ class Pointwise(Element):
             activation_code(self.activation)  # raises for activations without a kernel
 
     def _forward(self, theta, Y):
+        return self._forward_biased(Y, None)
+
+    def _forward_biased(self, U, b):
+        """``σ(U + b)`` and its cache in one pass (``b``: per-channel bias (C,) or None).
+
+        Used by layers that add a bias right before the activation
+        (:class:`~meganet.layers.SymmetricLayer`): the biased input is never
+        stored.
+        """
         if self.engine != "numpy" and supports(self.activation):
-            Z, dsigma = bias_activation(Y, None, self.activation, engine=self.engine)
+            Z, dsigma = bias_activation(U, b, self.activation, engine=self.engine)
         else:
-            Z, dsigma = self.activation.value_and_derivative(Y)
+            if b is not None:
+                U = U + channel_broadcast(b, U.ndim)
+            Z, dsigma = self.activation.value_and_derivative(U)
         return Z, PointwiseCache(dsigma=dsigma)
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
+from ..activations import get_activation
 from ..core.element import Element
 from ..core.layout import Layout
+from ..kernels.activation import supports
 from ..transforms.base import Transform
 from ._checks import check_layer_normalization
 from .bias import channel_broadcast, channel_sum
@@ -21,9 +23,9 @@ __all__ = ["SymmetricLayer", "SymmetricLayerCache"]
 class SymmetricLayerCache:
     """Intermediates of :class:`SymmetricLayer` (``U → V → S``)."""
 
-    U: object  #: K(θ_K) Y + b, the input of the normalization
+    U: object  #: K(θ_K) Y + b, the input of the normalization (None without normalization)
     norm: object  #: the normalization's cache (None without normalization)
-    V: object  #: N(U), the input of σ (U itself without normalization)
+    V: object  #: N(U), the input of σ (None without normalization: σ(K Y + b) is one fused pass)
     sigma: object  #: the Pointwise cache, holding σ'(V)
     S: object  #: σ(V)
 
@@ -85,7 +87,9 @@ class SymmetricLayer(Element):
         self.transform = transform
         self.normalization = normalization
         self.bias = bool(bias)
-        self.sigma = Pointwise(activation, mid)
+        # σ runs on the transform's kernel engine when it has one (Conv2d) and σ has a kernel, else 'auto'
+        act = get_activation(activation)
+        self.sigma = Pointwise(act, mid, engine=getattr(transform, "engine", "auto") if supports(act) else "auto")
         self.activation = self.sigma.activation
         self.shape_in = self.shape_out = tuple(transform.shape_in)
         parts = [("K", transform.n_theta)]
@@ -109,6 +113,10 @@ class SymmetricLayer(Element):
         p = self.split(theta)
         T = self.transform
         U = T._apply(p.K, Y)
+        if self.normalization is None:  # bias and σ in one pass; K Y + b is not kept
+            S, sigma_cache = self.sigma._forward_biased(U, p.b if self.bias else None)
+            Z = -T._apply_T(p.K, S)
+            return Z, SymmetricLayerCache(U=None, norm=None, V=None, sigma=sigma_cache, S=S)
         if self.bias:
             U = U + channel_broadcast(p.b, U.ndim)
         if self.normalization is not None:
