@@ -106,8 +106,10 @@ def test_cache_free_and_dtype(case, dtype, xp_name):
     Z, cache = el.forward(theta, Y)
     assert get_array_module(Z) is xp
     assert Z.dtype == dtype and Z.shape == (Y.shape[0], *el.shape_out)
-    # the cache-free forward (apply / __call__) gives the same Z
+    # the cache-free forward (apply / __call__) gives the same Z and leaves its inputs alone
+    Y0, theta0 = Y.copy(), theta.copy()
     Za = el.apply(theta, Y)
+    assert bool((Y == Y0).all()) and bool((theta == theta0).all())
     assert get_array_module(Za) is xp and Za.dtype == dtype and Za.shape == Z.shape
     assert _rel(Za, Z) <= _tol(dtype)
     rng = np.random.default_rng(4)

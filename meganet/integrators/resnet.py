@@ -12,6 +12,7 @@ from .block import TimeSteppingBlock
 __all__ = ["ResNet", "ResNetCache", "FusedResNetCache"]
 
 _CUPY_MAX_WIDTH = 32  # = kernels._timestep_cupy.MAX_WIDTH (not imported: it needs cupy)
+_JVP_ENGINES = ("numba",)  # engines with a one-sweep jvp kernel (kernels.timestep.resnet_dense_jvp)
 
 
 @dataclass
@@ -72,7 +73,9 @@ class ResNet(TimeSteppingBlock):
         sweep (forward, ``Jmv``, ``JTmv``) runs in one compiled kernel of
         :mod:`meganet.kernels.timestep` (``'auto'``: numba for numpy arrays
         when installed, cupy for cupy arrays up to width 32).  ``'numpy'``, other layers and per-example
-        gradients use the step-by-step loop below.
+        gradients use the step-by-step loop below.  With numba, ``jvp`` advances
+        the state and the tangent together in one kernel sweep and stores no
+        states (elsewhere it is forward + ``Jmv``).
 
     Shapes
     ------
@@ -151,15 +154,20 @@ class ResNet(TimeSteppingBlock):
         tr = resnet_dense_forward(Y, M, b, self.h, self.layer.activation, n_steps=self.n_steps, engine=engine)
         return tr.Z, FusedResNetCache(states=tr.states, layer_caches=None, dsigma=tr.dsigma, M=M, engine=engine)
 
+    def _step_perturbations(self, dtheta):
+        """``(∂M, ∂b)`` of all steps for the weight perturbation ``dtheta`` (both None for None)."""
+        if dtheta is None or self.layer.n_theta == 0:
+            return None, None
+        dW = self._step_stack(dtheta)
+        n = self.layer.transform.shape_in[0]
+        dM = self._matrix_map(dtheta_K(dW, n), affine=False)
+        db = dW[:, n * n : n * n + n] if self.layer.n_theta > n * n else None
+        return dM, db
+
     def _fused_jmv(self, dtheta, dY, cache):
         from ..kernels.timestep import resnet_dense_jmv
 
-        dM = db = None
-        if dtheta is not None:
-            dW = self._step_stack(dtheta)
-            n = cache.M.shape[1]
-            dM = self._matrix_map(dtheta_K(dW, n), affine=False)
-            db = dW[:, n * n : n * n + n] if self.layer.n_theta > n * n else None
+        dM, db = self._step_perturbations(dtheta)
         return resnet_dense_jmv(cache.M, cache.states, cache.dsigma, self.h, dY0=dY, dM=dM, db=db,
                                 engine=cache.engine)
 
@@ -197,8 +205,26 @@ class ResNet(TimeSteppingBlock):
                                         engine=engine, store=False).Z
         C = self.coefficients(theta)
         for j in range(self.n_steps):
-            Y = Y + self.h * self.layer._apply(self.basis.weights_at(C, j), Y)
+            F = self.layer._apply(self.basis.weights_at(C, j), Y)
+            if j == 0:
+                Y = Y + self.h * F  # the caller's Y is never modified
+            else:
+                Y += self.h * F  # our own array from here on
         return Y
+
+    def _jvp(self, theta, Y, dtheta, dY):
+        """One-off forward-mode product: with a one-sweep kernel (numba) the state
+        and the tangent advance together and no state is stored; otherwise
+        forward + ``Jmv`` (the default)."""
+        engine = self._fused_engine(Y)
+        if engine not in _JVP_ENGINES:
+            return super()._jvp(theta, Y, dtheta, dY)
+        from ..kernels.timestep import resnet_dense_jvp
+
+        M, b = self._step_matrices(self._step_stack(theta))
+        dM, db = self._step_perturbations(dtheta)
+        return resnet_dense_jvp(Y, M, b, self.h, self.layer.activation, dY0=dY, dM=dM, db=db,
+                                n_steps=self.n_steps, engine=engine)
 
     def _forward_steps(self, theta, Y):
         C = self.coefficients(theta)

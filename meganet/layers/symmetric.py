@@ -127,6 +127,18 @@ class SymmetricLayer(Element):
         Z = -T._apply_T(p.K, S)
         return Z, SymmetricLayerCache(U=U, norm=norm_cache, V=V, sigma=sigma_cache, S=S)
 
+    def _apply(self, theta, Y):
+        """Cache-free forward; without normalization ``σ(K Y + b)`` overwrites ``K Y`` in place."""
+        if self.normalization is not None:
+            return self._forward(theta, Y)[0]
+        p = self.split(theta)
+        T = self.transform
+        U = T._apply(p.K, Y)  # a new array (every transform's _apply returns one)
+        S = self.sigma._value_biased(U, p.b if self.bias else None, out=U)
+        Z = T._apply_T(p.K, S)
+        Z *= -1
+        return Z
+
     # ------------------------------------------------------- derivatives
     def _Jmv(self, dtheta, dY, theta, Y, cache):
         """``dZ = −Kᵀ σ' ⊙ J_N[∂K[dθ_K]Y + K dY + db, dθ_N] − (∂K[dθ_K])ᵀ S``."""
