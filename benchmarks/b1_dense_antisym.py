@@ -35,7 +35,7 @@ limit_threads()
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import first_call, have_torch, rel_diff, run_ops  # noqa: E402
+from benchmarks.common import have_torch, side_by_side  # noqa: E402
 
 WORKLOAD = "dense_antisym"
 S, N_FEAT, N_LAYERS, N_CLASSES = 5000, 8, 64, 5
@@ -78,8 +78,7 @@ def meganet_ops(d, engine):
         return ev.value, g, ev.grad_w
 
     def jvp():
-        Z, cache = block.forward(theta, Y0)
-        dZ = block.Jthetamv(v, theta, Y0, cache)
+        Z, dZ = block.jvp(theta, Y0, v)  # one sweep, no stored states (PyTorch: torch.func.jvp)
         return loss.logits(Z, w), dZ @ loss.matrix(w).T
 
     def gn_matvec():
@@ -169,31 +168,15 @@ def main(seed=0, reps=7, engines=("numba", "numpy"), out=None):
     from meganet.kernels import available_engines
 
     d = data(seed)
-    engines = [e for e in engines if e in available_engines()]
-    ops, checks, extra = {}, {}, {}
     torch_side = None
     if have_torch():
         from benchmarks.common import _torch_setup
 
         _torch_setup()
         torch_side = torch_ops(d)
-        checks["pytorch"] = torch_side[1]()
-    for e in engines:
-        fns, res = meganet_ops(d, e)
-        name = f"meganet[{e}]"
-        first = {op: first_call(fn) for op, fn in fns.items()}
-        mine = res()
-        for op, fn in fns.items():
-            extra[op, name] = {"first_call_s": first[op]}
-            if "pytorch" in checks:
-                extra[op, name]["max_rel_diff_vs_pytorch"] = max(
-                    rel_diff(a, b) for a, b in zip(mine[op], checks["pytorch"][op]))
-            ops.setdefault(op, {})[name] = fn
-    if torch_side is not None:
-        for op, fn in torch_side[0].items():
-            ops[op]["pytorch"] = fn
-    return run_ops(WORKLOAD, ops, dtype="float64", device="cpu", seed=seed, reps=reps, extra=extra, out=out,
-                   module="b1_dense_antisym")
+    sides = {f"meganet[{e}]": meganet_ops(d, e) for e in engines if e in available_engines()}
+    return side_by_side(WORKLOAD, "b1_dense_antisym", sides, torch_side, dtype="float64", device="cpu", seed=seed,
+                        reps=reps, out=out)
 
 
 if __name__ == "__main__":

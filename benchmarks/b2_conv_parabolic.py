@@ -32,7 +32,7 @@ limit_threads()
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import cpu_peak_gflops, first_call, have_torch, rel_diff, run_ops  # noqa: E402
+from benchmarks.common import cpu_peak_gflops, have_torch, side_by_side  # noqa: E402
 
 WORKLOAD = "conv_parabolic"
 H_STEP, N_STEPS = 0.1, 4
@@ -85,8 +85,7 @@ def meganet_ops(d, engine, xp=np):
         return Z, dth, dY
 
     def jvp():
-        Z, cache = block.forward(theta, Y)
-        return Z, block.Jthetamv(dtheta, theta, Y, cache)
+        return block.jvp(theta, Y, dtheta)
 
     def split(g):
         g = g.reshape(N_STEPS, -1)
@@ -163,33 +162,15 @@ def main(seed=0, reps=5, engines=("numba", "numpy"), out=None):
 
     n, c, hw = sizes()
     d = data(seed, n, c, hw)
-    peak = cpu_peak_gflops("float32")
-    engines = [e for e in engines if e in available_engines()]
-    ops, checks, extra = {}, {}, {}
     torch_side = None
     if have_torch():
         from benchmarks.common import _torch_setup
 
         _torch_setup()
         torch_side = torch_ops(d)
-        checks["pytorch"] = torch_side[1]()
-    for e in engines:
-        fns, res = meganet_ops(d, e)
-        name = f"meganet[{e}]"
-        first = {op: first_call(fn) for op, fn in fns.items()}
-        mine = res()
-        for op in fns:
-            extra[op, name] = {"first_call_s": first[op], "machine_peak_gflops_per_s": peak}
-            if "pytorch" in checks:
-                extra[op, name]["max_rel_diff_vs_pytorch"] = max(
-                    rel_diff(a, b) for a, b in zip(mine[op], checks["pytorch"][op]))
-            ops.setdefault(op, {})[name] = fns[op]
-    if torch_side is not None:
-        for op, fn in torch_side[0].items():
-            ops[op]["pytorch"] = fn
-            extra[op, "pytorch"] = {"machine_peak_gflops_per_s": peak}
-    return run_ops(WORKLOAD, ops, dtype="float32", device="cpu", seed=seed, reps=reps, extra=extra,
-                   flops=flops(n, c, hw), peak=peak, out=out, module="b2_conv_parabolic")
+    sides = {f"meganet[{e}]": meganet_ops(d, e) for e in engines if e in available_engines()}
+    return side_by_side(WORKLOAD, "b2_conv_parabolic", sides, torch_side, dtype="float32", device="cpu", seed=seed,
+                        reps=reps, out=out, flops=flops(n, c, hw), peak=cpu_peak_gflops("float32"))
 
 
 if __name__ == "__main__":

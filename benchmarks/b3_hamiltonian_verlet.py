@@ -27,7 +27,7 @@ limit_threads()
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import first_call, have_torch, rel_diff, run_ops  # noqa: E402
+from benchmarks.common import have_torch, side_by_side  # noqa: E402
 
 WORKLOAD = "hamiltonian_verlet"
 S, N_FEAT, N_LAYERS, T_FINAL = 1026, 4, 1024, 20.0
@@ -64,8 +64,8 @@ def meganet_ops(d, engine):
         return 0.5 * np.vdot(r, r), block.JthetaTmv(W, theta, Y, cache)
 
     def jvp():
-        Z, cache = block.forward(theta, Y)
-        return Z[:, :N_FEAT], block.Jthetamv(v, theta, Y, cache)[:, :N_FEAT]
+        Z, dZ = block.jvp(theta, Y, v)  # one sweep, no stored states (PyTorch: torch.func.jvp)
+        return Z[:, :N_FEAT], dZ[:, :N_FEAT]
 
     def results():
         val, g = gradient()
@@ -129,31 +129,15 @@ def main(seed=0, reps=5, engines=("numba", "numpy"), out=None):
     from meganet.kernels import available_engines
 
     d = data(seed)
-    engines = [e for e in engines if e in available_engines()]
-    ops, checks, extra = {}, {}, {}
     torch_side = None
     if have_torch():
         from benchmarks.common import _torch_setup
 
         _torch_setup()
         torch_side = torch_ops(d)
-        checks["pytorch"] = torch_side[1]()
-    for e in engines:
-        fns, res = meganet_ops(d, e)
-        name = f"meganet[{e}]"
-        first = {op: first_call(fn) for op, fn in fns.items()}
-        mine = res()
-        for op in fns:
-            extra[op, name] = {"first_call_s": first[op]}
-            if "pytorch" in checks:
-                extra[op, name]["max_rel_diff_vs_pytorch"] = max(
-                    rel_diff(a, b) for a, b in zip(mine[op], checks["pytorch"][op]))
-            ops.setdefault(op, {})[name] = fns[op]
-    if torch_side is not None:
-        for op, fn in torch_side[0].items():
-            ops[op]["pytorch"] = fn
-    return run_ops(WORKLOAD, ops, dtype="float64", device="cpu", seed=seed, reps=reps, extra=extra, out=out,
-                   module="b3_hamiltonian_verlet")
+    sides = {f"meganet[{e}]": meganet_ops(d, e) for e in engines if e in available_engines()}
+    return side_by_side(WORKLOAD, "b3_hamiltonian_verlet", sides, torch_side, dtype="float64", device="cpu",
+                        seed=seed, reps=reps, out=out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.pop("CUPY_TF32", None)
 
 from benchmarks.b2_conv_parabolic import data, flops, meganet_ops, sizes, torch_ops  # noqa: E402
-from benchmarks.common import first_call, have_torch, rel_diff, run_ops  # noqa: E402
+from benchmarks.common import first_call, have_torch, side_by_side  # noqa: E402
 
 WORKLOAD = "conv_parabolic_gpu"
 
@@ -43,17 +43,16 @@ def gpu_peak_gflops():
 
 
 def main(seed=0, reps=5, out=None):
-    import cupy
-
     from meganet.backend import cupy_available
 
     if not cupy_available():
         print("B4 needs cupy with a CUDA device; skipped", file=sys.stderr)
         return []
+    import cupy
+
     n, c, hw = sizes(gpu=True)
     d = data(seed, n, c, hw)
     peak = gpu_peak_gflops()
-    ops, checks, extra = {}, {}, {}
     torch_side = None
     if have_torch():
         import torch
@@ -62,25 +61,10 @@ def main(seed=0, reps=5, out=None):
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             torch_side = torch_ops(d, device="cuda")
-            checks["pytorch"] = torch_side[1]()
-    fns, res = meganet_ops(d, "cupy", xp=cupy)
-    name = "meganet[cupy]"
-    first = {}
-    for op, fn in fns.items():
-        first[op] = first_call(lambda fn=fn: (fn(), cupy.cuda.Device().synchronize()))
-    mine = res()
-    for op in fns:
-        extra[op, name] = {"first_call_s": first[op], "machine_peak_gflops_per_s": peak}
-        if "pytorch" in checks:
-            extra[op, name]["max_rel_diff_vs_pytorch"] = max(
-                rel_diff(a, b) for a, b in zip(mine[op], checks["pytorch"][op]))
-        ops[op] = {name: fns[op]}
-    if torch_side is not None:
-        for op, fn in torch_side[0].items():
-            ops[op]["pytorch"] = fn
-            extra[op, "pytorch"] = {"machine_peak_gflops_per_s": peak}
-    return run_ops(WORKLOAD, ops, dtype="float32", device="gpu", seed=seed, reps=reps, extra=extra,
-                   flops=flops(n, c, hw), peak=peak, out=out)
+    sides = {"meganet[cupy]": meganet_ops(d, "cupy", xp=cupy)}
+    return side_by_side(WORKLOAD, None, sides, torch_side, dtype="float32", device="gpu", seed=seed, reps=reps,
+                        out=out, flops=flops(n, c, hw), peak=peak,
+                        first=lambda fn: first_call(lambda: (fn(), cupy.cuda.Device().synchronize())))
 
 
 if __name__ == "__main__":

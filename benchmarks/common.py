@@ -326,3 +326,38 @@ def rel_diff(a, b):
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.linalg.norm((a - b).ravel()) / max(np.linalg.norm(b.ravel()), 1e-300))
+
+
+def side_by_side(workload, module, meganet_sides, torch_side, *, dtype, device, seed, reps, out=None, flops=None,
+                 peak=None, first=first_call):
+    """Check agreement with PyTorch, then time every op of every engine interleaved.
+
+    Parameters
+    ----------
+    meganet_sides : dict engine name (``'meganet[numba]'``, …) -> ``(ops, results)``
+        ``ops``: op -> callable; ``results()``: op -> list of arrays/floats
+        (compared, in order, with PyTorch's).
+    torch_side : ``(ops, results)`` of PyTorch, or None when it is not installed
+    first : how to time a first call (the GPU benchmark synchronizes)
+
+    The shared body of the workloads' ``main``: first-call (JIT) times,
+    ``max_rel_diff_vs_pytorch`` and the machine peak go into the records.
+    """
+    ops, extra = {}, {}
+    reference = torch_side[1]() if torch_side is not None else None
+    base = {} if peak is None else {"machine_peak_gflops_per_s": peak}
+    for name, (fns, results) in meganet_sides.items():
+        first_s = {op: first(fn) for op, fn in fns.items()}
+        mine = results()
+        for op, fn in fns.items():
+            extra[op, name] = dict(base, first_call_s=first_s[op])
+            if reference is not None:
+                extra[op, name]["max_rel_diff_vs_pytorch"] = max(
+                    rel_diff(a, b) for a, b in zip(mine[op], reference[op]))
+            ops.setdefault(op, {})[name] = fn
+    if torch_side is not None:
+        for op, fn in torch_side[0].items():
+            ops[op]["pytorch"] = fn
+            extra[op, "pytorch"] = dict(base)
+    return run_ops(workload, ops, dtype=dtype, device=device, seed=seed, reps=reps, extra=extra, flops=flops,
+                   peak=peak, out=out, module=module)
