@@ -163,10 +163,12 @@ def warmup(engine="numba", dtypes=("float64", "float32")):
             tr = fwd(X3, M3, None, 0.1, n_steps=2, engine=engine)
             jmv(M3, tr.states, tr.dsigma, 0.1, dY0=X3, engine=engine)
             jtmv(X3, M3, tr.states, tr.dsigma, 0.1, engine=engine)
+        timestep.resnet_dense_jvp(X3, M3, None, 0.1, dY0=X3, dM=M3, n_steps=2, engine=engine)
         z = np.ascontiguousarray(X[:, :2])
         Kv = np.ascontiguousarray(rng.standard_normal((1, 3, 2)).astype(dt))
         tr = timestep.verlet_forward(X3, z, Kv, None, None, 0.1, n_steps=2, engine=engine)
         timestep.verlet_jmv(Kv, tr, 0.1, dy0=X3, engine=engine)
         timestep.verlet_jtmv(X3, z, Kv, tr, 0.1, engine=engine)
+        timestep.verlet_jvp(X3, z, Kv, None, None, 0.1, dy0=X3, dK=Kv, n_steps=2, engine=engine)
         del M, b
     return time.perf_counter() - t0

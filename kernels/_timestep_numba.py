@@ -274,6 +274,53 @@ def _dense_jtmv(W, M, states, dsig, h, need_theta, leapfrog, chunks, dM_part, db
             _store(wb, s0, min(EB, S - s0), dY0)
 
 
+@njit(parallel=True, **JIT)
+def _dense_jvp(Y0, M, b, has_b, h, code, eta, N, dY0, has_dY0, dM, has_dM, db, has_db, chunks, Z, dZ):
+    """Forward Euler sweep and its linearization in one (nothing stored):
+    per layer ``U``, ``dU = dY M_j + Y dM_j + db_j``, ``σ(U)``, ``σ'(U)``, then
+    ``dY += h σ' ⊙ dU`` and ``Y += h σ(U)``.  Layer-major within each thread's
+    blocks, as :func:`_dense_forward`."""
+    S, n = Y0.shape
+    for c in prange(chunks.shape[0] - 1):
+        b0 = chunks[c]
+        nbc = chunks[c + 1] - b0
+        y = np.empty((nbc, n, EB), dtype=Y0.dtype)
+        dy = np.zeros((nbc, n, EB), dtype=Y0.dtype)
+        u = np.empty((n, EB), dtype=Y0.dtype)
+        du = np.empty((n, EB), dtype=Y0.dtype)
+        vv = np.empty((n, EB), dtype=Y0.dtype)
+        dd = np.empty((n, EB), dtype=Y0.dtype)
+        uf = u.reshape(n * EB)
+        vf = vv.reshape(n * EB)
+        df = dd.reshape(n * EB)
+        for bi in range(nbc):
+            s0 = (b0 + bi) * EB
+            _load(Y0, s0, min(EB, S - s0), y[bi])
+            if has_dY0:
+                _load(dY0, s0, min(EB, S - s0), dy[bi])
+        for j in range(N):
+            Mj = M[0 if M.shape[0] == 1 else j]
+            dMj = dM[0 if dM.shape[0] == 1 else j]
+            for bi in range(nbc):
+                yb = y[bi]
+                dyb = dy[bi]
+                _bias_fill(u, b, j, has_b)
+                _mat_acc(u, yb, Mj)
+                _bias_fill(du, db, j, has_db)
+                _mat_acc(du, dyb, Mj)
+                if has_dM:
+                    _mat_acc(du, yb, dMj)
+                act_row(uf, 0.0, code, eta, vf, df)
+                for o in range(n):
+                    for e in range(EB):
+                        dyb[o, e] += h * (dd[o, e] * du[o, e])
+                        yb[o, e] += h * vv[o, e]
+        for bi in range(nbc):
+            s0 = (b0 + bi) * EB
+            _store(y[bi], s0, min(EB, S - s0), Z)
+            _store(dy[bi], s0, min(EB, S - s0), dZ)
+
+
 def _dense_forward_numba(Y0, M, b, h, activation, store, N, leapfrog=False):
     code, eta = activation_code(activation)
     Y0, M = _c(Y0), _c(M)
@@ -318,6 +365,21 @@ def _dense_jtmv_numba(W, M, states, dsigma, h, need_theta, leapfrog=False):
     if not need_theta:
         return None, None, dY0
     return dM_part.sum(axis=(0, 4)), db_part.sum(axis=(0, 3)), dY0
+
+
+def _dense_jvp_numba(Y0, M, b, h, activation, dY0, dM, db, N):
+    code, eta = activation_code(activation)
+    Y0, M = _c(Y0), _c(M)
+    dt = Y0.dtype
+    S, n = Y0.shape
+    bb, has_b = _or_zeros(b, (1, 1), dt)
+    dY0, has_dY0 = _or_zeros(dY0, (1, n), dt)
+    dM, has_dM = _or_zeros(dM, (1, n, n), dt)
+    db, has_db = _or_zeros(db, (1, n), dt)
+    Z, dZ = np.empty_like(Y0), np.empty_like(Y0)
+    _dense_jvp(Y0, M, bb, has_b, dt.type(h), code, eta, N, dY0, has_dY0, dM, has_dM, db, has_db,
+               _chunks((S + EB - 1) // EB), Z, dZ)
+    return Z, dZ
 
 
 def _leapfrog_forward_numba(Y0, M, b, h, activation, store, N):
@@ -490,6 +552,74 @@ def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, db
             _store(wz[bi], s0, min(EB, S - s0), dz0)
 
 
+@njit(parallel=True, **JIT)
+def _verlet_jvp(y0, z0, K, by, has_by, bz, has_bz, h, code, eta, N, dy0, has_dy0, dz0, has_dz0, dK, has_dK, dby,
+                has_dby, dbz, has_dbz, yN, zN, dyN, dzN):
+    """Verlet sweep and its linearization in one (nothing stored); per step the
+    tangent half step of ``z`` (it reads ``y_j``) comes with the state's, then
+    the half step of ``y`` (it reads ``z_{j+½}``).  Block-major, as
+    :func:`_verlet_forward`."""
+    S, ny = y0.shape
+    nz = z0.shape[1]
+    nb = (S + EB - 1) // EB
+    for blk in prange(nb):
+        s0 = blk * EB
+        m = min(EB, S - s0)
+        y = np.empty((ny, EB), dtype=y0.dtype)
+        z = np.empty((nz, EB), dtype=y0.dtype)
+        dy = np.zeros((ny, EB), dtype=y0.dtype)
+        dz = np.zeros((nz, EB), dtype=y0.dtype)
+        u = np.empty((nz, EB), dtype=y0.dtype)
+        du = np.empty((nz, EB), dtype=y0.dtype)
+        w = np.empty((ny, EB), dtype=y0.dtype)
+        dw = np.empty((ny, EB), dtype=y0.dtype)
+        vz = np.empty((nz, EB), dtype=y0.dtype)
+        vy = np.empty((ny, EB), dtype=y0.dtype)
+        sz = np.empty((nz, EB), dtype=y0.dtype)
+        sy = np.empty((ny, EB), dtype=y0.dtype)
+        _load(y0, s0, m, y)
+        _load(z0, s0, m, z)
+        if has_dy0:
+            _load(dy0, s0, m, dy)
+        if has_dz0:
+            _load(dz0, s0, m, dz)
+        for j in range(N):
+            Kj = K[0 if K.shape[0] == 1 else j]
+            dKj = dK[0 if dK.shape[0] == 1 else j]
+            _bias_fill(u, bz, j, has_bz)
+            _mat_acc(u, y, Kj)  # u = y K_j + b_z
+            _bias_fill(du, dbz, j, has_dbz)
+            _mat_acc(du, dy, Kj)  # du = dy K_j + y dK_j + db_z
+            if has_dK:
+                _mat_acc(du, y, dKj)
+            act_row(u.reshape(nz * EB), 0.0, code, eta, vz.reshape(nz * EB), sz.reshape(nz * EB))
+            for q in range(nz):
+                for e in range(EB):
+                    dz[q, e] -= h * (sz[q, e] * du[q, e])
+                    z[q, e] -= h * vz[q, e]
+            _bias_fill(w, by, j, has_by)
+            _bias_fill(dw, dby, j, has_dby)
+            for a in range(ny):  # w = z K_jᵀ + b_y, dw = dz K_jᵀ + z dK_jᵀ + db_y
+                for q in range(nz):
+                    kaq = Kj[a, q]
+                    for e in range(EB):
+                        w[a, e] += z[q, e] * kaq
+                        dw[a, e] += dz[q, e] * kaq
+                    if has_dK:
+                        dkaq = dKj[a, q]
+                        for e in range(EB):
+                            dw[a, e] += z[q, e] * dkaq
+            act_row(w.reshape(ny * EB), 0.0, code, eta, vy.reshape(ny * EB), sy.reshape(ny * EB))
+            for a in range(ny):
+                for e in range(EB):
+                    dy[a, e] += h * (sy[a, e] * dw[a, e])
+                    y[a, e] += h * vy[a, e]
+        _store(y, s0, m, yN)
+        _store(z, s0, m, zN)
+        _store(dy, s0, m, dyN)
+        _store(dz, s0, m, dzN)
+
+
 def _verlet_forward_numba(y0, z0, K, by, bz, h, activation, store, N):
     code, eta = activation_code(activation)
     y0, z0, K = _c(y0), _c(z0), _c(K)
@@ -543,6 +673,25 @@ def _verlet_jtmv_numba(Wy, Wz, K, tr, h, need_theta):
     return dK_part.sum(axis=(0, 4)), dby_part.sum(axis=(0, 3)), dbz_part.sum(axis=(0, 3)), dy0, dz0
 
 
+def _verlet_jvp_numba(y0, z0, K, by, bz, h, activation, dy0, dz0, dK, dby, dbz, N):
+    code, eta = activation_code(activation)
+    y0, z0, K = _c(y0), _c(z0), _c(K)
+    ny, nz = K.shape[1], K.shape[2]
+    dt = y0.dtype
+    by, h_by = _or_zeros(by, (1, 1), dt)
+    bz, h_bz = _or_zeros(bz, (1, 1), dt)
+    dy0, h_dy0 = _or_zeros(dy0, (1, ny), dt)
+    dz0, h_dz0 = _or_zeros(dz0, (1, nz), dt)
+    dK, h_dK = _or_zeros(dK, (1, ny, nz), dt)
+    dby, h_dby = _or_zeros(dby, (1, 1), dt)
+    dbz, h_dbz = _or_zeros(dbz, (1, 1), dt)
+    yN, zN = np.empty_like(y0), np.empty_like(z0)
+    dyN, dzN = np.empty_like(y0), np.empty_like(z0)
+    _verlet_jvp(y0, z0, K, by, h_by, bz, h_bz, dt.type(h), code, eta, N, dy0, h_dy0, dz0, h_dz0, dK, h_dK, dby, h_dby,
+                dbz, h_dbz, yN, zN, dyN, dzN)
+    return yN, zN, dyN, dzN
+
+
 _IMPLEMENTATIONS["resnet_dense_forward"]["numba"] = _dense_forward_numba
 _IMPLEMENTATIONS["resnet_dense_jmv"]["numba"] = _dense_jmv_numba
 _IMPLEMENTATIONS["resnet_dense_jtmv"]["numba"] = _dense_jtmv_numba
@@ -552,3 +701,5 @@ _IMPLEMENTATIONS["leapfrog_jtmv"]["numba"] = _leapfrog_jtmv_numba
 _IMPLEMENTATIONS["verlet_forward"]["numba"] = _verlet_forward_numba
 _IMPLEMENTATIONS["verlet_jmv"]["numba"] = _verlet_jmv_numba
 _IMPLEMENTATIONS["verlet_jtmv"]["numba"] = _verlet_jtmv_numba
+_IMPLEMENTATIONS["resnet_dense_jvp"]["numba"] = _dense_jvp_numba
+_IMPLEMENTATIONS["verlet_jvp"]["numba"] = _verlet_jvp_numba

@@ -16,12 +16,12 @@ small dataclasses.
 Dense ResNet (forward Euler; the antisymmetric ResNet passes ``M_j = A_jᵀ``)
     ``U_j = Y_j M_j + b_j``, ``Y_{j+1} = Y_j + h σ(U_j)``;
     :func:`resnet_dense_forward`, :func:`resnet_dense_jmv`,
-    :func:`resnet_dense_jtmv`.
+    :func:`resnet_dense_jtmv`; :func:`resnet_dense_jvp`.
 Hamiltonian Verlet (Haber & Ruthotto 2017, eq. 4.17; B3 of the benchmarks)
     ``z_{j+½} = z_{j−½} − h σ(y_j K_j + b_{z,j})``,
     ``y_{j+1} = y_j + h σ(z_{j+½} K_jᵀ + b_{y,j})``, ``K_j`` of shape
     ``(n_y, n_z)``; :func:`verlet_forward`, :func:`verlet_jmv`,
-    :func:`verlet_jtmv`.
+    :func:`verlet_jtmv`; :func:`verlet_jvp`.
 Leapfrog (Haber & Ruthotto 2017, eq. 4.16)
     ``Y_{j+1} = 2Y_j − Y_{j−1} + h² σ(Y_j M_j + b_j)``, ``Y_{−1} = Y_0``;
     :func:`leapfrog_forward`, :func:`leapfrog_jmv`, :func:`leapfrog_jtmv`.
@@ -40,6 +40,13 @@ Derivatives (written once per scheme, in the references and the kernels):
   ``λ_j = −λ_{j+2}(\text{from } j{+}1) + 2a + V M_jᵀ`` and finally
   ``dY_0 = λ_0 − λ_1`` (``Y_{−1} = Y_0``).
 
+One-sweep forward-mode products (``*_jvp``, PyTorch's ``torch.func.jvp``):
+the state and the tangent are propagated together, layer by layer (``U_j``,
+``σ(U_j)``, ``σ'(U_j)``; the tangent update with the formulas above, which
+read ``Y_j``; then the state update), and nothing is stored: same values as
+``*_forward`` followed by ``*_jmv`` in ``O(1)`` states of memory instead of
+``O(N)``.
+
 Per-example θ-gradients are not offered here (the elements use their
 generic step-by-step path for ``per_example=True``).
 """
@@ -56,6 +63,7 @@ __all__ = [
     "DenseTrajectory", "VerletTrajectory",
     "resnet_dense_forward", "resnet_dense_jmv", "resnet_dense_jtmv",
     "verlet_forward", "verlet_jmv", "verlet_jtmv",
+    "resnet_dense_jvp", "verlet_jvp",
     "leapfrog_forward", "leapfrog_jmv", "leapfrog_jtmv",
 ]
 
@@ -204,6 +212,27 @@ def _dense_jtmv_ref(W, M, states, dsigma, h, need_theta):
     return dM, db, W
 
 
+def _dense_jvp_ref(Y0, M, b, h, activation, dY0, dM, db, N):
+    xp = get_array_module(Y0)
+    act = _activation(activation)
+    Y = Y0
+    dY = dY0 if dY0 is not None else xp.zeros_like(Y0)
+    for j in range(N):
+        Mj = _at(M, j)
+        U = Y @ Mj
+        if b is not None:
+            U = U + _at(b, j)
+        dU = dY @ Mj
+        if dM is not None:
+            dU = dU + Y @ _at(dM, j)
+        if db is not None:
+            dU = dU + _at(db, j)
+        S, dS = act.value_and_derivative(U)
+        dY = dY + h * (dS * dU)  # reads Y_j (in dU): before the state update
+        Y = Y + h * S
+    return Y, dY
+
+
 def resnet_dense_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=True, engine="auto"):
     """All N steps ``Y_{j+1} = Y_j + h σ(Y_j M_j + b_j)`` of a dense ResNet.
 
@@ -282,6 +311,38 @@ def resnet_dense_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"
     return _impl("resnet_dense_jtmv", engine, xp)(W, M, states, dsigma, float(h), bool(need_theta))
 
 
+def resnet_dense_jvp(Y0, M, b, h, activation="tanh", *, dY0=None, dM=None, db=None, n_steps=None, engine="auto"):
+    """Forward sweep and linearized sweep in one, storing no states: ``(Y_N, dY_N)``.
+
+    Same values as :func:`resnet_dense_forward` followed by
+    :func:`resnet_dense_jmv`; the memory is that of a few ``Y``-sized arrays,
+    independent of N.
+
+    Parameters
+    ----------
+    Y0, M, b, h, activation, n_steps : as :func:`resnet_dense_forward`
+    dY0 : array, shape (n_examples, n), or None
+    dM : array, shape (N, n, n) or (1, n, n), or None
+    db : array, shape (N, n), (N, 1), (1, n) or (1, 1), or None
+        Perturbations of ``Y0``, ``M``, ``b`` (None = zero).
+    engine : {'auto', 'numpy', 'numba'}
+        No cupy kernel: cupy arrays use the reference (engine 'auto' or 'numpy').
+
+    Returns
+    -------
+    Z : array, shape (n_examples, n)
+    dZ : array, shape (n_examples, n)
+    """
+    xp = _xp(Y0, M, b, dY0, dM, db, names=["Y0", "M", "b", "dY0", "dM", "db"])
+    N = _n_steps(n_steps, M)
+    _check_dense(Y0, M, b, N)
+    n = Y0.shape[1]
+    _check_rows("dY0", dY0, Y0.shape, Y0.dtype)
+    _check_stack("dM", dM, N, (n, n), Y0.dtype)
+    _check_stack("db", db, N, (n,), Y0.dtype, bias=True)
+    return _impl("resnet_dense_jvp", engine, xp, activation)(Y0, M, b, float(h), activation, dY0, dM, db, N)
+
+
 # ============================================================ Verlet
 def _verlet_forward_ref(y0, z0, K, by, bz, h, activation, store, N):
     xp = get_array_module(y0)
@@ -354,6 +415,39 @@ def _verlet_jtmv_ref(Wy, Wz, K, tr, h, need_theta):
             dbz[_jj(K, j)] += vz.sum(axis=0)
         wy = wy + vz @ Kj.T
     return dK, dby, dbz, wy, wz
+
+
+def _verlet_jvp_ref(y0, z0, K, by, bz, h, activation, dy0, dz0, dK, dby, dbz, N):
+    xp = get_array_module(y0)
+    act = _activation(activation)
+    y, z = y0, z0
+    dy = dy0 if dy0 is not None else xp.zeros_like(y0)
+    dz = dz0 if dz0 is not None else xp.zeros_like(z0)
+    for j in range(N):
+        Kj = _at(K, j)
+        U = y @ Kj
+        if bz is not None:
+            U = U + _at(bz, j)
+        dU = dy @ Kj
+        if dK is not None:
+            dU = dU + y @ _at(dK, j)
+        if dbz is not None:
+            dU = dU + _at(dbz, j)
+        S, dS = act.value_and_derivative(U)
+        dz = dz - h * (dS * dU)
+        z = z - h * S  # z_{j+½}
+        V = z @ Kj.T
+        if by is not None:
+            V = V + _at(by, j)
+        dV = dz @ Kj.T
+        if dK is not None:
+            dV = dV + z @ _at(dK, j).T
+        if dby is not None:
+            dV = dV + _at(dby, j)
+        S, dS = act.value_and_derivative(V)
+        dy = dy + h * (dS * dV)
+        y = y + h * S
+    return y, z, dy, dz
 
 
 def _check_verlet(y, z, K, by, bz, N):
@@ -441,6 +535,46 @@ def verlet_jtmv(Wy, Wz, K, trajectory, h, *, need_theta=True, engine="auto"):
     _check_rows("Wy", Wy, tr.ys.shape[1:], K.dtype)
     _check_rows("Wz", Wz, tr.z_half.shape[1:], K.dtype)
     return _impl("verlet_jtmv", engine, xp)(Wy, Wz, K, tr, float(h), bool(need_theta))
+
+
+def verlet_jvp(y0, z0, K, by, bz, h, activation="tanh", *, dy0=None, dz0=None, dK=None, dby=None, dbz=None,
+               n_steps=None, engine="auto"):
+    """Verlet forward and linearized sweeps in one, storing no states.
+
+    Same values as :func:`verlet_forward` followed by :func:`verlet_jmv`; the
+    memory is that of a few state-sized arrays, independent of N.
+
+    Parameters
+    ----------
+    y0, z0, K, by, bz, h, activation, n_steps : as :func:`verlet_forward`
+    dy0 : array, shape (n_examples, n_y), or None
+    dz0 : array, shape (n_examples, n_z), or None
+    dK : array, shape (N, n_y, n_z) or (1, n_y, n_z), or None
+    dby : array, shape (N, n_y) or (N, 1) (leading axis N or 1), or None
+    dbz : array, shape (N, n_z) or (N, 1) (leading axis N or 1), or None
+        Perturbations (None = zero).
+    engine : {'auto', 'numpy', 'numba'}
+        No cupy kernel: cupy arrays use the reference (engine 'auto' or 'numpy').
+
+    Returns
+    -------
+    yN : array, shape (n_examples, n_y)
+    zN : array, shape (n_examples, n_z)
+        ``z_{N−½}``.
+    dyN : array, shape (n_examples, n_y)
+    dzN : array, shape (n_examples, n_z)
+    """
+    xp = _xp(y0, z0, K, by, bz, dy0, dz0, dK, dby, dbz,
+             names=["y0", "z0", "K", "by", "bz", "dy0", "dz0", "dK", "dby", "dbz"])
+    N = _n_steps(n_steps, K)
+    N, ny, nz = _check_verlet(y0, z0, K, by, bz, N)
+    _check_rows("dy0", dy0, y0.shape, y0.dtype)
+    _check_rows("dz0", dz0, z0.shape, y0.dtype)
+    _check_stack("dK", dK, N, (ny, nz), y0.dtype)
+    _check_stack("dby", dby, N, (ny,), y0.dtype, bias=True)
+    _check_stack("dbz", dbz, N, (nz,), y0.dtype, bias=True)
+    return _impl("verlet_jvp", engine, xp, activation)(y0, z0, K, by, bz, float(h), activation, dy0, dz0, dK, dby,
+                                                       dbz, N)
 
 
 # ========================================================== leapfrog
@@ -531,9 +665,11 @@ _IMPLEMENTATIONS = {
     "resnet_dense_forward": {"numpy": _dense_forward_ref},
     "resnet_dense_jmv": {"numpy": _dense_jmv_ref},
     "resnet_dense_jtmv": {"numpy": _dense_jtmv_ref},
+    "resnet_dense_jvp": {"numpy": _dense_jvp_ref},
     "verlet_forward": {"numpy": _verlet_forward_ref},
     "verlet_jmv": {"numpy": _verlet_jmv_ref},
     "verlet_jtmv": {"numpy": _verlet_jtmv_ref},
+    "verlet_jvp": {"numpy": _verlet_jvp_ref},
     "leapfrog_forward": {"numpy": _leapfrog_forward_ref},
     "leapfrog_jmv": {"numpy": _leapfrog_jmv_ref},
     "leapfrog_jtmv": {"numpy": _leapfrog_jtmv_ref},

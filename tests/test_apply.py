@@ -44,3 +44,27 @@ def test_apply_keeps_no_states(make, engine):
     np.testing.assert_allclose(block.apply(theta, Y), block.forward(theta, Y)[0], rtol=1e-12, atol=1e-13)
     assert _peak(lambda: block.forward(theta, Y)) >= states_bytes
     assert _peak(lambda: block.apply(theta, Y)) < states_bytes / 16
+
+
+@pytest.mark.skipif(not numba_available(), reason="the one-sweep jvp kernels are numba kernels")
+@pytest.mark.parametrize("make", [
+    lambda: AntisymmetricResNet(4, n_steps=256, final_time=2.0, engine="numba"),
+    lambda: HamiltonianVerlet(4, 4, n_steps=256, final_time=2.0, engine="numba"),
+    lambda: HamiltonianVerlet(4, 4, n_steps=256, final_time=2.0, engine="numba", basis="constant"),
+], ids=["antisym-resnet", "verlet", "verlet-constant"])
+def test_jvp_keeps_no_states(make):
+    """``jvp`` of a fused block with numba: one sweep of state and tangent, no stored states
+    (forward + Jmv keeps one copy of Y per step at least), and the values of forward + Jmv."""
+    block = make()
+    rng = np.random.default_rng(1)
+    theta = 0.1 * rng.standard_normal(block.n_theta)
+    Y = rng.standard_normal((1024, *block.shape_in))
+    dtheta, dY = rng.standard_normal(block.n_theta), rng.standard_normal(Y.shape)
+    states_bytes = 256 * Y.nbytes
+    Z, cache = block.forward(theta, Y)
+    for dth, dy in ((dtheta, dY), (dtheta, None), (None, dY)):
+        Zj, dZ = block.jvp(theta, Y, dth, dy)
+        np.testing.assert_allclose(Zj, Z, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(dZ, block.Jmv(dth, dy, theta, Y, cache), rtol=1e-11, atol=1e-12)
+    assert _peak(lambda: block.forward(theta, Y)) >= states_bytes
+    assert _peak(lambda: block.jvp(theta, Y, dtheta)) < states_bytes / 16

@@ -370,3 +370,129 @@ def test_timestep_validation_messages():
         T.resnet_dense_forward(Y, np.zeros((4, 2, 2)), np.zeros((4, 3)), 0.1)
     with pytest.raises(ValueError, match="n_steps must be a positive int"):
         T.leapfrog_forward(Y, np.zeros((1, 2, 2)), None, 0.1, n_steps=0)
+
+
+# ------------------------------------------------- one-sweep forward-mode products
+_PERTURBED = [(True, True, True), (True, False, False), (False, True, False), (False, False, True),
+              (False, False, False), (True, True, False)]
+
+
+def _close_or_zero(g, e, dtype):
+    """``_close``, or both exactly zero (the tangent of a zero perturbation)."""
+    if np.any(e):
+        _close(g, e, dtype)
+    else:
+        assert g.dtype == dtype and g.shape == e.shape and not np.any(g)
+
+
+def _dense_jvp_case(rng, dtype, xp, variant):
+    Y, M, b, N = _dense_data(rng, dtype, xp, S=11, shared=variant != "per-step", scalar_bias=variant != "per-step")
+    if variant == "no-bias":
+        b = None
+    dY, dM = _rand(rng, Y.shape, dtype, xp), _rand(rng, M.shape, dtype, xp)
+    db = _rand(rng, (M.shape[0], 1 if variant != "per-step" else Y.shape[1]), dtype, xp)
+    return Y, M, b, N, dY, dM, db
+
+
+@pytest.mark.parametrize("engine", NUMBA)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", ["per-step", "shared-scalar-bias", "no-bias"])
+def test_dense_jvp_matches_reference(variant, dtype, engine):
+    """The one-sweep kernel against the reference, for every subset of given perturbations."""
+    rng = np.random.default_rng(12)
+    Y, M, b, N, dY, dM, db = _dense_jvp_case(rng, dtype, np, variant)
+    h = 0.3
+    for act in ACTS:
+        for gY, gM, gb in _PERTURBED:
+            kw = {"dY0": dY if gY else None, "dM": dM if gM else None, "db": db if gb else None}
+            got = T.resnet_dense_jvp(Y, M, b, h, act, n_steps=N, engine=engine, **kw)
+            exp = T.resnet_dense_jvp(Y, M, b, h, act, n_steps=N, engine="numpy", **kw)
+            for g, e in zip(got, exp):
+                _close_or_zero(g, e, dtype)
+            assert np.any(got[1]) == (gY or gM or gb)
+
+
+@pytest.mark.parametrize("variant", ["per-step", "shared-scalar-bias", "no-bias"])
+def test_dense_reference_jvp_is_forward_then_jmv(variant):
+    rng = np.random.default_rng(13)
+    Y, M, b, N, dY, dM, db = _dense_jvp_case(rng, np.float64, np, variant)
+    for act in ("tanh", "sigmoid", "identity"):
+        tr = T.resnet_dense_forward(Y, M, b, 0.3, act, n_steps=N, engine="numpy")
+        for gY, gM, gb in _PERTURBED:
+            kw = {"dY0": dY if gY else None, "dM": dM if gM else None, "db": db if gb else None}
+            Z, dZ = T.resnet_dense_jvp(Y, M, b, 0.3, act, n_steps=N, engine="numpy", **kw)
+            assert Z.shape == dZ.shape == Y.shape and dZ.dtype == Y.dtype
+            _close(Z, tr.Z, np.float64)
+            jv = T.resnet_dense_jmv(M, tr.states, tr.dsigma, 0.3, engine="numpy", **kw)
+            np.testing.assert_allclose(dZ, jv, rtol=1e-13, atol=1e-15)
+
+
+def _verlet_jvp_case(rng, dtype, xp, variant):
+    S, ny, nz, N = 13, 3, 2, 6
+    NW = 1 if variant != "per-step" else N
+    y0, z0 = _rand(rng, (S, ny), dtype, xp), _rand(rng, (S, nz), dtype, xp)
+    Kk = _rand(rng, (NW, ny, nz), dtype, xp)
+    by = bz = dby = dbz = None
+    if variant == "per-step":
+        by, bz = _rand(rng, (N, ny), dtype, xp), _rand(rng, (N, nz), dtype, xp)
+        dby, dbz = _rand(rng, (N, ny), dtype, xp), _rand(rng, (N, nz), dtype, xp)
+    elif variant == "shared-scalar-bias":  # the same scalar in both half steps, as HamiltonianVerlet(bias='scalar')
+        by = bz = _rand(rng, (1, 1), dtype, xp)
+        dby = dbz = _rand(rng, (1, 1), dtype, xp)
+    pert = {"dy0": _rand(rng, (S, ny), dtype, xp), "dz0": _rand(rng, (S, nz), dtype, xp),
+            "dK": _rand(rng, Kk.shape, dtype, xp), "dby": dby, "dbz": dbz}
+    return y0, z0, Kk, by, bz, N, pert
+
+
+def _subsets(pert):
+    """The perturbation dict with each subset of its entries set to None (all 2⁵ subsets)."""
+    names = sorted(pert)
+    for mask in range(1 << len(names)):
+        yield {k: (pert[k] if mask >> i & 1 else None) for i, k in enumerate(names)}
+
+
+@pytest.mark.parametrize("engine", NUMBA)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", ["per-step", "shared-scalar-bias", "no-bias"])
+def test_verlet_jvp_matches_reference(variant, dtype, engine):
+    rng = np.random.default_rng(14)
+    y0, z0, Kk, by, bz, N, pert = _verlet_jvp_case(rng, dtype, np, variant)
+    h = 0.4
+    for act in ACTS:
+        for kw in _subsets(pert) if act == "tanh" else [pert, {}]:
+            got = T.verlet_jvp(y0, z0, Kk, by, bz, h, act, n_steps=N, engine=engine, **kw)
+            exp = T.verlet_jvp(y0, z0, Kk, by, bz, h, act, n_steps=N, engine="numpy", **kw)
+            for g, e in zip(got, exp):
+                _close_or_zero(g, e, dtype)
+
+
+@pytest.mark.parametrize("variant", ["per-step", "shared-scalar-bias", "no-bias"])
+def test_verlet_reference_jvp_is_forward_then_jmv(variant):
+    rng = np.random.default_rng(15)
+    y0, z0, Kk, by, bz, N, pert = _verlet_jvp_case(rng, np.float64, np, variant)
+    for act in ("tanh", "sigmoid"):
+        tr = T.verlet_forward(y0, z0, Kk, by, bz, 0.4, act, n_steps=N, engine="numpy")
+        for kw in _subsets(pert):
+            y, z, dy, dz = T.verlet_jvp(y0, z0, Kk, by, bz, 0.4, act, n_steps=N, engine="numpy", **kw)
+            _close(y, tr.y, np.float64)
+            _close(z, tr.z, np.float64)
+            jy, jz = T.verlet_jmv(Kk, tr, 0.4, engine="numpy", **kw)
+            np.testing.assert_allclose(dy, jy, rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(dz, jz, rtol=1e-13, atol=1e-15)
+
+
+def test_jvp_validation_messages():
+    Y, M = np.zeros((3, 2)), np.zeros((4, 2, 2))
+    with pytest.raises(ValueError, match=r"dY0 must have shape \(3, 2\)"):
+        T.resnet_dense_jvp(Y, M, None, 0.1, dY0=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"dM must have shape \(4, 2, 2\)"):
+        T.resnet_dense_jvp(Y, M, None, 0.1, dM=np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="db must have shape"):
+        T.resnet_dense_jvp(Y, M, None, 0.1, db=np.zeros((4, 2), dtype=np.float32))
+    y, z, Kk = np.zeros((3, 2)), np.zeros((3, 1)), np.zeros((4, 2, 1))
+    with pytest.raises(ValueError, match=r"dz0 must have shape \(3, 1\)"):
+        T.verlet_jvp(y, z, Kk, None, None, 0.1, dz0=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"dK must have shape \(4, 2, 1\)"):
+        T.verlet_jvp(y, z, Kk, None, None, 0.1, dK=np.zeros((4, 1, 2)))
+    with pytest.raises(ValueError, match="n_steps must be a positive int"):
+        T.verlet_jvp(y, z, Kk[:1], None, None, 0.1, n_steps=-1)

@@ -94,10 +94,12 @@ def test_eigs_on_large_jacobian_matches_dense_extremes():
     Y = rng.standard_normal((n_ex, n))
     per = jacobian_spectrum(layer, theta, Y, per_example=True)  # 30 dense 40 × 40 problems
     allv = per.ravel()
-    top = jacobian_spectrum(layer, theta, Y, k=4, which="LM")
+    # a fixed start vector: with ARPACK's own random start the result varies between runs (one failure seen)
+    v0 = rng.standard_normal(n * n_ex)
+    top = jacobian_spectrum(layer, theta, Y, k=4, which="LM", v0=v0)
     assert top.shape == (4,)
     np.testing.assert_allclose(np.abs(top), np.sort(np.abs(allv))[::-1][:4], rtol=1e-8)
-    right = jacobian_spectrum(layer, theta, Y, method="eigs", k=3, which="LR")
+    right = jacobian_spectrum(layer, theta, Y, method="eigs", k=3, which="LR", v0=v0)
     np.testing.assert_allclose(np.sort(right.real)[::-1], np.sort(allv.real)[::-1][:3], rtol=1e-8, atol=1e-10)
 
 

@@ -176,6 +176,10 @@ class ReversibleIntegrator(Element):
     #: ``store=False`` for the reversible mode: only the final state),
     #: ``_fused_jmv(dtheta, dY, cache)`` and ``_fused_jtmv(W, cache, need_theta, need_Y)``.
     _has_fused = False
+    #: Engines for which the subclass implements ``_fused_jvp(theta, Y, dtheta,
+    #: dY, engine) -> (Z, dZ)``: state and tangent in one kernel sweep, no
+    #: stored states (see :meth:`_jvp`).
+    _fused_jvp_engines = ()
     engine = "numpy"
 
     def _fused_engine(self, Y):
@@ -215,6 +219,16 @@ class ReversibleIntegrator(Element):
     def _apply(self, theta, Y):
         """Cache-free forward: no states are stored, in either mode."""
         return self._sweep(theta, Y, store=False)[0]
+
+    def _jvp(self, theta, Y, dtheta, dY):
+        """One-off forward-mode product: the subclass's one-sweep kernel when it
+        has one for the engine (no stored states, in either mode); otherwise
+        forward + ``Jmv`` (the default; in reversible mode that keeps no
+        states either: ``Jmv`` recomputes them)."""
+        engine = self._fused_engine(Y)
+        if engine is not None and engine in self._fused_jvp_engines:
+            return self._fused_jvp(theta, Y, dtheta, dY, engine)
+        return super()._jvp(theta, Y, dtheta, dY)
 
     def _sweep(self, theta, Y, store):
         engine = self._fused_engine(Y)

@@ -214,9 +214,13 @@ class ResNet(TimeSteppingBlock):
 
     def _jvp(self, theta, Y, dtheta, dY):
         """One-off forward-mode product: with a one-sweep kernel (numba) the state
-        and the tangent advance together and no state is stored; otherwise
-        forward + ``Jmv`` (the default)."""
+        and the tangent advance together and no state is stored; the fused cupy
+        sweep uses forward + ``Jmv``; the step loop advances
+        ``(Y, dY) ← (Y + h F, dY + h J_F[dθ_j, dY])`` with the layer's own
+        ``_jvp``, so only one step's cache exists at a time."""
         engine = self._fused_engine(Y)
+        if engine is None:
+            return self._jvp_steps(theta, Y, dtheta, dY)
         if engine not in _JVP_ENGINES:
             return super()._jvp(theta, Y, dtheta, dY)
         from ..kernels.timestep import resnet_dense_jvp
@@ -225,6 +229,25 @@ class ResNet(TimeSteppingBlock):
         dM, db = self._step_perturbations(dtheta)
         return resnet_dense_jvp(Y, M, b, self.h, self.layer.activation, dY0=dY, dM=dM, db=db,
                                 n_steps=self.n_steps, engine=engine)
+
+    def _jvp_steps(self, theta, Y, dtheta, dY):
+        C = self.coefficients(theta)
+        dC = self.coefficients(dtheta) if dtheta is not None and self.layer.n_theta > 0 else None
+        h, F = self.h, self.layer
+        for j in range(self.n_steps):
+            w = self.basis.weights_at(C, j)
+            dw = self.basis.weights_at(dC, j) if dC is not None else None
+            if dw is None and dY is None:
+                K, dK = F._apply(w, Y), None
+            else:
+                K, dK = F._jvp(w, Y, dw, dY)
+            if dK is not None:
+                dY = h * dK if dY is None else dY + h * dK
+            Y = Y + h * K
+        if dY is None:
+            xp = get_array_module(Y)
+            dY = xp.zeros_like(Y)
+        return Y, dY
 
     def _forward_steps(self, theta, Y):
         C = self.coefficients(theta)

@@ -111,7 +111,8 @@ class HamiltonianVerlet(ReversibleIntegrator):
         when installed, cupy for cupy arrays); the reversible mode uses the
         kernel for its forward pass (no states kept); ``'numpy'``, the
         reversible adjoint and per-example gradients use the step-by-step
-        loops.
+        loops.  With numba, ``jvp`` advances the state and the tangent
+        together in one kernel sweep and stores no states (either mode).
 
     Shapes
     ------
@@ -119,6 +120,7 @@ class HamiltonianVerlet(ReversibleIntegrator):
     """
 
     _has_fused = True
+    _fused_jvp_engines = ("numba",)  # kernels.timestep.verlet_jvp
 
     def __init__(self, n_y, n_z, *, n_steps, final_time, activation="tanh", bias="scalar", basis=None,
                  reversible=False, engine="auto"):
@@ -292,6 +294,20 @@ class HamiltonianVerlet(ReversibleIntegrator):
         tr = cache.trajectory
         dy, dz = verlet_jmv(tr.K, tr, self.h, dy0=dy0, dz0=dz0, dK=dK, dby=dby, dbz=dbz, engine=cache.engine)
         return self._output(VerletState(y=dy, z=dz))
+
+    def _fused_jvp(self, theta, Y, dtheta, dY, engine):
+        """``(Z, dZ)`` in one kernel sweep (:func:`~meganet.kernels.timestep.verlet_jvp`), no stored states."""
+        from ..kernels.timestep import verlet_jvp
+
+        K, b_y, b_z = self._stacked(self._step_stack(theta))
+        dK = dby = dbz = None
+        if dtheta is not None:
+            dK, dby, dbz = self._stacked(self._step_stack(dtheta))
+        y, z = self._split(Y)
+        dy0, dz0 = self._split(dY) if dY is not None else (None, None)
+        yN, zN, dyN, dzN = verlet_jvp(y, z, K, b_y, b_z, self.h, self.activation, dy0=dy0, dz0=dz0, dK=dK, dby=dby,
+                                      dbz=dbz, n_steps=self.n_steps, engine=engine)
+        return self._output(VerletState(y=yN, z=zN)), self._output(VerletState(y=dyN, z=dzN))
 
     def _fused_jtmv(self, W, cache, need_theta, need_Y):
         from ..kernels.timestep import verlet_jtmv
