@@ -67,17 +67,13 @@ class Pointwise(Element):
     def _apply(self, theta, Y):
         return self._value_biased(Y, None)
 
-    def _value_biased(self, U, b, out=None):
-        """``σ(U + b)`` only (no ``σ'``), optionally into ``out`` (which may be ``U``)."""
+    def _value_biased(self, U, b):
+        """``σ(U + b)`` only (no ``σ'``)."""
         if self.engine != "numpy" and supports(self.activation):
-            return bias_activation(U, b, self.activation, derivative=False, out=out, engine=self.engine)[0]
+            return bias_activation(U, b, self.activation, derivative=False, engine=self.engine)[0]
         if b is not None:
             U = U + channel_broadcast(b, U.ndim)
-        S = self.activation.value(U)
-        if out is not None:
-            out[...] = S
-            return out
-        return S
+        return self.activation.value(U)
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):
         return cache.dsigma * dY
