@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["ENGINES", "available_engines", "resolve_engine", "numba_available", "dispatch", "warmup"]
+__all__ = ["ENGINES", "available_engines", "resolve_engine", "numba_available", "dispatch", "warmup",
+           "release_buffers"]
 
 ENGINES = ("auto", "numpy", "numba", "cupy")
 
@@ -118,6 +119,21 @@ def dispatch(table, op, engine, xp, loaders=None, resolve=None):
             f"{op} has no {resolved!r} kernel yet; use engine='numpy' (the array-module reference) or 'auto'"
         )
     return impl
+
+
+def release_buffers():
+    """Drop the numba kernels' pool of reusable trajectory buffers; returns the bytes it held.
+
+    The fused sweeps reuse large output arrays that nothing else refers to any
+    more (see :mod:`meganet.kernels._buffers`: it saves the page faults of
+    fresh memory, about a third of a B1 forward); the pool keeps at most 1 GiB.
+    Call this to give that memory back, e.g. after training.
+    """
+    from . import _buffers
+
+    held = _buffers.pooled_bytes()
+    _buffers.clear()
+    return held
 
 
 def warmup(engine="numba", dtypes=("float64", "float32")):

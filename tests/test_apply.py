@@ -68,3 +68,18 @@ def test_jvp_keeps_no_states(make):
         np.testing.assert_allclose(dZ, block.Jmv(dth, dy, theta, Y, cache), rtol=1e-11, atol=1e-12)
     assert _peak(lambda: block.forward(theta, Y)) >= states_bytes
     assert _peak(lambda: block.jvp(theta, Y, dtheta)) < states_bytes / 16
+
+
+@pytest.mark.skipif(not numba_available(), reason="the buffer pool belongs to the numba engine")
+def test_release_buffers_gives_back_the_pooled_trajectories():
+    from meganet.kernels import release_buffers
+
+    block = HamiltonianVerlet(4, 4, n_steps=64, final_time=2.0, engine="numba")
+    rng = np.random.default_rng(1)
+    theta = 0.1 * rng.standard_normal(block.n_theta)
+    Y = rng.standard_normal((1024, 8))
+    release_buffers()
+    block.forward(theta, Y)  # its states (64 × 1024 × 4 float64 = 2 MiB each) are freed with the cache
+    assert _buffers.pooled_bytes() >= 4 * 64 * 1024 * 4 * 8
+    assert release_buffers() >= 4 * 64 * 1024 * 4 * 8
+    assert _buffers.pooled_bytes() == 0
