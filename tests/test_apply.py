@@ -83,3 +83,20 @@ def test_release_buffers_gives_back_the_pooled_trajectories():
     assert _buffers.pooled_bytes() >= 4 * 64 * 1024 * 4 * 8
     assert release_buffers() >= 4 * 64 * 1024 * 4 * 8
     assert _buffers.pooled_bytes() == 0
+
+
+@pytest.mark.parametrize("activation, keeps_dsigma", [("tanh", False), ("relu", False), ("smooth_relu", True)])
+def test_symmetric_layer_keeps_sigma_prime_only_when_needed(activation, keeps_dsigma):
+    from meganet.layers.symmetric import SymmetricLayer
+    from meganet.transforms.conv2d import Conv2d
+
+    layer = SymmetricLayer(Conv2d(3, 4, (5, 5)), activation=activation)
+    rng = np.random.default_rng(2)
+    theta = layer.init_theta(rng=rng)
+    Y = rng.standard_normal((2, 3, 5, 5))
+    _, cache = layer.forward(theta, Y)
+    assert cache.U is None and cache.V is None  # no normalization: K Y + b is not kept
+    assert (cache.sigma is not None) == keeps_dsigma  # tanh/relu: σ' recomputed from S in the products
+    np.testing.assert_allclose(layer._dsigma(cache), layer.activation.derivative(
+        Conv2d(3, 4, (5, 5))._apply(theta[:layer.transform.n_theta], Y) + theta[layer.transform.n_theta:][None, :, None, None]),
+        rtol=1e-12, atol=1e-14)

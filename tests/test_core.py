@@ -169,6 +169,21 @@ def test_activation_values_and_derivatives(name):
         assert act(xd).dtype == dt and act.derivative(xd).dtype == dt and act.second_derivative(xd).dtype == dt
 
 
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "identity", "smooth_relu"])
+def test_derivative_from_value(name):
+    act = get_activation(name)
+    x = np.concatenate([np.linspace(-4, 4, 81) + 0.013, [0.0, -0.0]])
+    if not act.derivative_from_value_available:  # smooth relu: σ is flat (0) on x < −η, σ' is not a function of σ
+        with pytest.raises(NotImplementedError, match="cannot compute"):
+            act.derivative_from_value(act(x))
+        return
+    for dt in (np.float64, np.float32):
+        xd = x.astype(dt)
+        d = act.derivative_from_value(act(xd))
+        assert d.dtype == dt
+        np.testing.assert_allclose(d, act.derivative(xd), rtol=0, atol=4 * np.finfo(dt).eps)
+
+
 def test_smooth_relu_is_c1():
     a = SmoothReLU(eta=0.2)
     for x0 in (-0.2, 0.2):

@@ -29,6 +29,15 @@ class Activation:
         """``(σ(x), σ'(x))``."""
         return self.value(x), self.derivative(x)
 
+    #: True when σ' is a function of σ alone (:meth:`derivative_from_value`), so
+    #: a layer that keeps ``σ(x)`` need not also keep ``σ'(x)``.
+    derivative_from_value_available = False
+
+    def derivative_from_value(self, s):
+        """``σ'(x)`` from ``s = σ(x)`` (tanh: ``1 − s²``, sigmoid: ``s(1 − s)``, relu: ``[s > 0]``,
+        identity: 1) — the same arithmetic as :meth:`value_and_derivative`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot compute σ' from σ")
+
     def __call__(self, x):
         return self.value(x)
 

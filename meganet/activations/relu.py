@@ -21,3 +21,8 @@ class ReLU(Activation):
 
     def second_derivative(self, x):
         return get_array_module(x).zeros_like(x)
+
+    derivative_from_value_available = True
+
+    def derivative_from_value(self, s):
+        return (s > 0).astype(s.dtype)  # σ(x) > 0 exactly when x > 0

@@ -30,3 +30,8 @@ class Sigmoid(Activation):
     def value_and_derivative(self, x):
         s = self.value(x)
         return s, s * (1 - s)
+
+    derivative_from_value_available = True
+
+    def derivative_from_value(self, s):
+        return s * (1 - s)

@@ -27,3 +27,8 @@ class Tanh(Activation):
     def value_and_derivative(self, x):
         t = get_array_module(x).tanh(x)
         return t, 1 - t * t
+
+    derivative_from_value_available = True
+
+    def derivative_from_value(self, s):
+        return 1 - s * s

@@ -26,7 +26,7 @@ class SymmetricLayerCache:
     U: object  #: K(θ_K) Y + b, the input of the normalization (None without normalization)
     norm: object  #: the normalization's cache (None without normalization)
     V: object  #: N(U), the input of σ (None without normalization: σ(K Y + b) is one fused pass)
-    sigma: object  #: the Pointwise cache, holding σ'(V)
+    sigma: object  #: the Pointwise cache, holding σ'(V); None when σ' is recomputed from S (see SymmetricLayer)
     S: object  #: σ(V)
 
 
@@ -90,6 +90,10 @@ class SymmetricLayer(Element):
         # σ runs on the transform's kernel engine when it has one (Conv2d) and σ has a kernel, else 'auto'
         act = get_activation(activation)
         self.sigma = Pointwise(act, mid, engine=getattr(transform, "engine", "auto") if supports(act) else "auto")
+        # built-in σ whose σ' is a function of σ (tanh, sigmoid, relu, identity): without normalization the
+        # cache keeps S = σ(V) only (it is needed for the θ-adjoint anyway) and the products recompute σ'
+        # from it — one state-sized array less per step, one elementwise pass more per product
+        self._sigma_from_S = normalization is None and supports(act) and act.derivative_from_value_available
         self.activation = self.sigma.activation
         self.shape_in = self.shape_out = tuple(transform.shape_in)
         parts = [("K", transform.n_theta)]
@@ -114,7 +118,10 @@ class SymmetricLayer(Element):
         T = self.transform
         U = T._apply(p.K, Y)
         if self.normalization is None:  # bias and σ in one pass; K Y + b is not kept
-            S, sigma_cache = self.sigma._forward_biased(U, p.b if self.bias else None)
+            if self._sigma_from_S:  # σ' = g(S) in the products: S is kept anyway, σ' is not
+                S, sigma_cache = self.sigma._value_biased(U, p.b if self.bias else None), None
+            else:
+                S, sigma_cache = self.sigma._forward_biased(U, p.b if self.bias else None)
             Z = -T._apply_T(p.K, S)
             return Z, SymmetricLayerCache(U=None, norm=None, V=None, sigma=sigma_cache, S=S)
         if self.bias:
@@ -126,6 +133,10 @@ class SymmetricLayer(Element):
         S, sigma_cache = self.sigma._forward(theta[:0], V)
         Z = -T._apply_T(p.K, S)
         return Z, SymmetricLayerCache(U=U, norm=norm_cache, V=V, sigma=sigma_cache, S=S)
+
+    def _dsigma(self, cache):
+        """``σ'(V)``: kept by the forward pass, or recomputed from ``S = σ(V)``."""
+        return cache.sigma.dsigma if cache.sigma is not None else self.activation.derivative_from_value(cache.S)
 
     def _apply(self, theta, Y):
         """Cache-free forward; without normalization ``σ(K Y + b)`` in one pass, no ``σ'``."""
@@ -159,7 +170,7 @@ class SymmetricLayer(Element):
             xp = get_array_module(Y)
             return xp.zeros(Y.shape, dtype=Y.dtype)
         dV = N._Jmv(dthN, dU, p.N, cache.U, cache.norm) if N is not None else dU
-        dS = self.sigma._Jmv(None, dV, theta[:0], cache.V, cache.sigma)
+        dS = self._dsigma(cache) * dV
         dZ = -T._apply_T(p.K, dS)
         if dp is not None:
             dZ = dZ - T._dKT_mv(p.K, dp.K, cache.S)
@@ -171,7 +182,7 @@ class SymmetricLayer(Element):
         p = self.split(theta)
         T, N = self.transform, self.normalization
         dS = -T._apply(p.K, W)
-        _, dV = self.sigma._JTmv(dS, theta[:0], cache.V, cache.sigma, False, True, per_example)
+        dV = self._dsigma(cache) * dS
         dthN = None
         if N is not None:
             want_N = need_theta and N.n_theta > 0
