@@ -168,6 +168,7 @@ def warmup(engine="numba", dtypes=("float64", "float32")):
         conv2d.conv2d_adjoint_weight(Y, Z, (3, 3), "zero", engine=engine)
         activation.bias_activation(Y, None, "tanh", engine=engine)
         activation.bias_activation(Y, None, "tanh", derivative=False, engine=engine)
+        activation.derivative_from_value_mul(Y, Y, "tanh", engine=engine)
         pooling.avg_pool2d_adjoint(pooling.avg_pool2d(Y, 2, engine=engine), 2, engine=engine)
         for kind in normalization.KINDS:
             Yh, r = normalization.standardize(Y, kind, 1e-5, engine=engine)

@@ -57,4 +57,35 @@ def _bias_activation_numba(U, b, activation, derivative, out, dsigma_out):
     return S, D
 
 
+@njit(parallel=True, **JIT)
+def _dfv_mul(S, W, code, out):
+    """``out = σ'(x) ⊙ W`` from ``S = σ(x)`` (flat arrays; codes of tanh, relu, sigmoid, identity)."""
+    n = S.shape[0]
+    nb = (n + 4095) // 4096
+    for blk in prange(nb):
+        lo = blk * 4096
+        hi = min(n, lo + 4096)
+        if code == 1:
+            for p in range(lo, hi):
+                out[p] = (1 - S[p] * S[p]) * W[p]
+        elif code == 4:
+            for p in range(lo, hi):
+                out[p] = (S[p] * (1 - S[p])) * W[p]
+        elif code == 2:
+            for p in range(lo, hi):
+                out[p] = W[p] if S[p] > 0 else 0
+        else:
+            for p in range(lo, hi):
+                out[p] = W[p]
+
+
+def _derivative_from_value_mul_numba(S, W, activation):
+    code, _ = activation_code(activation)
+    S, W = np.ascontiguousarray(S), np.ascontiguousarray(W)
+    out = np.empty_like(W)
+    _dfv_mul(S.reshape(-1), W.reshape(-1), code, out.reshape(-1))
+    return out
+
+
 _IMPLEMENTATIONS["bias_activation"]["numba"] = _bias_activation_numba
+_IMPLEMENTATIONS["derivative_from_value_mul"]["numba"] = _derivative_from_value_mul_numba

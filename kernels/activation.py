@@ -22,7 +22,7 @@ from meganet.backend import get_array_module
 
 from . import dispatch
 
-__all__ = ["ACT_CODES", "activation_code", "supports", "bias_activation"]
+__all__ = ["ACT_CODES", "activation_code", "supports", "bias_activation", "derivative_from_value_mul"]
 
 #: Activation name -> integer code used inside the compiled kernels.
 ACT_CODES = {"identity": 0, "tanh": 1, "relu": 2, "smooth_relu": 3, "sigmoid": 4}
@@ -123,6 +123,47 @@ def bias_activation(U, b=None, activation="tanh", *, derivative=True, out=None, 
     return impl(U, b, activation, bool(derivative), out, dsigma_out)
 
 
+def _derivative_from_value_mul_ref(S, W, activation):
+    from meganet.activations import get_activation
+
+    return get_activation(activation).derivative_from_value(S) * W
+
+
+def derivative_from_value_mul(S, W, activation="tanh", *, engine="auto"):
+    """``σ'(x) ⊙ W`` from ``S = σ(x)``, in one pass (the products of a layer that keeps ``σ(x)`` only).
+
+    For the activations whose derivative is a function of their value
+    (:attr:`~meganet.activations.Activation.derivative_from_value_available`:
+    tanh ``1 − S²``, sigmoid ``S(1 − S)``, relu ``[S > 0]``, identity 1).
+
+    Parameters
+    ----------
+    S, W : arrays of the same shape and dtype
+    activation : str or Activation
+    engine : {'auto', 'numpy', 'numba', 'cupy'}
+
+    Returns
+    -------
+    array like W
+    """
+    from meganet.activations import get_activation
+
+    xp = get_array_module(S, W, names=["S", "W"])
+    if tuple(S.shape) != tuple(W.shape) or S.dtype != W.dtype:
+        raise ValueError(f"S and W must have the same shape and dtype, got {tuple(S.shape)} ({S.dtype}) and "
+                         f"{tuple(W.shape)} ({W.dtype})")
+    act = get_activation(activation)
+    if not act.derivative_from_value_available:
+        raise ValueError(f"activation must have a derivative that is a function of its value "
+                         f"(tanh, sigmoid, relu, identity), got {activation!r}")
+    if not supports(act):
+        if engine not in ("auto", "numpy"):
+            activation_code(act)  # raises with the list of supported activations
+        return _derivative_from_value_mul_ref(S, W, act)
+    return dispatch(_IMPLEMENTATIONS, "derivative_from_value_mul", engine, xp, _LOADERS)(S, W, act)
+
+
 #: op -> {engine: implementation}; compiled engines add their entries.
-_IMPLEMENTATIONS = {"bias_activation": {"numpy": _bias_activation_ref}}
+_IMPLEMENTATIONS = {"bias_activation": {"numpy": _bias_activation_ref},
+                    "derivative_from_value_mul": {"numpy": _derivative_from_value_mul_ref}}
 _LOADERS = {"numba": "._activation_numba", "cupy": "._activation_cupy"}

@@ -184,6 +184,28 @@ def test_bias_activation_matches_reference(act, dtype, engine):
 
 
 @pytest.mark.parametrize("engine", NUMBA)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["tanh", "relu", "sigmoid", "identity"])
+def test_derivative_from_value_mul_matches_reference(act, dtype, engine):
+    rng = np.random.default_rng(5)
+    for shape in [(5, 3), (3, 2, 5, 4), (2, 3, 40, 40)]:  # the last one spans several parallel chunks
+        X = _rand(rng, shape, dtype, scale=3.0)
+        S = A.bias_activation(X, None, act, derivative=False, engine="numpy")[0]
+        W = _rand(rng, shape, dtype)
+        got = A.derivative_from_value_mul(S, W, act, engine=engine)
+        _close(got, A.derivative_from_value_mul(S, W, act, engine="numpy"), dtype)
+        _close(got, A.bias_activation(X, None, act, engine="numpy")[1] * W, dtype)  # = σ'(x) ⊙ W
+
+
+def test_derivative_from_value_mul_rejects_bad_input():
+    S = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="function of its value"):
+        A.derivative_from_value_mul(S, S, "smooth_relu")
+    with pytest.raises(ValueError, match="same shape and dtype"):
+        A.derivative_from_value_mul(S, S.astype(np.float32))
+
+
+@pytest.mark.parametrize("engine", NUMBA)
 def test_fast_tanh_accuracy_on_the_whole_line(engine):
     """The vectorizable Cephes tanh of the numba kernels: ≤ 4 ulp from numpy's."""
     x = np.concatenate([np.linspace(-30, 30, 200001), [0.0, -0.0, 1e-300, 0.6249999, 0.625, 22.0, 23.0, 1e308]])

@@ -10,7 +10,7 @@ from ..backend import get_array_module
 from ..activations import get_activation
 from ..core.element import Element
 from ..core.layout import Layout
-from ..kernels.activation import supports
+from ..kernels.activation import derivative_from_value_mul, supports
 from ..transforms.base import Transform
 from ._checks import check_layer_normalization
 from .bias import channel_broadcast, channel_sum
@@ -138,6 +138,13 @@ class SymmetricLayer(Element):
         """``σ'(V)``: kept by the forward pass, or recomputed from ``S = σ(V)``."""
         return cache.sigma.dsigma if cache.sigma is not None else self.activation.derivative_from_value(cache.S)
 
+    def _dsigma_mul(self, cache, X):
+        """``σ'(V) ⊙ X`` (one fused pass when ``σ'`` is recomputed from ``S``)."""
+        if cache.sigma is not None:
+            return cache.sigma.dsigma * X
+        engine = self.sigma.engine if self.sigma.engine in ("numpy", "numba") else "auto"  # no cupy kernel: reference on the device
+        return derivative_from_value_mul(cache.S, X, self.activation, engine=engine)
+
     def _apply(self, theta, Y):
         """Cache-free forward; without normalization ``σ(K Y + b)`` in one pass, no ``σ'``."""
         if self.normalization is not None:
@@ -170,7 +177,7 @@ class SymmetricLayer(Element):
             xp = get_array_module(Y)
             return xp.zeros(Y.shape, dtype=Y.dtype)
         dV = N._Jmv(dthN, dU, p.N, cache.U, cache.norm) if N is not None else dU
-        dS = self._dsigma(cache) * dV
+        dS = self._dsigma_mul(cache, dV)
         dZ = -T._apply_T(p.K, dS)
         if dp is not None:
             dZ = dZ - T._dKT_mv(p.K, dp.K, cache.S)
@@ -182,7 +189,7 @@ class SymmetricLayer(Element):
         p = self.split(theta)
         T, N = self.transform, self.normalization
         dS = -T._apply(p.K, W)
-        dV = self._dsigma(cache) * dS
+        dV = self._dsigma_mul(cache, dS)
         dthN = None
         if N is not None:
             want_N = need_theta and N.n_theta > 0
