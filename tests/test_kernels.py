@@ -271,7 +271,7 @@ def test_standardize_known_answer_and_symmetry():
 
 
 # ---------------------------------------------------------------- time steps
-def _dense_data(rng, dtype, xp, S=6, n=3, N=5, shared=False, scalar_bias=False):
+def _dense_data(rng, dtype, xp, S=37, n=3, N=5, shared=False, scalar_bias=False):  # S = 37: 5 blocks of 8 examples, several per thread, a partial last one
     NW = 1 if shared else N
     Y = _rand(rng, (S, n), dtype, xp)
     M = _rand(rng, (NW, n, n), dtype, xp, scale=0.7)
@@ -321,7 +321,7 @@ def test_dense_sweeps_match_reference(variant, scheme, dtype, engine):
 def test_verlet_sweeps_match_reference(variant, dtype, engine):
     xp = _xp(engine)
     rng = np.random.default_rng(9)
-    S, ny, nz, N, h = 5, 3, 2, 6, 0.4
+    S, ny, nz, N, h = 37, 3, 2, 6, 0.4  # 5 blocks of 8: several per thread, a partial last one
     NW = 1 if variant != "per-step" else N
     y0, z0 = _rand(rng, (S, ny), dtype, xp), _rand(rng, (S, nz), dtype, xp)
     Kk = _rand(rng, (NW, ny, nz), dtype, xp)
