@@ -56,6 +56,7 @@ from ..backend import get_array_module
 from ..core.element import Element
 from ..core.layout import Layout
 from ..core.validation import check_int, check_positive
+from ._fused import FusedSweeps
 from .time_basis import as_time_basis
 
 __all__ = ["ReversibleIntegrator", "IntegratorCache", "FusedIntegratorCache"]
@@ -114,7 +115,7 @@ class FusedIntegratorCache:
         return self._steps
 
 
-class ReversibleIntegrator(Element):
+class ReversibleIntegrator(FusedSweeps, Element):
     """Base class: stored/reversible loops, weights in time, θ layout.
 
     Subclasses call :meth:`_setup_integrator` in their constructor and
@@ -182,27 +183,10 @@ class ReversibleIntegrator(Element):
     _fused_jvp_engines = ()
     engine = "numpy"
 
-    def _fused_engine(self, Y):
-        """The kernel engine of a fused sweep for arrays like ``Y``, or None."""
-        from ..kernels import resolve_engine
+    def _fused_supported(self):
         from ..kernels.activation import supports
 
-        if not self._has_fused or self.engine == "numpy" or not supports(self.activation):
-            return None
-        engine = resolve_engine(self.engine, get_array_module(Y))
-        if engine == "cupy" and Y.shape[1] > 32:  # kernels._timestep_cupy.MAX_WIDTH (register-resident)
-            return None
-        return engine if engine in ("numba", "cupy") else None
-
-    def _step_stack(self, theta):
-        """Step weights for the fused kernels: ``θ(t_j)`` (N, n_θ); a view of θ
-        for the identity basis and one shared row (1, n_θ) for the constant one."""
-        C = self.coefficients(theta)
-        return C if self.basis.kind in ("identity", "constant") else self.basis.apply(C)
-
-    def _step_stack_T(self, g):
-        """Adjoint of :meth:`_step_stack` applied to per-row gradients ``g``, flat."""
-        return (g if self.basis.kind in ("identity", "constant") else self.basis.apply_T(g)).reshape(-1)
+        return self._has_fused and supports(self.activation)
 
     def _check_engine(self):
         """Constructor check: an explicit compiled engine needs a fused kernel."""

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from ..backend import get_array_module
 from ..core.validation import check_option
-from ..kernels import ENGINES, resolve_engine
+from ..kernels import ENGINES
+from ._fused import FusedSweeps
 from .block import TimeSteppingBlock
 
 __all__ = ["ResNet", "ResNetCache", "FusedResNetCache"]
 
-_CUPY_MAX_WIDTH = 32  # = kernels._timestep_cupy.MAX_WIDTH (not imported: it needs cupy)
 _JVP_ENGINES = ("numba",)  # engines with a one-sweep jvp kernel (kernels.timestep.resnet_dense_jvp)
 
 
@@ -37,7 +37,7 @@ class FusedResNetCache(ResNetCache):
     engine: str = "numba"  #: the kernel engine that produced it
 
 
-class ResNet(TimeSteppingBlock):
+class ResNet(FusedSweeps, TimeSteppingBlock):
     r"""Residual network block: forward Euler for ``Y'(t) = F(θ(t), Y(t))``.
 
     .. math:: Y_{j+1} = Y_j + h\,F(θ(t_j), Y_j),\qquad j = 0, …, N−1,
@@ -102,24 +102,8 @@ class ResNet(TimeSteppingBlock):
             )
 
     # ------------------------------------------------------- fused sweeps
-    def _fused_engine(self, Y):
-        """The kernel engine of the fused sweep for arrays like ``Y``, or None."""
-        if self._dense_kind is None or self.engine == "numpy":
-            return None
-        engine = resolve_engine(self.engine, get_array_module(Y))
-        if engine == "cupy" and Y.shape[1] > _CUPY_MAX_WIDTH:  # register-resident kernels: small widths only
-            return None
-        return engine if engine in ("numba", "cupy") else None
-
-    def _step_stack(self, theta):
-        """Step weights for the fused kernels: ``θ(t_j)`` (N, n_θ); a view of θ
-        for the identity basis and one shared row (1, n_θ) for the constant one."""
-        C = self.coefficients(theta)
-        return C if self.basis.kind in ("identity", "constant") else self.basis.apply(C)
-
-    def _step_stack_T(self, g):
-        """Adjoint of :meth:`_step_stack` applied to per-row gradients ``g``, flat."""
-        return (g if self.basis.kind in ("identity", "constant") else self.basis.apply_T(g)).reshape(-1)
+    def _fused_supported(self):
+        return self._dense_kind is not None
 
     def _step_matrices(self, W):
         """``(M, b)`` of all steps from the step weights ``W`` (N, n_θ)."""
