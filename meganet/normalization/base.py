@@ -30,7 +30,9 @@ import numpy as np
 from ..backend import get_array_module
 from ..core.element import Element
 from ..core.layout import Layout
-from ..core.validation import check_bool, check_positive, check_shape_tuple
+from ..core.validation import check_bool, check_option, check_positive, check_shape_tuple
+from ..kernels import ENGINES
+from ..kernels.normalization import standardize, standardize_jmv
 from ..layers.bias import channel_broadcast, channel_sum
 
 __all__ = ["Normalization", "NormalizationCache", "Standardization", "StandardizationCache"]
@@ -172,28 +174,26 @@ class Standardization(Normalization):
     large mean.
     """
 
-    def __init__(self, shape, *, eps, affine):
+    #: ``'batch'`` or ``'instance'``: the statistic groups of :mod:`meganet.kernels.normalization`
+    _kind = None
+
+    def __init__(self, shape, *, eps, affine, engine="auto"):
         super().__init__(shape, affine=affine)
         self.eps = check_positive("eps", eps)
+        self.engine = check_option("engine", engine, ENGINES)
 
     def _stat_axes(self, ndim):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _normalize(self, Y):
-        xp = get_array_module(Y)
-        axes = self._stat_axes(Y.ndim)
-        Xc = Y - Y.mean(axis=axes, keepdims=True)
-        var = (Xc * Xc).mean(axis=axes, keepdims=True)
-        inv_std = 1.0 / xp.sqrt(var + self.eps)
-        Yhat = Xc * inv_std
-        return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std, axes=axes)
+        """Statistics and ``X̂`` by :func:`meganet.kernels.normalization.standardize`
+        (one compiled pass per statistic with the numba engine)."""
+        Yhat, inv_std = standardize(Y, self._kind, self.eps, engine=self.engine)
+        return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std, axes=self._stat_axes(Y.ndim))
 
     def _normalize_Jmv(self, dY, cache):
-        """``r (dY − mean(dY) − X̂ mean(X̂ ⊙ dY))``."""
-        axes = cache.axes
-        return cache.inv_std * (
-            dY - dY.mean(axis=axes, keepdims=True) - cache.Yhat * (cache.Yhat * dY).mean(axis=axes, keepdims=True)
-        )
+        """``r (dY − mean(dY) − X̂ mean(X̂ ⊙ dY))`` (:func:`meganet.kernels.normalization.standardize_jmv`)."""
+        return standardize_jmv(dY, cache.Yhat, cache.inv_std, self._kind, engine=self.engine)
 
     def _normalize_JTmv(self, W, cache):
         """Self-adjoint: the same product as :meth:`_normalize_Jmv`."""

@@ -51,6 +51,10 @@ class BatchNorm(Standardization):
         variances of order one).
     affine : bool, default False
         Trainable per-channel scale and bias, θ = (s, β), n_theta = 2C.
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        Kernel engine of :mod:`meganet.kernels.normalization` (``'auto'``: numba
+        for numpy arrays when installed; on cupy arrays the reference reductions
+        run on the device).
 
     Notes
     -----
@@ -58,8 +62,10 @@ class BatchNorm(Standardization):
     feature equals its mean); use at least two examples.
     """
 
-    def __init__(self, shape, *, eps=1e-5, affine=False):
-        super().__init__(shape, eps=eps, affine=affine)
+    _kind = "batch"
+
+    def __init__(self, shape, *, eps=1e-5, affine=False, engine="auto"):
+        super().__init__(shape, eps=eps, affine=affine, engine=engine)
 
     def _stat_axes(self, ndim):
         return (0,) + tuple(range(2, ndim))

@@ -43,10 +43,16 @@ class InstanceNorm(Standardization):
         ε > 0 added to the variance.
     affine : bool, default False
         Trainable per-channel scale and bias, θ = (s, β), n_theta = 2C.
+    engine : {'auto', 'numpy', 'numba', 'cupy'}, default 'auto'
+        Kernel engine of :mod:`meganet.kernels.normalization` (``'auto'``: numba
+        for numpy arrays when installed; on cupy arrays the reference reductions
+        run on the device).
     """
 
-    def __init__(self, shape, *, eps=1e-5, affine=False):
-        super().__init__(shape, eps=eps, affine=affine)
+    _kind = "instance"
+
+    def __init__(self, shape, *, eps=1e-5, affine=False, engine="auto"):
+        super().__init__(shape, eps=eps, affine=affine, engine=engine)
         s = self.shape_in
         group = s[0] if len(s) == 1 else int(np.prod(s[1:]))
         if group < 2:

@@ -12,7 +12,7 @@ boundaries inside a symmetric layer; the fused dense ResNet (identity,
 constant and hat bases; with and without bias; tanh and sigmoid — smooth
 activations, as the Taylor test of a deep block needs), the antisymmetric ResNet, Hamiltonian Verlet (scalar and vector
 bias, non-square K, reversible) and leapfrog; pointwise activations; average
-pooling.  Sizes are small (≤ 16 steps, ≤ 4 channels, 6×6 images).
+pooling; batch and instance normalization.  Sizes are small (≤ 16 steps, ≤ 4 channels, 6×6 images).
 """
 
 from meganet.integrators import AntisymmetricResNet, ResNet, TimeBasis
@@ -22,6 +22,7 @@ from meganet.kernels import numba_available
 from meganet.layers import Pointwise, SingleLayer
 from meganet.layers.pooling import AvgPool2d
 from meganet.layers.symmetric import SymmetricLayer
+from meganet.normalization import BatchNorm, InstanceNorm
 from meganet.transforms import Dense
 from meganet.transforms.conv2d import Conv2d
 from tests.cases.activations import _smooth_relu_inputs
@@ -76,3 +77,10 @@ for _e in ENGINES:
                       rel_step=0.03 if _act == "smooth_relu" else 0.5))
     register(Case(f"engine-{_e}-avgpool-3x4x6-f2", lambda e=_e: AvgPool2d((3, 4, 6), factor=2, engine=e),
                   kind="layer"))
+
+    # ----- normalization statistics (batch / instance; image and vector features)
+    for _cls, _shape, _aff in [(BatchNorm, (3, 4, 5), True), (BatchNorm, (5,), False), (InstanceNorm, (3, 4, 5), False),
+                               (InstanceNorm, (6,), True)]:
+        _sh = "x".join(map(str, _shape))
+        register(Case(f"engine-{_e}-{_cls.__name__.lower()}-{_sh}{'-affine' if _aff else ''}",
+                      lambda c=_cls, sh=_shape, a=_aff, e=_e: c(sh, affine=a, engine=e), kind="layer", n_examples=4))
