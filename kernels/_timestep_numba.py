@@ -130,7 +130,7 @@ def _dense_forward(Y0, M, b, has_b, h, code, eta, leapfrog, store, N, chunks, Z,
         b0 = chunks[c]
         nbc = chunks[c + 1] - b0
         y = np.empty((nbc, n, EB), dtype=Y0.dtype)
-        yp = np.empty((nbc, n, EB), dtype=Y0.dtype)
+        yp = np.empty((nbc if leapfrog else 1, n, EB), dtype=Y0.dtype)  # Y_{j-1}: leapfrog only
         u = np.empty((n, EB), dtype=Y0.dtype)
         vv = np.empty((n, EB), dtype=Y0.dtype)
         dd = np.empty((n, EB), dtype=Y0.dtype)
@@ -140,14 +140,15 @@ def _dense_forward(Y0, M, b, has_b, h, code, eta, leapfrog, store, N, chunks, Z,
         for bi in range(nbc):
             s0 = (b0 + bi) * EB
             _load(Y0, s0, min(EB, S - s0), y[bi])
-            _load(Y0, s0, min(EB, S - s0), yp[bi])
+            if leapfrog:
+                _load(Y0, s0, min(EB, S - s0), yp[bi])
         for j in range(N):
             Mj = M[0 if M.shape[0] == 1 else j]
             for bi in range(nbc):
                 s0 = (b0 + bi) * EB
                 m = min(EB, S - s0)
                 yb = y[bi]
-                ypb = yp[bi]
+                ypb = yp[bi if leapfrog else 0]
                 if store:
                     _store(yb, s0, m, states[j])
                 _bias_fill(u, b, j, has_b)
@@ -166,7 +167,8 @@ def _dense_forward(Y0, M, b, has_b, h, code, eta, leapfrog, store, N, chunks, Z,
         for bi in range(nbc):
             s0 = (b0 + bi) * EB
             _store(y[bi], s0, min(EB, S - s0), Z)
-            _store(yp[bi], s0, min(EB, S - s0), Zprev)
+            if leapfrog:
+                _store(yp[bi], s0, min(EB, S - s0), Zprev)
 
 
 @njit(parallel=True, **JIT)
@@ -176,7 +178,7 @@ def _dense_jmv(M, states, dsig, h, dY0, has_dY0, dM, has_dM, db, has_db, leapfro
         b0 = chunks[c]
         nbc = chunks[c + 1] - b0
         dy = np.zeros((nbc, n, EB), dtype=states.dtype)
-        dyp = np.zeros((nbc, n, EB), dtype=states.dtype)
+        dyp = np.zeros((nbc if leapfrog else 1, n, EB), dtype=states.dtype)  # leapfrog only
         du = np.empty((n, EB), dtype=states.dtype)
         st = np.empty((n, EB), dtype=states.dtype)
         ds = np.empty((n, EB), dtype=states.dtype)
@@ -184,7 +186,8 @@ def _dense_jmv(M, states, dsig, h, dY0, has_dY0, dM, has_dM, db, has_db, leapfro
             for bi in range(nbc):
                 s0 = (b0 + bi) * EB
                 _load(dY0, s0, min(EB, S - s0), dy[bi])
-                _load(dY0, s0, min(EB, S - s0), dyp[bi])
+                if leapfrog:
+                    _load(dY0, s0, min(EB, S - s0), dyp[bi])
         for j in range(N):
             Mj = M[0 if M.shape[0] == 1 else j]
             dMj = dM[0 if dM.shape[0] == 1 else j]
@@ -192,7 +195,7 @@ def _dense_jmv(M, states, dsig, h, dY0, has_dY0, dM, has_dM, db, has_db, leapfro
                 s0 = (b0 + bi) * EB
                 m = min(EB, S - s0)
                 dyb = dy[bi]
-                dypb = dyp[bi]
+                dypb = dyp[bi if leapfrog else 0]
                 _bias_fill(du, db, j, has_db)
                 _mat_acc(du, dyb, Mj)
                 if has_dM:
@@ -357,7 +360,8 @@ def _dense_forward_numba(Y0, M, b, h, activation, store, N, leapfrog=False):
     Y0, M = _c(Y0), _c(M)
     n = M.shape[1]
     bb, has_b = _or_zeros(b, (1, 1), Y0.dtype)
-    Z, Zprev = np.empty_like(Y0), np.empty_like(Y0)
+    Z = np.empty_like(Y0)
+    Zprev = np.empty_like(Y0) if leapfrog else np.empty((1, n), dtype=Y0.dtype)  # never touched without leapfrog
     shape = (N, *Y0.shape) if store else (1, 1, n)
     states = _buffers.empty(shape, Y0.dtype)
     dsig = _buffers.empty(shape, Y0.dtype)
