@@ -6,9 +6,12 @@ inner loop runs over the 8 examples of the block with a compile-time trip
 count and vectorizes — also for widths of 4 (B3), where a loop over the
 features would not fill a register.  A block is carried through all N steps
 while its state stays in L1; blocks run in parallel (``prange``).  The
-θ-adjoints are accumulated per thread and per lane (vertical adds only, no
-horizontal reductions in the inner loop; no races) and summed at the end.  Lanes of the last, partial block are zero and never stored; they
-add nothing to the θ-adjoints (their cotangents are zero).  ``σ`` comes from
+θ-adjoints are accumulated per thread (no races) and summed at the end: per
+layer, the operands of all the thread's examples are gathered transposed and
+reduced by contiguous dot products, which vectorize (an accumulation per
+block and lane compiled to scalar code: LLVM cannot rule out that the
+accumulator aliases the operands).  Lanes of the last, partial block are zero
+and never stored; they add nothing to the θ-adjoints (their cotangents are zero).  ``σ`` comes from
 :mod:`._numba_math` (vectorizable ``tanh``).
 """
 
@@ -99,23 +102,6 @@ def _matT_acc(w, v, Mj):
             mio = Mj[i, o]
             for e in range(EB):
                 w[i, e] += v[o, e] * mio
-
-
-@njit(inline="always", **JIT)
-def _outer_acc(G, a, v):
-    """``G[i, o, e] += a[i, e] v[o, e]`` (per lane; the lanes are summed at the end)."""
-    for i in range(a.shape[0]):
-        for o in range(v.shape[0]):
-            for e in range(EB):
-                G[i, o, e] += a[i, e] * v[o, e]
-
-
-@njit(inline="always", **JIT)
-def _lane_acc(g, v):
-    """``g[o, e] += v[o, e]`` (per lane)."""
-    for o in range(v.shape[0]):
-        for e in range(EB):
-            g[o, e] += v[o, e]
 
 
 # =========================================================== dense ResNet / leapfrog
@@ -529,9 +515,10 @@ def _verlet_jmv(K, ys, zh, dsz, dsy, h, dy0, has_dy0, dz0, has_dz0, dK, has_dK, 
         _store(dz, s0, m, dzN)
 
 
-@njit(parallel=True, **JIT)
+@njit(parallel=True, fastmath={"reassoc", "contract"}, **JIT)
 def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, dby_part, dbz_part, dy0, dz0):
-    """Adjoint Verlet sweep, layer-major within each thread's blocks (see :func:`_dense_jtmv`)."""
+    """Adjoint Verlet sweep, layer-major within each thread's blocks; θ-adjoints as contiguous dot
+    products over the thread's examples (see :func:`_dense_jtmv`)."""
     N, S, ny = ys.shape
     nz = zh.shape[2]
     for c in prange(chunks.shape[0] - 1):
@@ -552,6 +539,11 @@ def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, db
         zs = np.empty((nz, EB), dtype=K.dtype)
         sz = np.empty((nz, EB), dtype=K.dtype)
         sy = np.empty((ny, EB), dtype=K.dtype)
+        KT = nbc * EB if need_theta else 0
+        vyT = np.empty((ny, KT), dtype=K.dtype)  # this layer's v_y, y_j, v_z, z_{j+½} of the thread's examples
+        ysT = np.empty((ny, KT), dtype=K.dtype)
+        vzT = np.empty((nz, KT), dtype=K.dtype)
+        zsT = np.empty((nz, KT), dtype=K.dtype)
         for bi in range(nbc):
             s0 = (b0 + bi) * EB
             _load(Wy, s0, min(EB, S - s0), wy[bi])
@@ -576,11 +568,33 @@ def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, db
                 if need_theta:
                     _load(zh[j], s0, m, zs)
                     _load(ys[j], s0, m, st)
-                    _outer_acc(dKc[jk], vy, zs)  # dK[a, q] += vy[a] z_half[q]
-                    _outer_acc(dKc[jk], st, vz)  # dK[a, q] += y[a] vz[q]
-                    _lane_acc(dbyc[jk], vy)
-                    _lane_acc(dbzc[jk], vz)
+                    k0 = bi * EB
+                    for a in range(ny):
+                        for e in range(EB):
+                            vyT[a, k0 + e] = vy[a, e]
+                            ysT[a, k0 + e] = st[a, e]
+                    for q in range(nz):
+                        for e in range(EB):
+                            vzT[q, k0 + e] = vz[q, e]
+                            zsT[q, k0 + e] = zs[q, e]
                 _mat_acc(wyb, vz, Kj.T)  # wy[a] += Σ_q vz[q] K[a, q]
+            if need_theta:  # dK[a, q] += Σ v_y[a] z_{j+½}[q] + y_j[a] v_z[q]; db_y += Σ v_y; db_z += Σ v_z
+                G = dKc[jk]
+                for a in range(ny):
+                    for q in range(nz):
+                        acc = 0.0
+                        for k in range(KT):
+                            acc += vyT[a, k] * zsT[q, k] + ysT[a, k] * vzT[q, k]
+                        G[a, q] += acc
+                    acc = 0.0
+                    for k in range(KT):
+                        acc += vyT[a, k]
+                    dbyc[jk, a] += acc
+                for q in range(nz):
+                    acc = 0.0
+                    for k in range(KT):
+                        acc += vzT[q, k]
+                    dbzc[jk, q] += acc
         for bi in range(nbc):
             s0 = (b0 + bi) * EB
             _store(wy[bi], s0, min(EB, S - s0), dy0)
@@ -697,15 +711,15 @@ def _verlet_jtmv_numba(Wy, Wz, K, tr, h, need_theta):
     dt = K.dtype
     chunks = _chunks((S + EB - 1) // EB)
     k = chunks.size - 1  # one partial sum per thread (untouched without need_theta)
-    dK_part = np.empty((k, NK, ny, nz, EB), dtype=dt)  # per thread and lane
-    dby_part = np.empty((k, NK, ny, EB), dtype=dt)
-    dbz_part = np.empty((k, NK, nz, EB), dtype=dt)
+    dK_part = np.empty((k, NK, ny, nz), dtype=dt)  # per thread
+    dby_part = np.empty((k, NK, ny), dtype=dt)
+    dbz_part = np.empty((k, NK, nz), dtype=dt)
     dy0, dz0 = np.empty((S, ny), dtype=dt), np.empty((S, nz), dtype=dt)
     _verlet_jtmv(_c(Wy), _c(Wz), K, _c(tr.ys), _c(tr.z_half), _c(tr.dsigma_z), _c(tr.dsigma_y), dt.type(h),
                  need_theta, chunks, dK_part, dby_part, dbz_part, dy0, dz0)
     if not need_theta:
         return None, None, None, dy0, dz0
-    return dK_part.sum(axis=(0, 4)), dby_part.sum(axis=(0, 3)), dbz_part.sum(axis=(0, 3)), dy0, dz0
+    return dK_part.sum(axis=0), dby_part.sum(axis=0), dbz_part.sum(axis=0), dy0, dz0
 
 
 def _verlet_jvp_numba(y0, z0, K, by, bz, h, activation, dy0, dz0, dK, dby, dbz, N):
