@@ -239,18 +239,9 @@ class Loss:
         need = tuple(need)
         for item in need:
             check_option("need", item, _NEED)
-        Y, w, xp, dtype = self._check_Yw(Y, w)
-        n = Y.shape[0]
-        q, m, labelled = self._sample_weights(mask, n, xp, dtype)
-        T = self._targets(C, n, xp, dtype, labelled)
-        Ys = self._to_samples(Y, xp)
+        Y, w, xp, dtype, n, Ys, Z, T, weight, m = self._logits_and_weights(Y, w, C, mask)
         W = self.matrix(w)
-        Z = self._logits_samples(Ys, w)
         ell, g, curvature = self._pointwise(Z, T)
-        scale = 1.0 / m
-        weight = (q * scale)[:, None] if q is not None else None
-        if weight is None:
-            weight = xp.full((Z.shape[0], 1), scale, dtype=dtype)
         G = weight * g
         value = grad_Y = grad_w = None
         if "value" in need:
@@ -263,9 +254,26 @@ class Loss:
         return LossEval(value=value, grad_Y=grad_Y, grad_w=grad_w, n_labelled=int(m), cache=cache,
                         Y_shape=tuple(Y.shape), dtype=dtype, xp=xp)
 
+    def _logits_and_weights(self, Y, w, C, mask):
+        """Validated inputs, samples ``Ys``, logits ``Z``, targets ``T`` and the per-sample weights (s, 1)."""
+        Y, w, xp, dtype = self._check_Yw(Y, w)
+        n = Y.shape[0]
+        q, m, labelled = self._sample_weights(mask, n, xp, dtype)
+        T = self._targets(C, n, xp, dtype, labelled)
+        Ys = self._to_samples(Y, xp)
+        Z = self._logits_samples(Ys, w)
+        scale = 1.0 / m
+        weight = (q * scale)[:, None] if q is not None else xp.full((Z.shape[0], 1), scale, dtype=dtype)
+        return Y, w, xp, dtype, n, Ys, Z, T, weight, m
+
     def value(self, Y, w, C, *, mask=None):
-        """``Φ(Y, w)`` as a 0-d array."""
-        return self.evaluate(Y, w, C, mask=mask, need=("value",)).value
+        """``Φ(Y, w)`` as a 0-d array (the loss terms only: no gradient factors or curvature are formed)."""
+        _, _, xp, _, _, _, Z, T, weight, _ = self._logits_and_weights(Y, w, C, mask)
+        return xp.asarray((weight[:, 0] * self._pointwise_value(Z, T)).sum())
+
+    def _pointwise_value(self, Z, T):
+        """The per-sample loss ``ℓ`` of :meth:`_pointwise` alone (override when it is cheaper)."""
+        return self._pointwise(Z, T)[0]
 
     def hess_mv(self, dY, dw, ev, *, gauss_newton=False):
         """Full Hessian product ``∇²Φ (dY, dw)`` at the point of ``ev``.

@@ -84,6 +84,14 @@ class SoftmaxCrossEntropy(Loss):
         g = r * P - T
         return ell, g, SoftmaxCurvature(P=P, r=r)
 
+    def _pointwise_value(self, Z, T):
+        """``ℓ = r log Σ exp(Z − max) − Σ T ⊙ (Z − max)`` without the probabilities (same arithmetic as
+        :meth:`_pointwise`)."""
+        xp = get_array_module(Z)
+        Zs = Z - Z.max(axis=1, keepdims=True)
+        S = xp.exp(Zs).sum(axis=1)
+        return T.sum(axis=1) * xp.log(S) - (T * Zs).sum(axis=1)
+
     def _curvature_mv(self, dZ, curvature):
         P, r = curvature.P, curvature.r
         PdZ = P * dZ
