@@ -155,12 +155,12 @@ class StandardizationCache:
 
     Yhat: object  #: N(Y)
     inv_std: object  #: 1/sqrt(σ² + ε), shape of Y with the statistic axes of size 1
-    axes: tuple  #: axes the mean and variance are taken over
 
 
 class Standardization(Normalization):
     r"""``N(Y) = (Y − μ)/sqrt(σ² + ε)`` with mean μ and biased variance σ² over
-    the axes returned by :meth:`_stat_axes` (the shared part of batch and
+    the axes of the statistic groups ``_kind`` (``'batch'`` or ``'instance'``, see
+    :mod:`meganet.kernels.normalization`; the shared part of batch and
     instance normalization).
 
     With ``X̂ = N(Y)``, ``r = 1/sqrt(σ² + ε)`` and means over the statistic axes,
@@ -169,9 +169,9 @@ class Standardization(Normalization):
     .. math:: ∇N\,dY = r\,\big(dY − \overline{dY} − X̂\,\overline{X̂ ⊙ dY}\big),
 
     which is self-adjoint (``I − 11ᵀ/m − x̂x̂ᵀ/m`` per group, times ``r``).
-    Statistics are computed in the input dtype with the two-pass formula
-    ``σ² = mean((Y − μ)²)``, which stays accurate in float32 for data with a
-    large mean.
+    Statistics use the two-pass formula ``σ² = mean((Y − μ)²)``, which stays
+    accurate in float32 for data with a large mean (the numpy engine sums in
+    the input dtype, the numba kernels in float64).
     """
 
     #: ``'batch'`` or ``'instance'``: the statistic groups of :mod:`meganet.kernels.normalization`
@@ -182,14 +182,11 @@ class Standardization(Normalization):
         self.eps = check_positive("eps", eps)
         self.engine = check_option("engine", engine, ENGINES)
 
-    def _stat_axes(self, ndim):  # pragma: no cover - abstract
-        raise NotImplementedError
-
     def _normalize(self, Y):
         """Statistics and ``X̂`` by :func:`meganet.kernels.normalization.standardize`
         (one compiled pass per statistic with the numba engine)."""
         Yhat, inv_std = standardize(Y, self._kind, self.eps, engine=self.engine)
-        return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std, axes=self._stat_axes(Y.ndim))
+        return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std)
 
     def _normalize_Jmv(self, dY, cache):
         """``r (dY − mean(dY) − X̂ mean(X̂ ⊙ dY))`` (:func:`meganet.kernels.normalization.standardize_jmv`)."""

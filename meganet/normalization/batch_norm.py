@@ -66,6 +66,3 @@ class BatchNorm(Standardization):
 
     def __init__(self, shape, *, eps=1e-5, affine=False, engine="auto"):
         super().__init__(shape, eps=eps, affine=affine, engine=engine)
-
-    def _stat_axes(self, ndim):
-        return (0,) + tuple(range(2, ndim))

@@ -61,6 +61,3 @@ class InstanceNorm(Standardization):
                 f"shape {s} gives InstanceNorm statistics over {group} value ({what}); "
                 "need at least 2, otherwise the output is identically β"
             )
-
-    def _stat_axes(self, ndim):
-        return (1,) if ndim == 2 else tuple(range(2, ndim))
