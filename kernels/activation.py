@@ -164,6 +164,9 @@ def derivative_from_value_mul(S, W, activation="tanh", *, engine="auto"):
 
 
 #: op -> {engine: implementation}; compiled engines add their entries.
+#: The product ``σ'(S) ⊙ W`` is two elementwise cupy operations on the device;
+#: the reference serves as the cupy engine (no separate kernel).
 _IMPLEMENTATIONS = {"bias_activation": {"numpy": _bias_activation_ref},
-                    "derivative_from_value_mul": {"numpy": _derivative_from_value_mul_ref}}
+                    "derivative_from_value_mul": {"numpy": _derivative_from_value_mul_ref,
+                                                  "cupy": _derivative_from_value_mul_ref}}
 _LOADERS = {"numba": "._activation_numba", "cupy": "._activation_cupy"}

@@ -142,8 +142,7 @@ class SymmetricLayer(Element):
         """``σ'(V) ⊙ X`` (one fused pass when ``σ'`` is recomputed from ``S``)."""
         if cache.sigma is not None:
             return cache.sigma.dsigma * X
-        engine = self.sigma.engine if self.sigma.engine in ("numpy", "numba") else "auto"  # no cupy kernel: reference on the device
-        return derivative_from_value_mul(cache.S, X, self.activation, engine=engine)
+        return derivative_from_value_mul(cache.S, X, self.activation, engine=self.sigma.engine)
 
     def _apply(self, theta, Y):
         """Cache-free forward; without normalization ``σ(K Y + b)`` in one pass, no ``σ'``."""
