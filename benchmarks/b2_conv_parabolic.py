@@ -32,7 +32,7 @@ limit_threads()
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import cpu_peak_gflops, have_torch, side_by_side  # noqa: E402
+from benchmarks.common import cpu_peak_gflops, ops_of, side_by_side, torch_pair  # noqa: E402
 
 WORKLOAD = "conv_parabolic"
 H_STEP, N_STEPS = 0.1, 4
@@ -148,13 +148,7 @@ def torch_ops(d, device="cpu"):
 
 def build(engine, seed=0):
     """``{op: callable}`` of one engine (``'pytorch'``, ``'numba'``, ``'numpy'``), for isolated measurements."""
-    d = data(seed, *sizes())
-    if engine == "pytorch":
-        from benchmarks.common import _torch_setup
-
-        _torch_setup()
-        return torch_ops(d)[0]
-    return meganet_ops(d, engine)[0]
+    return ops_of(engine, data(seed, *sizes()), meganet_ops, torch_ops)
 
 
 def main(seed=0, reps=5, engines=("numba", "numpy"), out=None):
@@ -162,12 +156,7 @@ def main(seed=0, reps=5, engines=("numba", "numpy"), out=None):
 
     n, c, hw = sizes()
     d = data(seed, n, c, hw)
-    torch_side = None
-    if have_torch():
-        from benchmarks.common import _torch_setup
-
-        _torch_setup()
-        torch_side = torch_ops(d)
+    torch_side = torch_pair(d, torch_ops)
     sides = {f"meganet[{e}]": meganet_ops(d, e) for e in engines if e in available_engines()}
     return side_by_side(WORKLOAD, "b2_conv_parabolic", sides, torch_side, dtype="float32", device="cpu", seed=seed,
                         reps=reps, out=out, flops=flops(n, c, hw), peak=cpu_peak_gflops("float32"))

@@ -27,7 +27,7 @@ limit_threads()
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import have_torch, side_by_side  # noqa: E402
+from benchmarks.common import ops_of, side_by_side, torch_pair  # noqa: E402
 
 WORKLOAD = "hamiltonian_verlet"
 S, N_FEAT, N_LAYERS, T_FINAL = 1026, 4, 1024, 20.0
@@ -116,25 +116,14 @@ def torch_ops(d):
 
 def build(engine, seed=0):
     """``{op: callable}`` of one engine (``'pytorch'``, ``'numba'``, ``'numpy'``), for isolated measurements."""
-    d = data(seed)
-    if engine == "pytorch":
-        from benchmarks.common import _torch_setup
-
-        _torch_setup()
-        return torch_ops(d)[0]
-    return meganet_ops(d, engine)[0]
+    return ops_of(engine, data(seed), meganet_ops, torch_ops)
 
 
 def main(seed=0, reps=5, engines=("numba", "numpy"), out=None):
     from meganet.kernels import available_engines
 
     d = data(seed)
-    torch_side = None
-    if have_torch():
-        from benchmarks.common import _torch_setup
-
-        _torch_setup()
-        torch_side = torch_ops(d)
+    torch_side = torch_pair(d, torch_ops)
     sides = {f"meganet[{e}]": meganet_ops(d, e) for e in engines if e in available_engines()}
     return side_by_side(WORKLOAD, "b3_hamiltonian_verlet", sides, torch_side, dtype="float64", device="cpu",
                         seed=seed, reps=reps, out=out)

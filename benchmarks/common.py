@@ -361,3 +361,20 @@ def side_by_side(workload, module, meganet_sides, torch_side, *, dtype, device, 
             extra[op, "pytorch"] = dict(base)
     return run_ops(workload, ops, dtype=dtype, device=device, seed=seed, reps=reps, extra=extra, flops=flops,
                    peak=peak, out=out, module=module)
+
+
+def torch_pair(d, torch_ops):
+    """PyTorch's ``(ops, results)`` on the workload data ``d`` (threads set up), or None without PyTorch."""
+    if not have_torch():
+        return None
+    _torch_setup()
+    return torch_ops(d)
+
+
+def ops_of(engine, d, meganet_ops, torch_ops):
+    """``{op: callable}`` of one engine (``'pytorch'`` or a meganet engine) on ``d``; the ``build``
+    of the workload modules (isolated memory measurements)."""
+    if engine == "pytorch":
+        _torch_setup()
+        return torch_ops(d)[0]
+    return meganet_ops(d, engine)[0]
