@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
-from ..core.element import Element
 from ..core.layout import Layout
+from ._pooling_base import LinearPooling
 from ..core.validation import check_shape_tuple
 
 __all__ = ["GlobalAvgPool", "GlobalAvgPoolCache"]
@@ -19,7 +19,7 @@ class GlobalAvgPoolCache:
     """Global average pooling is linear: no intermediates."""
 
 
-class GlobalAvgPool(Element):
+class GlobalAvgPool(LinearPooling):
     r"""Average of every channel over all pixels,
 
     .. math:: Z_c = \frac{1}{HW} \sum_{i=1}^{H} \sum_{j=1}^{W} Y_{c,i,j},
@@ -42,6 +42,8 @@ class GlobalAvgPool(Element):
     Y : (n_examples, C, H, W) → Z : (n_examples, C)
     """
 
+    _Cache = GlobalAvgPoolCache
+
     def __init__(self, shape_in):
         shape_in = check_shape_tuple("shape_in", shape_in)
         if len(shape_in) < 2:
@@ -61,22 +63,6 @@ class GlobalAvgPool(Element):
         n = W.shape[0]
         B = xp.broadcast_to(W.reshape(W.shape + (1,) * len(self._axes)), (n, *self.shape_in))
         return B * (1.0 / self._n_pixels)
-
-    def _forward(self, theta, Y):
-        return self._pool(Y), GlobalAvgPoolCache()
-
-    def _Jmv(self, dtheta, dY, theta, Y, cache):
-        if dY is None:
-            xp = get_array_module(Y)
-            return xp.zeros((Y.shape[0], *self.shape_out), dtype=Y.dtype)
-        return self._pool(dY)
-
-    def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
-        dtheta = None
-        if need_theta:
-            xp = get_array_module(Y)
-            dtheta = xp.zeros((Y.shape[0], 0) if per_example else (0,), dtype=Y.dtype)
-        return dtheta, (self._spread(W) if need_Y else None)
 
     def __repr__(self):
         return f"GlobalAvgPool(shape_in={self.shape_in})"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backend import get_array_module
-from ..core.element import Element
 from ..core.layout import Layout
+from ._pooling_base import LinearPooling
 from ..core.validation import check_int, check_option, check_shape_tuple
 from ..kernels import ENGINES
 from ..kernels.pooling import avg_pool2d, avg_pool2d_adjoint
@@ -19,7 +18,7 @@ class AvgPoolCache:
     """Average pooling is linear: no intermediates."""
 
 
-class AvgPool2d(Element):
+class AvgPool2d(LinearPooling):
     r"""Average pooling of every channel over non-overlapping ``f × f`` blocks,
 
     .. math:: Z_{c,i,j} = \frac{1}{f^2} \sum_{a,b=0}^{f-1} Y_{c,\, f i + a,\, f j + b},
@@ -44,6 +43,8 @@ class AvgPool2d(Element):
     Y : (n_examples, C, H, W) → Z : (n_examples, C, H/f, W/f)
     """
 
+    _Cache = AvgPoolCache
+
     def __init__(self, shape_in, *, factor=2, engine="auto"):
         shape_in = check_shape_tuple("shape_in", shape_in)
         if len(shape_in) != 3:
@@ -59,33 +60,12 @@ class AvgPool2d(Element):
         self.shape_out = (C, H // self.factor, W // self.factor)
         self.layout = Layout([])
 
-    def _blocks(self, n):
-        C, h, w = self.shape_out
-        f = self.factor
-        return (n, C, h, f, w, f)
-
     def _pool(self, Y):
         return avg_pool2d(Y, self.factor, engine=self.engine)
 
     def _spread(self, W):
         """Adjoint of the pooling: each value ``/f²`` on its ``f × f`` block."""
         return avg_pool2d_adjoint(W, self.factor, engine=self.engine)
-
-    def _forward(self, theta, Y):
-        return self._pool(Y), AvgPoolCache()
-
-    def _Jmv(self, dtheta, dY, theta, Y, cache):
-        if dY is None:
-            xp = get_array_module(Y)
-            return xp.zeros((Y.shape[0], *self.shape_out), dtype=Y.dtype)
-        return self._pool(dY)
-
-    def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
-        dtheta = None
-        if need_theta:
-            xp = get_array_module(Y)
-            dtheta = xp.zeros((Y.shape[0], 0) if per_example else (0,), dtype=Y.dtype)
-        return dtheta, (self._spread(W) if need_Y else None)
 
     def __repr__(self):
         return f"AvgPool2d(shape_in={self.shape_in}, factor={self.factor}, engine={self.engine!r})"
