@@ -13,7 +13,7 @@ from ..core.validation import check_int, check_option
 from ..kernels import ENGINES
 from ._reversible import FusedIntegratorCache, IntegratorCache, ReversibleIntegrator
 
-__all__ = ["Leapfrog", "LeapfrogState", "LeapfrogStepCache"]
+__all__ = ["Leapfrog", "LeapfrogState", "LeapfrogStateMaps", "LeapfrogStepCache"]
 
 _BIAS = ("vector", "scalar", "none")
 
@@ -34,7 +34,30 @@ class LeapfrogStepCache:
     dsigma: object  #: σ'(Y_j K_jᵀ + b_j), (n_examples, n_features)
 
 
-class Leapfrog(ReversibleIntegrator):
+class LeapfrogStateMaps:
+    """State maps of the two-step schemes ``Y_{j+1} = 2Y_j − Y_{j−1} + h² F_j`` with ``Y_{−1} = Y_0``
+    (the state is ``(Y_{j−1}, Y_j)``), shared by :class:`Leapfrog` and
+    :class:`~meganet.integrators.second_order_cnn.SecondOrderCNN`."""
+
+    def _initial_state(self, Y):
+        return LeapfrogState(prev=Y, cur=Y)
+
+    def _initial_tangent(self, dY, Y):
+        if dY is None:
+            dY = get_array_module(Y).zeros_like(Y)
+        return LeapfrogState(prev=dY, cur=dY)
+
+    def _output(self, s):
+        return s.cur
+
+    def _output_adjoint(self, W):
+        return LeapfrogState(prev=get_array_module(W).zeros_like(W), cur=W)
+
+    def _input_adjoint(self, Ws):
+        return Ws.prev + Ws.cur  # Y_{−1} = Y_0 = input
+
+
+class Leapfrog(LeapfrogStateMaps, ReversibleIntegrator):
     r"""Second-order (leapfrog) network.
 
     With a dense ``K_j`` of shape ``(n, n)`` and ``h = T/N``, for
@@ -110,24 +133,7 @@ class Leapfrog(ReversibleIntegrator):
         K = rng.standard_normal(self._n_K) / np.sqrt(self.n_features)
         return np.concatenate([K, 0.1 * rng.standard_normal(self.n_b)])
 
-    # --------------------------------------------------------- state maps
-    def _initial_state(self, Y):
-        return LeapfrogState(prev=Y, cur=Y)
-
-    def _initial_tangent(self, dY, Y):
-        if dY is None:
-            dY = get_array_module(Y).zeros_like(Y)
-        return LeapfrogState(prev=dY, cur=dY)
-
-    def _output(self, s):
-        return s.cur
-
-    def _output_adjoint(self, W):
-        return LeapfrogState(prev=get_array_module(W).zeros_like(W), cur=W)
-
-    def _input_adjoint(self, Ws):
-        return Ws.prev + Ws.cur  # Y_{−1} = Y_0 = input
-
+    # ------------------------------- state maps: LeapfrogStateMaps; weights
     def _unpack(self, w):
         """``(K, b)`` from one step's flat weights ``(vec K, b)`` (views); ``b = 0.0`` without bias."""
         K = w[: self._n_K].reshape(self.n_features, self.n_features)

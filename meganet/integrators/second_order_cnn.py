@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import get_array_module
 from ._reversible import ReversibleIntegrator
-from .leapfrog import LeapfrogState
+from .leapfrog import LeapfrogState, LeapfrogStateMaps
 from .parabolic_cnn import symmetric_conv_layer
 
 __all__ = ["SecondOrderCNN", "SecondOrderCNNStepCache"]
@@ -23,7 +22,7 @@ class SecondOrderCNNStepCache:
     layer: object  #: cache of F_sym(θ_j, Y_j)
 
 
-class SecondOrderCNN(ReversibleIntegrator):
+class SecondOrderCNN(LeapfrogStateMaps, ReversibleIntegrator):
     r"""Second-order CNN block (leapfrog),
 
     .. math::
@@ -96,25 +95,7 @@ class SecondOrderCNN(ReversibleIntegrator):
     def _init_step(self, rng):
         return np.asarray(self.layer._init_theta(rng), dtype=np.float64).reshape(-1)
 
-    # --------------------------------------------------------- state maps
-    def _initial_state(self, Y):
-        return LeapfrogState(prev=Y, cur=Y)
-
-    def _initial_tangent(self, dY, Y):
-        if dY is None:
-            dY = get_array_module(Y).zeros_like(Y)
-        return LeapfrogState(prev=dY, cur=dY)
-
-    def _output(self, s):
-        return s.cur
-
-    def _output_adjoint(self, W):
-        return LeapfrogState(prev=get_array_module(W).zeros_like(W), cur=W)
-
-    def _input_adjoint(self, Ws):
-        return Ws.prev + Ws.cur  # Y_{−1} = Y_0 = input
-
-    # --------------------------------------------- one step, written once
+    # ---------------- state maps: LeapfrogStateMaps; one step, written once
     def _step(self, w, s, need_cache=True):
         F, c = self.layer._forward(w, s.cur)
         nxt = 2.0 * s.cur - s.prev + self.h2 * F
