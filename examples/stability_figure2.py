@@ -26,9 +26,11 @@ project; the matrices above are our choice, reusing Figure 1's ``K₊``.
 
 Usage::
 
-    python examples/stability_figure2.py --out figures/
+    python examples/stability_figure2.py [--out runs/examples]
 
-writes ``stability_figure2.png``.  Needs matplotlib (``pip install 'meganet[plot]'``).
+writes ``stability_figure2.png`` into ``--out`` (default ``runs/examples/``,
+which ``.gitignore`` covers; created if missing) and prints its path.  Needs
+matplotlib (``pip install 'meganet[plot]'``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from meganet.transforms import Dense
 K_PLUS = np.array([[2.0, -2.0], [0.0, 2.0]])
 K_LEAPFROG = -0.25 * K_PLUS.T @ K_PLUS  # [[-1, 1], [1, -2]]
 K_ZERO = np.array([[0.0, -1.0], [1.0, 0.0]])
+#: Default output folder (relative to the working directory; ``.gitignore`` covers ``runs/``).
+DEFAULT_OUT = os.path.join("runs", "examples")
 
 
 def starting_points(n_grid=3):
@@ -138,7 +142,8 @@ def _figure_class():
 def main(argv=None):
     """Command line entry point; returns the results of :func:`run` plus ``'png'``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=".", help="output directory for the PNG (created if missing)")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"output directory for the PNG (default {DEFAULT_OUT}; created if missing)")
     parser.add_argument("--depths", type=int, nargs="+", default=[500, 5000], help="numbers of layers N")
     parser.add_argument("--h", type=float, default=0.1, help="step size h (default 0.1)")
     parser.add_argument("--n-grid", type=int, default=3, help="starting points per axis (default 3)")
@@ -149,7 +154,7 @@ def main(argv=None):
     for (name, N), res in results.items():
         print(f"{name:9s} N = {N:5d}: max |y| = {res['max_norm']:.4g} (first half {res['max_norm_first_half']:.4g}, "
               f"second half {res['max_norm_second_half']:.4g})")
-    print(f"wrote {png}")
+    print(f"wrote {os.path.abspath(png)}")
     return {"png": png, **{f"{name}_N{N}": res for (name, N), res in results.items()}}
 
 
