@@ -9,34 +9,23 @@ problem; this script checks it.
 Usage::
 
     python examples/train_swiss_roll.py [--out runs/swiss] [--network verlet] [--seed 1]
+    python examples/train_swiss_roll.py --n-train 64 --max-iter 2 --levels 1 --steps 4   # smoke test, seconds
+
+The report folder goes to ``--out`` (default ``runs/<data>-<network>-<solver>-<timestamp>/``);
+the accuracy target is checked for the default sizes only (see ``_train_common.py``).
 """
 
-import argparse
+import os
 import sys
 
-from meganet.cli import TrainConfig, train
-from meganet.report import load_run
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _train_common, also when imported by path
+from _train_common import run_example  # noqa: E402
 
 TARGET = 0.99
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=None, help="report folder (default runs/swiss_roll-...)")
-    p.add_argument("--network", default="antisym", choices=("antisym", "verlet", "resnet", "leapfrog"))
-    p.add_argument("--solver", default="gn", choices=("gn", "trn", "gnvpro", "lbfgs", "sgd", "adam", "steihaug"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args(argv)
-    outcome = train(TrainConfig(data="swiss_roll", network=args.network, solver=args.solver, seed=args.seed,
-                                out=args.out, overwrite=args.overwrite))
-    run = load_run(outcome.path)
-    data = run.load_data()
-    acc = run.accuracy(data.Y_val, data.C_val)
-    ok = acc >= TARGET
-    print(f"swiss roll: validation accuracy {100 * acc:.2f} % (target >= {100 * TARGET:.0f} %: "
-          f"{'reached' if ok else 'NOT reached'}), {outcome.summary['wall_time_s']:.1f} s")
-    return 0 if ok and outcome.exit_code == 0 else 1
+    return run_example("swiss_roll", "swiss roll", TARGET, __doc__, argv)
 
 
 if __name__ == "__main__":
