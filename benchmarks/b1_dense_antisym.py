@@ -1,4 +1,6 @@
-"""B1 ``dense_antisym`` (WORKLOADS.md): antisymmetric dense ResNet + softmax classifier, CPU, float64.
+"""B1 ``dense_antisym``: antisymmetric dense ResNet + softmax classifier, CPU, float64.
+
+Definition: ``benchmarks/README.md``, section "Workloads".
 
 Model: s = 5000 examples, width n = 8, N = 64 layers, h = 5/64, γ = 1e-4,
 ``Y ← Y + h·tanh(Y (K_j − K_jᵀ − γI) + b_j)``, logits ``Y_N W + μ``, mean

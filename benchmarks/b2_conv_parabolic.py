@@ -1,4 +1,6 @@
-"""B2 ``conv_parabolic`` (WORKLOADS.md): 4 parabolic convolution steps, CPU, float32.
+"""B2 ``conv_parabolic``: 4 parabolic convolution steps, CPU, float32.
+
+Definition: ``benchmarks/README.md``, section "Workloads".
 
 Model: Y (64, 32, 32, 32), 4 steps of ``Y ← Y − h·K_jᵀ tanh(K_j Y + b_j)``,
 h = 0.1, K_j 3×3, 32→32 channels, zero padding 1, b_j per channel.
@@ -14,7 +16,7 @@ w.r.t. θ and Y; ``jvp`` = forward + ``Jmv`` in θ.  PyTorch: ``conv2d`` +
 ``conv_transpose2d`` (oneDNN on the CPU), ``torch.autograd.grad`` and
 ``torch.func.jvp``.
 
-FLOPs (WORKLOADS.md: one 3×3 application = 2·N·H·W·C_in·C_out·9): forward 8
+FLOPs (Workloads: one 3×3 application = 2·N·H·W·C_in·C_out·9): forward 8
 applications (9.66 GFLOP); gradient 8 + 4·4 (Kᵀ-, K-, and two θ-adjoints per
 step) = 24; jvp 8 + 3 + 3·4 = 23 (the first step has no Y tangent).  Both
 frameworks are credited with the same count.

@@ -1,4 +1,6 @@
-"""B3 ``hamiltonian_verlet`` (WORKLOADS.md): 1024 Verlet layers of width 4, CPU, float64.
+"""B3 ``hamiltonian_verlet``: 1024 Verlet layers of width 4, CPU, float64.
+
+Definition: ``benchmarks/README.md``, section "Workloads".
 
 Model: s = 1026 examples, y0 = randn, z0 = 0, N = 1024 layers, h = 20/1024,
 ``z ← z − h·tanh(y K_j + b_j)``, ``y ← y + h·tanh(z K_jᵀ + b_j)``, K_j (4, 4),

@@ -1,4 +1,6 @@
-"""B4 ``conv_parabolic_gpu`` (WORKLOADS.md): B2 on the GPU, Y (256, 64, 32, 32), 64→64 channels, float32.
+"""B4 ``conv_parabolic_gpu``: B2 on the GPU, Y (256, 64, 32, 32), 64→64 channels, float32.
+
+Definition: ``benchmarks/README.md``, section "Workloads".
 
 Same model, draws (order and seed) and ops as :mod:`benchmarks.b2_conv_parabolic`
 with the B4 sizes; meganet on cupy arrays (engine ``'cupy'``: im2col

@@ -1,4 +1,6 @@
-"""B5 ``second_order_vs_sgd`` (WORKLOADS.md): second-order solvers against SGD and Adam.
+"""B5 ``second_order_vs_sgd``: second-order solvers against SGD and Adam.
+
+Definition: ``benchmarks/README.md``, section "Workloads".
 
 Two problems, one network, the same initial weights for every solver:
 
@@ -47,7 +49,7 @@ Output: one JSON line per (problem, solver) on stdout and in
 units and in seconds); plots ``<out>/b5_classification.png`` and
 ``<out>/b5_regression.png`` (loss and validation metric vs. work units and
 wall time).  Times: the median over ``--reps`` repetitions (default 1: a
-training run of a few seconds per solver; WORKLOADS.md's ≥ 5 repetitions
+training run of a few seconds per solver; the workloads' ≥ 5 repetitions
 apply to the kernel workloads B1–B4 and cost ``5×`` here); work units are
 deterministic for a fixed seed.
 

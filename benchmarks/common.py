@@ -1,8 +1,8 @@
-"""Shared harness of the benchmarks B1–B4 (``../shared/benchmarks/WORKLOADS.md``).
+"""Shared harness of the benchmarks B1–B4 (defined in ``benchmarks/README.md``, section "Workloads").
 
 Call :func:`limit_threads` *before* numpy, numba or torch are imported: every
-framework gets the same number of CPU threads (2 by default, as WORKLOADS.md
-asks).
+framework gets the same number of CPU threads (2 by default, as the workload
+definitions ask).
 
 Timing
     :func:`compare` times the ops of several engines **interleaved** in one

@@ -1,4 +1,4 @@
-"""Run every available benchmark (B1–B4 of WORKLOADS.md) and write a table.
+"""Run every available benchmark (B1–B4 of benchmarks/README.md, "Workloads") and write a table.
 
     python benchmarks/run_all.py [--out DIR] [--reps N] [--only B1,B3]
 
@@ -78,7 +78,7 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma separated subset, e.g. B1,B3")
     args = ap.parse_args(argv)
     if args.reps < 5:
-        ap.error("--reps must be at least 5 (WORKLOADS.md)")
+        ap.error("--reps must be at least 5 (benchmarks/README.md, Workloads)")
     out = args.out or os.path.join(HERE, "results", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     chosen = [k for k in WORKLOADS if not args.only or k in args.only.split(",")]
