@@ -19,7 +19,10 @@ Engines
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+
+import numpy as np
 
 __all__ = ["ENGINES", "available_engines", "resolve_engine", "numba_available", "dispatch", "warmup",
            "release_buffers"]
@@ -102,7 +105,9 @@ def dispatch(table, op, engine, xp, loaders=None, resolve=None):
     ``engine='auto'`` falls back to the array-module reference (``'numpy'``,
     which also runs on cupy arrays, on the device) when the resolved engine
     has no implementation of ``op``; asking explicitly for such an engine
-    raises ``NotImplementedError``.
+    raises ``NotImplementedError``.  Numba entry points are returned wrapped
+    so that read-only input arrays reach the kernels as writable aliases of
+    the same memory (see :func:`_writable`).
     """
     resolved = (resolve or resolve_engine)(engine, xp)
     impls = table[op]
@@ -118,7 +123,66 @@ def dispatch(table, op, engine, xp, loaders=None, resolve=None):
         raise NotImplementedError(
             f"{op} has no {resolved!r} kernel yet; use engine='numpy' (the array-module reference) or 'auto'"
         )
+    if resolved == "numba":
+        return _read_only_safe(impl)
     return impl
+
+
+# ------------------------------------------------------- read-only inputs
+class _Alias:
+    """Holder of the ``__array_interface__`` of a writable alias (see :func:`_writable`)."""
+
+    __slots__ = ("__array_interface__", "owner")
+
+
+def _writable(a):
+    """``a`` itself, or a writable alias of a read-only array's memory (no copy).
+
+    numba types a read-only array (``flags.writeable`` False: a memory map
+    opened with ``mode='r'``, ``np.frombuffer`` of ``bytes``, an array the user
+    locked) as a different type: kernels that give a view of an input and a
+    private buffer one name fail to compile (``TypingError ... readonly
+    array``), and the others would be compiled a second time for every
+    combination of read-only arguments.  No numba kernel writes into its
+    inputs (``tests/test_kernels_readonly.py`` checks every one, and the
+    public functions reject read-only ``out=`` buffers), so handing them an
+    alias typed as writable is safe and costs neither a copy nor a compile.
+    Dataclass arguments (the cached trajectories) are aliased field by field.
+    """
+    if isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return a
+        if a.size == 0:
+            return np.empty(a.shape, dtype=a.dtype)
+        holder = _Alias()
+        iface = dict(a.__array_interface__)
+        iface["data"] = (iface["data"][0], False)  # (pointer, read-only flag)
+        holder.__array_interface__ = iface
+        holder.owner = a  # keeps the memory alive as long as the alias
+        return np.asarray(holder)
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        fields = {f.name: getattr(a, f.name) for f in dataclasses.fields(a)}
+        changed = {k: _writable(v) for k, v in fields.items()
+                   if isinstance(v, np.ndarray) and not v.flags.writeable}
+        return dataclasses.replace(a, **changed) if changed else a
+    return a
+
+
+_READ_ONLY_SAFE = {}
+
+
+def _read_only_safe(impl):
+    """``impl`` (a numba engine's entry point) taking read-only arrays too (see :func:`_writable`)."""
+    entry = _READ_ONLY_SAFE.get(impl)
+    if entry is None:
+        def entry(*args):
+            return impl(*[_writable(a) for a in args])
+
+        entry.__name__ = getattr(impl, "__name__", "entry")
+        entry.__doc__ = impl.__doc__
+        entry.__wrapped__ = impl
+        _READ_ONLY_SAFE[impl] = entry
+    return entry
 
 
 def release_buffers():

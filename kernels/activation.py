@@ -71,6 +71,8 @@ def _check(U, b, out, dsigma_out, xp):
         if tuple(buf.shape) != tuple(U.shape) or buf.dtype != U.dtype or not buf.flags.c_contiguous:
             raise ValueError(f"{name} must be C-contiguous with shape {tuple(U.shape)} and dtype {U.dtype}, "
                              f"got {tuple(buf.shape)} ({buf.dtype})")
+        if not getattr(buf.flags, "writeable", True):  # cupy arrays have no such flag
+            raise ValueError(f"{name} must be writable (got a read-only array)")
 
 
 def _store(a, out):

@@ -114,6 +114,8 @@ def _check_out(out, shape, dtype, xp):
         raise ValueError(f"out must have shape {tuple(shape)} and dtype {dtype}, got {tuple(out.shape)} and {out.dtype}")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+    if not getattr(out.flags, "writeable", True):  # cupy arrays have no such flag
+        raise ValueError("out must be writable (got a read-only array)")
     return out
 
 

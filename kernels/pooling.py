@@ -30,6 +30,8 @@ def _check(A, name, factor, out, out_shape, xp):
         if tuple(out.shape) != tuple(out_shape) or out.dtype != A.dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be C-contiguous with shape {tuple(out_shape)} and dtype {A.dtype}, "
                              f"got {tuple(out.shape)} ({out.dtype})")
+        if not getattr(out.flags, "writeable", True):  # cupy arrays have no such flag
+            raise ValueError("out must be writable (got a read-only array)")
 
 
 def _pool_ref(Y, f, out):

@@ -3,7 +3,9 @@
 For each registered case, in float64 and float32, on numpy and cupy:
 Taylor test w.r.t. θ, Y and both; dot test for J_θ, J_Y and J; per-example
 θ-gradients sum to the reduced one; Jmv/JTmv without a cache equal those with
-the cache; dtype and backend are preserved; bad input raises early.
+the cache; dtype and backend are preserved; read-only inputs (memory-mapped
+data, ``np.frombuffer``) give the same results as writable ones; bad input
+raises early.
 """
 
 from __future__ import annotations
@@ -141,6 +143,47 @@ def test_cache_free_and_dtype(case, dtype, xp_name):
         assert _rel(only_theta[0], a1[0]) <= _tol(dtype)
         sum_parts = el.Jthetamv(dth, theta, Y, cache) + el.JYmv(dY, theta, Y, cache)
         assert _rel(sum_parts, dZ1) <= 10 * _tol(dtype)
+
+
+def _read_only(a, frombuffer=False):
+    """A read-only copy of ``a``: ``flags.writeable = False``, or (``frombuffer``)
+    an array over an immutable ``bytes`` object, like ``np.frombuffer`` or a
+    memory map opened with ``mode='r'`` (no writable view of it can be made)."""
+    if a is None:
+        return None
+    if frombuffer:
+        r = np.frombuffer(a.tobytes(), dtype=a.dtype).reshape(a.shape)
+    else:
+        r = a.copy()
+        r.flags.writeable = False
+    assert not r.flags.writeable
+    return r
+
+
+@pytest.mark.parametrize("dtype", DTYPE_PARAMS)
+@pytest.mark.parametrize("case", _case_params())
+def test_read_only_inputs(case, dtype):
+    """θ, Y, dθ, dY and W read-only (on every engine the case selects) give the
+    results of writable inputs, and stay untouched."""
+    el, theta, Y, xp = _setup(case, dtype, "numpy")
+    rng = np.random.default_rng(5)
+    dth = rng.standard_normal(el.n_theta).astype(dtype) if el.n_theta else None
+    dY = rng.standard_normal(Y.shape).astype(dtype)
+    W = rng.standard_normal((Y.shape[0], *el.shape_out)).astype(dtype)
+
+    def products(theta, Y, dth, dY, W):
+        Z, cache = el.forward(theta, Y)
+        return [Z, el.apply(theta, Y), el.Jmv(dth, dY, theta, Y, cache), *el.jvp(theta, Y, dth, dY),
+                *[g for g in el.JTmv(W, theta, Y, cache) if g is not None], el.JTmv(W, theta, Y)[1]]
+
+    expected = products(theta, Y, dth, dY, W)
+    ro = [_read_only(theta), _read_only(Y, frombuffer=True), _read_only(dth), _read_only(dY), _read_only(W)]
+    got = products(*ro)
+    for a, b in zip(got, expected):
+        assert a.dtype == dtype and a.shape == b.shape
+        assert _rel(a, b) <= _tol(dtype)
+    for r, a in zip(ro, (theta, Y, dth, dY, W)):
+        assert r is None or bool((r == a).all())
 
 
 @pytest.mark.parametrize("case", _case_params())
