@@ -4,7 +4,9 @@ Data are viewed as ``(n, C, P)`` (``P`` pixels; ``P = 1`` for vectors).  A
 statistic group is a channel (batch: all ``n·P`` values) or an
 (example, channel) pair (instance: ``P`` values; for vectors the ``C``
 features of an example).  Groups run in parallel; each pass is a loop over the
-group's values (two passes for μ and σ², one for the output).
+group's values (two passes for μ and σ², one for the output).  The statistics
+(float64) are also returned, for the overflow check of
+:func:`meganet.kernels.normalization.standardize`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .normalization import _IMPLEMENTATIONS, _axes
 
 
 @njit(parallel=True, **JIT)
-def _batch_stats(Y, eps, Yhat, inv):
+def _batch_stats(Y, eps, Yhat, inv, mean, var):
     n, C, P = Y.shape
     m = n * P
     for c in prange(C):
@@ -33,6 +35,8 @@ def _batch_stats(Y, eps, Yhat, inv):
                 acc += d * d
         r = 1.0 / np.sqrt(acc / m + eps)
         inv[c] = r
+        mean[c] = mu
+        var[c] = acc / m
         for s in range(n):
             for p in range(P):
                 Yhat[s, c, p] = (Y[s, c, p] - mu) * r
@@ -58,7 +62,7 @@ def _batch_jmv(dY, Yhat, inv, out):
 
 
 @njit(parallel=True, **JIT)
-def _group_stats(Y, eps, Yhat, inv):
+def _group_stats(Y, eps, Yhat, inv, mean, var):
     """Rows of ``Y`` (G, m) are the groups (instance normalization)."""
     G, m = Y.shape
     for g in prange(G):
@@ -73,6 +77,8 @@ def _group_stats(Y, eps, Yhat, inv):
             acc += d * d
         r = 1.0 / np.sqrt(acc / m + eps)
         inv[g] = r
+        mean[g] = mu
+        var[g] = acc / m
         out = Yhat[g]
         for k in range(m):
             out[k] = (row[k] - mu) * r
@@ -105,13 +111,14 @@ def _standardize_numba(Y, kind, eps):
     Yhat = np.empty_like(Y)
     if kind == "batch":
         shape3 = (n, C, Y.size // max(n * C, 1))
-        inv = np.empty(C, dtype=Y.dtype)
-        _batch_stats(Y.reshape(shape3), eps, Yhat.reshape(shape3), inv)
+        G = C
+        inv, mean, var = np.empty(G, dtype=Y.dtype), np.empty(G), np.empty(G)
+        _batch_stats(Y.reshape(shape3), eps, Yhat.reshape(shape3), inv, mean, var)
     else:
         G = n if Y.ndim == 2 else n * C
-        inv = np.empty(G, dtype=Y.dtype)
-        _group_stats(Y.reshape(G, -1), eps, Yhat.reshape(G, -1), inv)
-    return Yhat, inv.reshape(_stat_shape(Y.shape, kind))
+        inv, mean, var = np.empty(G, dtype=Y.dtype), np.empty(G), np.empty(G)
+        _group_stats(Y.reshape(G, -1), eps, Yhat.reshape(G, -1), inv, mean, var)
+    return Yhat, inv.reshape(_stat_shape(Y.shape, kind)), mean, var
 
 
 def _jmv_numba(dY, Yhat, inv_std, kind):

@@ -12,9 +12,18 @@ broadcast against ``Y``; :func:`standardize_jmv` applies
 statistics and the product with one parallel sweep per pass and no
 temporaries of the data's size; on cupy arrays the reference reductions are
 already device kernels (``'auto'`` uses them).
+
+Statistics that are not finite numbers of the data's dtype (a mean or a
+variance that overflows, e.g. ``|Y| ≈ 1e300`` in float64 or ``1e20`` in
+float32, where ``σ² = inf`` would give ``X̂ = 0`` silently) raise
+``FloatingPointError``, on every engine: each engine returns its means and
+variances and :func:`standardize` checks them (``O(groups)`` work; on cupy
+arrays one boolean comes back to the host).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from meganet.backend import get_array_module
 
@@ -41,10 +50,52 @@ def _check(Y, kind):
 def _standardize_ref(Y, kind, eps):
     xp = get_array_module(Y)
     axes = _axes(kind, Y.ndim)
-    Xc = Y - Y.mean(axis=axes, keepdims=True)
-    var = (Xc * Xc).mean(axis=axes, keepdims=True)
-    inv_std = 1.0 / xp.sqrt(var + eps)
-    return Xc * inv_std, inv_std
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows are reported by _check_statistics
+        mean = Y.mean(axis=axes, keepdims=True)
+        Xc = Y - mean
+        var = (Xc * Xc).mean(axis=axes, keepdims=True)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        return Xc * inv_std, inv_std, mean, var
+
+
+def _group_name(kind, shape, g):
+    """Words for statistic group ``g`` (flat index) of data of ``shape``."""
+    if kind == "batch":
+        return f"feature {g} over the batch" if len(shape) == 2 else f"channel {g} over the batch and pixels"
+    if len(shape) == 2:
+        return f"example {g} over its features"
+    return f"example {g // shape[1]}, channel {g % shape[1]} over its pixels"
+
+
+def _check_statistics(Y, kind, mean, var):
+    """Raise ``FloatingPointError`` unless every mean and variance is a finite number of ``Y.dtype``.
+
+    ``mean`` and ``var`` hold one value per statistic group (any shape, any
+    float dtype: the numba engine accumulates in float64, and a float64
+    statistic beyond the float32 range counts as overflowed for float32
+    data, as it does on the reference, which sums in the data's dtype).
+    """
+    xp = get_array_module(mean)
+    big = float(np.finfo(Y.dtype).max)
+    ok_mean = xp.abs(mean) <= big  # False for inf and nan
+    ok_var = var <= big
+    if bool(xp.all(ok_mean) & xp.all(ok_var)):
+        return
+    bad_mean = not bool(xp.all(ok_mean))
+    stat, values, ok = ("mean", mean, ok_mean) if bad_mean else ("variance", var, ok_var)
+    g = int(xp.argmin(ok.reshape(-1).astype(np.int8)))  # the first group that overflowed
+    amax = float(xp.max(xp.abs(Y)))
+    limit = big / max(Y.size // max(mean.size, 1), 1) if bad_mean else big ** 0.5
+    raise FloatingPointError(
+        f"the {stat} of {_group_name(kind, Y.shape, g)} is not finite in {Y.dtype} "
+        f"({float(values.reshape(-1)[g]):.3g}): the data reach |Y| = {amax:.3g} and {stat}s overflow beyond "
+        f"|Y| ≈ {limit:.2g}. {RESCALE_HINT}"
+    )
+
+
+#: What to do when statistics overflow (shared with :class:`meganet.normalization.TVNorm`).
+RESCALE_HINT = ("A normalization cannot recover from this scale: rescale the input of this layer (standardize "
+                "the data, or lower the step size / learning rate, or the weights, of the layers before it).")
 
 
 def _jmv_ref(dY, Yhat, inv_std, kind):
@@ -66,12 +117,19 @@ def standardize(Y, kind, eps, *, engine="auto"):
     -------
     Yhat : array like Y
     inv_std : array, shape of Y with the statistic axes of size 1
+
+    Raises
+    ------
+    FloatingPointError
+        If a mean or variance is not a finite number of ``Y.dtype`` (overflow).
     """
     xp = get_array_module(Y, names=["Y"])
     _check(Y, kind)
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps!r}")
-    return dispatch(_IMPLEMENTATIONS, "standardize", engine, xp, _LOADERS)(Y, kind, float(eps))
+    Yhat, inv_std, mean, var = dispatch(_IMPLEMENTATIONS, "standardize", engine, xp, _LOADERS)(Y, kind, float(eps))
+    _check_statistics(Y, kind, mean, var)
+    return Yhat, inv_std
 
 
 def standardize_jmv(dY, Yhat, inv_std, kind, *, engine="auto"):

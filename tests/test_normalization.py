@@ -298,3 +298,51 @@ def test_repr_and_layout():
     el = InstanceNorm(IMG, affine=True)
     assert el.layout.names == ("s", "b") and el.n_theta == 6
     assert el.shape_in == el.shape_out == IMG
+
+
+# ------------------------------------------------------ overflowing statistics
+_ENGINES = ["numpy"] + (["numba"] if __import__("meganet.kernels", fromlist=["x"]).numba_available() else [])
+
+
+@pytest.mark.parametrize("engine", _ENGINES)
+@pytest.mark.parametrize("dtype, big", [(np.float64, 1e300), (np.float32, 1e30)])
+@pytest.mark.parametrize("cls, shape", [(BatchNorm, IMG), (BatchNorm, VEC), (InstanceNorm, IMG),
+                                        (InstanceNorm, VEC)])
+def test_overflowing_variance_raises_instead_of_returning_zeros(cls, shape, dtype, big, engine):
+    """|Y| ≈ 1e300 squares to inf: σ² = inf would give N(Y) = 0 silently (it did on the numba engine)."""
+    el = cls(shape, affine=True, engine=engine)
+    Y = (big * _data(shape, n=4)).astype(dtype)
+    assert np.isfinite(Y).all()
+    theta = el.init_theta().astype(dtype)
+    for call in (lambda: el.forward(theta, Y), lambda: el.apply(theta, Y)):
+        with pytest.raises(FloatingPointError) as err:
+            call()
+        msg = str(err.value)
+        assert msg.startswith(f"{cls.__name__}(shape=") and "variance" in msg and "not finite" in msg
+        amax = float(np.abs(Y).max())
+        assert f"the data reach |Y| = {amax:.3g}" in msg and "rescale the input" in msg  # the scale, what to do
+
+
+@pytest.mark.parametrize("engine", _ENGINES)
+def test_overflowing_mean_raises(engine):
+    el = BatchNorm(VEC, engine=engine)
+    Y = np.full((4, *VEC), 1.7e308)  # finite values whose sum is not
+    with pytest.raises(FloatingPointError, match=r"BatchNorm\(shape=\(4,\).*: the mean .* is not finite"):
+        el.forward(np.zeros(0), Y)
+
+
+@pytest.mark.parametrize("engine", _ENGINES)
+def test_large_but_representable_statistics_still_work(engine):
+    Y = 1e150 * _data(IMG, n=4)  # variance ≈ 1e300: finite
+    Z = BatchNorm(IMG, engine=engine).apply(np.zeros(0), Y)
+    np.testing.assert_allclose(Z.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(Z.var(axis=(0, 2, 3)), 1, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float64, 1e300), (np.float32, 1e30)])
+def test_tvnorm_overflowing_pixel_norm_raises(dtype, big):
+    el = TVNorm(IMG)
+    Y = (big * _data(IMG)).astype(dtype)
+    with pytest.raises(FloatingPointError, match=r"TVNorm\(shape=\(3, 4, 5\).*: the squared norm .* not finite"
+                                                 r".*rescale"):
+        el.forward(np.zeros(0, dtype=dtype), Y)

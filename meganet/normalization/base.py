@@ -171,7 +171,11 @@ class Standardization(Normalization):
     which is self-adjoint (``I − 11ᵀ/m − x̂x̂ᵀ/m`` per group, times ``r``).
     Statistics use the two-pass formula ``σ² = mean((Y − μ)²)``, which stays
     accurate in float32 for data with a large mean (the numpy engine sums in
-    the input dtype, the numba kernels in float64).
+    the input dtype, the numba kernels in float64).  A mean or variance that
+    overflows the data's dtype (``|Y|`` beyond about ``1e154`` in float64,
+    ``1e19`` in float32) raises ``FloatingPointError`` naming the element,
+    the statistic and the group, on every engine, instead of returning
+    ``N(Y) = 0``.
     """
 
     #: ``'batch'`` or ``'instance'``: the statistic groups of :mod:`meganet.kernels.normalization`
@@ -185,7 +189,10 @@ class Standardization(Normalization):
     def _normalize(self, Y):
         """Statistics and ``X̂`` by :func:`meganet.kernels.normalization.standardize`
         (one compiled pass per statistic with the numba engine)."""
-        Yhat, inv_std = standardize(Y, self._kind, self.eps, engine=self.engine)
+        try:
+            Yhat, inv_std = standardize(Y, self._kind, self.eps, engine=self.engine)
+        except FloatingPointError as err:  # an overflowing mean or variance: say which element
+            raise FloatingPointError(f"{self!r}: {err}") from None
         return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std)
 
     def _normalize_Jmv(self, dY, cache):

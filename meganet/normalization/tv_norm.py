@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..core.validation import check_positive
+from ..kernels.normalization import RESCALE_HINT
 from .base import Normalization
 
 __all__ = ["TVNorm", "TVNormCache"]
@@ -33,6 +36,8 @@ class TVNorm(Normalization):
 
     ``∇N dY = dY/r − Y (Σ_c Y_c dY_c)/r³``, i.e. ``(I − ŷŷᵀ)/r`` per pixel with
     ``ŷ = Y/r``; self-adjoint and block diagonal over examples and pixels.
+    A squared norm that overflows the data's dtype raises ``FloatingPointError``
+    (``r = inf`` would give ``N(Y) = 0``).
 
     Corresponds to Meganet.m ``layers/tvNormLayer.m`` with ``affine=True``
     (that file always carries the scale and bias).  Unlike this class,
@@ -57,7 +62,16 @@ class TVNorm(Normalization):
 
     def _normalize(self, Y):
         xp = get_array_module(Y)
-        inv_r = 1.0 / xp.sqrt((Y * Y).sum(axis=1, keepdims=True) + self.eps)
+        with np.errstate(over="ignore"):  # an overflow is reported below
+            sq = (Y * Y).sum(axis=1, keepdims=True)
+        big = float(np.finfo(Y.dtype).max)
+        if not bool(xp.all(sq <= big)):  # r = inf would give N(Y) = 0 silently
+            amax = float(xp.max(xp.abs(Y)))
+            raise FloatingPointError(
+                f"{self!r}: the squared norm Σ_c Y_c² of a pixel's channel vector is not finite in {Y.dtype}: "
+                f"the data reach |Y| = {amax:.3g} and the squares overflow beyond |Y| ≈ "
+                f"{(big / self.shape_in[0]) ** 0.5:.2g}. {RESCALE_HINT}")
+        inv_r = 1.0 / xp.sqrt(sq + self.eps)
         Yhat = Y * inv_r
         return Yhat, TVNormCache(Yhat=Yhat, inv_r=inv_r)
 
