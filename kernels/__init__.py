@@ -14,7 +14,8 @@ Engines
 ``"cupy"``
     GPU kernels (extra ``gpu``).
 ``"auto"``
-    cupy for cupy arrays, numba when installed, numpy otherwise.
+    cupy for cupy arrays, numba when installed, numpy otherwise (also when
+    numba's JIT is disabled with ``NUMBA_DISABLE_JIT=1``: one warning says so).
 """
 
 from __future__ import annotations
@@ -42,6 +43,31 @@ def _have(module):
 def numba_available():
     """True if numba can be imported (the ``numba`` engine is usable)."""
     return _have("numba")
+
+
+_WARNED_NO_JIT = []
+
+
+def _jit_disabled():
+    """True when numba is installed but its JIT is off (``NUMBA_DISABLE_JIT=1``).
+
+    The numba kernels then run as Python loops, hundreds of times slower than
+    the numpy engine; ``engine='auto'`` uses the numpy engine instead and says
+    so once (``engine='numba'`` still runs them, for stepping through a kernel
+    in a debugger).
+    """
+    import numba
+
+    if not numba.config.DISABLE_JIT:
+        return False
+    if not _WARNED_NO_JIT:
+        import warnings
+
+        _WARNED_NO_JIT.append(True)
+        warnings.warn("meganet: numba's JIT is disabled (NUMBA_DISABLE_JIT), so its kernels would run as Python "
+                      "loops; engine='auto' uses the numpy engine instead (engine='numba' runs the kernels as "
+                      "Python, for debugging)", RuntimeWarning, stacklevel=4)
+    return True
 
 
 def available_engines():
@@ -78,7 +104,7 @@ def resolve_engine(engine, xp=None):
     if engine == "auto":
         if on_gpu:
             return "cupy"
-        return "numba" if _have("numba") else "numpy"
+        return "numba" if _have("numba") and not _jit_disabled() else "numpy"
     if engine == "numba":
         if on_gpu:
             raise ValueError("engine='numba' runs on the CPU but the arrays are cupy arrays; use 'cupy' or 'auto'")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -50,6 +51,12 @@ def _i64_as_f64(typingctx, x):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return sig, codegen
+
+
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels run as Python (an intrinsic cannot)
+    def _i64_as_f64(x):  # noqa: F811
+        """Reinterpret the bits of an int64 as a float64 (no conversion)."""
+        return np.int64(x).view(np.float64)
 
 
 _LOG2E = 1.4426950408889634073599

@@ -1,0 +1,71 @@
+"""The kernels under environment settings, each in a fresh subprocess.
+
+``NUMBA_DISABLE_JIT=1`` (engine ``'auto'`` falls back to numpy with one
+warning; ``'numba'`` runs the kernels as Python).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import meganet.kernels as K
+
+pytestmark = pytest.mark.skipif(not K.numba_available(), reason="numba not installed")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(code, timeout=600, **env):
+    """Run ``code`` in a fresh interpreter with ``env`` added (a value None removes the variable);
+    returns (the JSON object printed on its last stdout line, stderr)."""
+    full = dict(os.environ)
+    for k, v in env.items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=full, capture_output=True,
+                       text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr
+
+
+_NO_JIT = """
+    import json, warnings
+    import numpy as np
+    from meganet.integrators import ResNet
+    from meganet.layers import SingleLayer
+    from meganet.transforms import Dense
+    from meganet.transforms.conv2d import Conv2d
+
+    def run(engine):
+        rng = np.random.default_rng(0)
+        net = ResNet(SingleLayer(Dense(4, 4)), n_steps=4, final_time=1.0, engine=engine)
+        conv = Conv2d(2, 3, (5, 6), engine=engine)
+        Z, _ = net.forward(net.init_theta(rng=rng), rng.standard_normal((10, 4)))
+        return Z, conv.apply(conv.init_theta(rng=rng), rng.standard_normal((2, 2, 5, 6)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = run("numpy")
+        auto = run("auto")
+        auto_again = run("auto")
+        numba_as_python = run("numba")
+    err = lambda a, b: max(float(abs(x - y).max()) for x, y in zip(a, b))
+    print(json.dumps({"warnings": [str(w.message) for w in caught], "auto": err(auto, ref),
+                      "again": err(auto_again, ref), "numba": err(numba_as_python, ref)}))
+"""
+
+
+def test_numba_disable_jit_falls_back_to_numpy_with_one_warning():
+    out, _ = _run(_NO_JIT, NUMBA_DISABLE_JIT="1")
+    assert len(out["warnings"]) == 1 and "NUMBA_DISABLE_JIT" in out["warnings"][0]
+    assert "numpy engine" in out["warnings"][0]
+    assert out["auto"] == 0.0 and out["again"] == 0.0  # 'auto' ran the numpy engine
+    assert out["numba"] < 1e-12  # the kernels as Python (debugging): same values
