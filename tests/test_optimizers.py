@@ -550,7 +550,8 @@ def test_nan_in_stochastic_run_keeps_last_good_iterate():
     prob.stochastic_gradient = bad
     res = mo.minimize_sgd(prob, np.ones(4), learning_rate=0.01, n_epochs=10, rng=0)
     assert res.status == Status.NON_FINITE and np.isfinite(res.x).all()
-    assert res.nit == 12 and res.info["epochs"] == 2
+    # the iterate at the end of the last completed epoch (10 updates), the one the history describes
+    assert res.nit == 10 and res.info["epochs"] == 2 and res.fun == res.history["f_batch"][-1]
 
 
 def test_wrong_gradient_line_search_failed_and_radius_too_small():
@@ -742,3 +743,137 @@ def test_line_searches_in_the_rounding_band():
     ls = mo.armijo_backtracking(lambda a: (bad(a), a), 1.0, -1e-3, dphi=lambda a, _: -1e-3, f_tol=1e-14,
                                 max_backtracks=60)
     assert not ls.success
+
+
+# --------------------------------------------------------------------------- messages and labels fit the solver
+
+GN_ROSEN = mo.Rosenbrock(2, hessian="gauss_newton")
+SECOND_ORDER = {
+    "newton_cg": (lambda p, x, **kw: mo.minimize_newton_cg(p, x, cg_max_iter=2, **kw), "cg_max_iter = 2"),
+    "pnewton": (lambda p, x, **kw: mo.minimize_projected_newton_cg(p, x, lower=-2.0, upper=2.0, cg_max_iter=2,
+                                                                   **kw), "cg_max_iter = 2"),
+    "tr_steihaug": (lambda p, x, **kw: mo.minimize_trust_region_steihaug(p, x, cg_max_iter=2, **kw),
+                    "cg_max_iter = 2"),
+    "tr_krylov": (lambda p, x, **kw: mo.minimize_trust_region_krylov(p, x, krylov_dim=2, **kw), "krylov_dim = 2"),
+}
+
+
+def jacobi(r):
+    return 0.5 * r
+
+
+@pytest.mark.parametrize("name", list(SECOND_ORDER))
+def test_second_order_max_iter_message_fits_the_solver(name):
+    run, inner = SECOND_ORDER[name]
+    res = run(GN_ROSEN, X0_ROSEN, max_iter=2)
+    assert res.status == Status.MAX_ITER and not res.success
+    assert "second-order method" not in res.message  # it is one
+    assert "max_iter" in res.message and inner in res.message
+    assert "a preconditioner" in res.message  # it ran without one
+    qp = mo.QuadraticProblem(spd(6, cond=100.0)[0], np.ones(6), preconditioner=jacobi)
+    res = run(qp, np.zeros(6), max_iter=1, gtol=1e-12)
+    assert res.status == Status.MAX_ITER and inner in res.message
+    assert "a preconditioner" not in res.message  # it ran with one
+    assert res.info["preconditioner"] == "the problem's (jacobi)" and res.info["n_precond"] > 0
+
+
+def test_first_order_max_iter_messages_suggest_better_methods():
+    for f in (mo.minimize_steepest_descent, mo.minimize_lbfgs, mo.minimize_nonlinear_cg):
+        res = f(GN_ROSEN, X0_ROSEN, max_iter=2)
+        assert res.status == Status.MAX_ITER and "second-order method" in res.message
+        assert "cg_max_iter" not in res.message and "preconditioner" not in res.message
+    res = mo.minimize_projected_gradient(GN_ROSEN, X0_ROSEN, lower=-2.0, upper=2.0, max_iter=2)
+    assert "minimize_projected_newton_cg" in res.message
+
+
+def test_other_stop_messages_fit_the_solver():
+    nan_late = counting(mo.Rosenbrock(2), nan_after=8)
+    res = mo.minimize_newton_cg(nan_late, X0_ROSEN)
+    assert res.status == Status.NON_FINITE and "max_step" in res.message and "learning rate" not in res.message
+    res = mo.minimize_trust_region_krylov(counting(mo.Rosenbrock(2), nan_after=8), X0_ROSEN)
+    assert res.status == Status.NON_FINITE and "initial_radius" in res.message
+    A, _ = spd(4, seed=14)
+    prob = NoisyQuadratic(A, np.ones(4), noise=0.0, n_batches=2)
+    prob.stochastic_gradient = lambda x, i, rng: (math.nan, x)
+    res = mo.minimize_adam(prob, np.ones(4))
+    assert res.status == Status.NON_FINITE and "learning rate" in res.message and "Hessian" not in res.message
+    # not a descent direction: a Gauss-Newton problem is not told to use a Gauss-Newton Hessian
+    H = np.array([[3.0, -1.0, 1.0], [1.0, 3.0, 3.0], [-2.0, 0.0, -2.0]])
+    g0 = np.array([2.0, 2.0, -1.0])
+    opts = dict(cg_rtol=1e-14, cg_max_iter=3, on_non_descent="stop")
+    for hessian, told in (("gauss_newton", False), ("exact", True)):
+        prob = mo.FunctionProblem(lambda x: 0.5 * x @ x + g0 @ x, lambda x: x + g0, lambda x, v: H @ v,
+                                  hessian=hessian)
+        res = mo.minimize_newton_cg(prob, np.zeros(3), **opts)
+        assert res.status == Status.NOT_DESCENT_DIRECTION and "dot test" in res.message
+        assert ("use a Gauss-Newton Hessian" in res.message) == told
+    # a failed projected line search does not recommend the (unconstrained) trust-region methods
+    wrong = counting(mo.Rosenbrock(2), grad_sign=-1.0)
+    res = mo.minimize_projected_gradient(wrong, X0_ROSEN, lower=-2.0, upper=2.0)
+    assert res.status == Status.LINE_SEARCH_FAILED and "trust-region" not in res.message
+    res = mo.minimize_lbfgs(wrong, X0_ROSEN)
+    assert res.status == Status.LINE_SEARCH_FAILED and "trust-region" in res.message
+
+
+def test_success_only_when_the_solver_did_what_was_asked():
+    assert [s.value for s in Status if s.success] == ["converged_gtol", "converged_ftol", "completed"]
+    def stop(x, row):
+        raise StopIteration
+
+    assert not mo.minimize_lbfgs(mo.Rosenbrock(2), X0_ROSEN, callback=stop).success
+    assert mo.minimize_lbfgs(mo.Rosenbrock(2), X0_ROSEN).success
+
+
+def header(capsys):
+    return capsys.readouterr().out.splitlines()[0]
+
+
+def test_header_names_the_solver_its_preconditioner_and_options(capsys):
+    res = mo.minimize_newton_cg(GN_ROSEN, X0_ROSEN, cg_max_iter=2, max_iter=3, verbose=True)
+    assert header(capsys) == ("== Gauss-Newton-CG (n = 2, preconditioner = none, cg_max_iter = 2, "
+                              "cg_rtol = min(0.5, sqrt|g|), max_iter = 3, gtol = 1e-05) ==")
+    assert res.solver == "Gauss-Newton-CG"
+    res = mo.minimize_newton_cg(mo.Rosenbrock(2), X0_ROSEN, max_iter=3, verbose=True)
+    assert header(capsys).startswith("== Newton-CG (n = 2, preconditioner = none, cg_max_iter = 2,")
+    label = "GNvpro (Gauss-Newton-PCG, reduced objective)"
+    res = mo.minimize_newton_cg(GN_ROSEN, X0_ROSEN, preconditioner=jacobi, cg_max_iter=5, max_iter=3, verbose=True,
+                                label=label)
+    assert header(capsys).startswith(f"== {label} (n = 2, preconditioner = given callable (jacobi), "
+                                     "cg_max_iter = 5,")
+    assert res.solver == label and res.info["preconditioner"] == "given callable (jacobi)"
+    qp = mo.QuadraticProblem(spd(4)[0], np.ones(4), preconditioner=jacobi)
+    res = mo.minimize_newton_cg(qp, np.zeros(4), verbose=True)
+    assert header(capsys).startswith("== Newton-PCG (n = 4, preconditioner = the problem's (jacobi),")
+    res = mo.minimize_newton_cg(qp, np.zeros(4), preconditioner=False, verbose=True)
+    assert header(capsys).startswith("== Newton-CG (n = 4, preconditioner = none,")
+    res = mo.minimize_trust_region_steihaug(GN_ROSEN, X0_ROSEN, cg_max_iter=2, max_iter=3, verbose=True)
+    assert header(capsys).startswith("== trust-region Gauss-Newton Steihaug-CG (n = 2, preconditioner = none, "
+                                     "cg_max_iter = 2, initial_radius = 1, max_iter = 3,")
+    res = mo.minimize_trust_region_krylov(GN_ROSEN, X0_ROSEN, krylov_dim=2, max_iter=3, verbose=True)
+    assert header(capsys).startswith("== trust-region Gauss-Newton-Krylov (Lanczos) (n = 2, preconditioner = none, "
+                                     "krylov_dim = 2,")
+    res = mo.minimize_projected_newton_cg(GN_ROSEN, X0_ROSEN, lower=-2.0, upper=2.0, max_iter=3, verbose=True)
+    assert header(capsys).startswith("== projected Gauss-Newton-CG (n = 2, preconditioner = none, bounds = [-2, 2],")
+    res = mo.minimize_sgd(GN_ROSEN, X0_ROSEN, learning_rate=1e-4, momentum=0.9, n_epochs=2, verbose=True)
+    assert header(capsys) == ("== SGD (n = 2, n_batches = 1, learning_rate = 0.0001, momentum = 0.9, n_epochs = 2, "
+                              "eval_full = False) ==")
+
+
+def test_header_of_a_network_objective_shows_its_preconditioner(capsys):
+    from tests.test_objectives import random_x, tiny_problem
+
+    obj = tiny_problem("softmax", preconditioner="regularizer")
+    res = mo.minimize_newton_cg(obj, random_x(obj), max_iter=1, cg_max_iter=3, verbose=True)
+    line = header(capsys)
+    assert "preconditioner = the problem's (regularizer)" in line and "cg_max_iter = 3" in line
+    assert line.startswith(f"== {res.solver} (") and res.info["n_precond"] > 0
+
+
+@pytest.mark.parametrize("name", list(ALL_SOLVERS))
+def test_every_solver_takes_a_label(name, capsys):
+    res = ALL_SOLVERS[name](mo.Rosenbrock(2), X0_ROSEN, verbose=True, label="my solver")
+    assert res.solver == "my solver" and header(capsys).startswith("== my solver (n = 2")
+    with pytest.raises(TypeError, match="label must be a string"):
+        ALL_SOLVERS[name](mo.Rosenbrock(2), X0_ROSEN, label=3)
+    with pytest.raises(ValueError, match="label must be a non-empty single line"):
+        ALL_SOLVERS[name](mo.Rosenbrock(2), X0_ROSEN, label=" ")

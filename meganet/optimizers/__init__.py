@@ -1,11 +1,16 @@
 """Optimizers for training as PDE-constrained optimization.
 
 Every solver is a function ``minimize_<name>(problem, x0, *, options...,
-callback=None, verbose=False) -> OptimizeResult``.  ``problem`` follows the
-protocol of :mod:`meganet.optimizers.problem` (``value_and_gradient`` and,
-for second-order methods, ``hessian_matvec``); options are keyword-only and
-validated; nothing is printed unless ``verbose=True``; a callback
-``callback(x, row)`` may stop a run by raising ``StopIteration``.
+callback=None, verbose=False, label=None) -> OptimizeResult``.  ``problem``
+follows the protocol of :mod:`meganet.optimizers.problem`
+(``value_and_gradient`` and, for second-order methods, ``hessian_matvec``);
+options are keyword-only and validated; nothing is printed unless
+``verbose=True``, which prints a header naming the solver (``label``, by
+default derived from the solver and the problem, e.g. ``Gauss-Newton-CG``),
+its preconditioner and main options, then one row per iteration; a callback
+``callback(x, row)`` receives a read-only view of the iterate (a copy on
+cupy) and may stop a run by raising ``StopIteration``.  The result describes
+one point: ``fun == f(x)`` and the history's last row is ``x``'s.
 
 =================================  =========================================================
 first order                        :func:`minimize_sgd`, :func:`minimize_adam`,

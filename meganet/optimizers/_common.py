@@ -14,6 +14,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..core.validation import check_array, check_int
+from ._messages import SolverKind, stop_message
 from .result import History, OptimizeResult, Status
 
 # --------------------------------------------------------------------------- scalars
@@ -100,6 +101,94 @@ def check_problem(problem, solver, *methods):
             f"got {type(problem).__name__}. See meganet.optimizers.problem for the protocol "
             "(or wrap functions with FunctionProblem(fun, grad, hessp))."
         )
+
+
+def check_label(label, default):
+    """The solver's label for the table header and ``result.solver``: ``default`` when ``label`` is None."""
+    if label is None:
+        return default
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a string naming the solver or None, got {type(label).__name__}")
+    if not label.strip() or "\n" in label or "\r" in label:
+        raise ValueError(f"label must be a non-empty single line, got {label!r}")
+    return label
+
+
+def hessian_kind(problem):
+    """``'exact'``, ``'gauss_newton'`` or ``None`` (unknown): what ``problem.hessian_matvec`` multiplies with.
+
+    A problem declares it with an attribute ``hessian`` in ``{'exact', 'gauss_newton'}``
+    (as :class:`~meganet.optimizers.Rosenbrock`) or a boolean ``gauss_newton``."""
+    h = getattr(problem, "hessian", None)
+    if isinstance(h, str) and h in ("exact", "gauss_newton"):
+        return h
+    gn = getattr(problem, "gauss_newton", None)
+    if isinstance(gn, (bool, np.bool_)):
+        return "gauss_newton" if gn else "exact"
+    return None
+
+
+#: The header's name for the default PCG tolerance (N&W eq. 7.3).
+FORCING_TERM = "min(0.5, sqrt|g|)"
+
+
+def newton_label(problem, preconditioner_description, prefix=""):
+    """``[prefix]Gauss-Newton-CG`` when the problem declares a Gauss-Newton Hessian product
+    (:func:`~meganet.optimizers._common.hessian_kind`), else ``[prefix]Newton-CG``; ``-PCG``
+    when a preconditioner is certainly in use."""
+    base = "Gauss-Newton" if hessian_kind(problem) == "gauss_newton" else "Newton"
+    return f"{prefix}{base}-{'PCG' if has_preconditioner(preconditioner_description) else 'CG'}"
+
+
+def callable_name(fn) -> str:
+    """``fn.__name__`` (``'<lambda>'`` for a lambda), else the name of its type."""
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def describe_preconditioner(problem, option):
+    """How the header names the preconditioner of ``option`` (see :meth:`Evaluator.preconditioner`).
+
+    ``'none'``; ``'given callable (name)'``; ``"the problem's (kind)"`` when the
+    problem names its preconditioner in ``preconditioner_kind`` (the objectives'
+    ``'regularizer'``), ``'none'`` when that is None; ``"the problem's"`` when it
+    has a ``preconditioner`` method but does not say which."""
+    if option is False:
+        return "none"
+    if callable(option) and option is not True:
+        return f"given callable ({callable_name(option)})"
+    if not callable(getattr(problem, "preconditioner", None)):
+        return "none"
+    if hasattr(problem, "preconditioner_kind"):
+        kind = problem.preconditioner_kind
+        return "none" if kind is None else f"the problem's ({kind})"
+    return "the problem's"
+
+
+def has_preconditioner(description) -> bool:
+    """The description names a preconditioner for certain (not "none", not an unknown problem's)."""
+    return description.startswith("given") or description.startswith("the problem's (")
+
+
+def options_text(**options) -> str:
+    """``"name = value, ..."`` for the header (floats as ``%g``; None values left out)."""
+    parts = []
+    for name, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, float):
+            value = format(value, "g")
+        parts.append(f"{name} = {value}")
+    return ", ".join(parts)
+
+
+def readonly(x):
+    """What a callback receives: a read-only view of ``x`` (numpy; free), or a copy (cupy arrays
+    have no writeable flag).  Either way a callback cannot change the solver's iterate."""
+    if isinstance(x, np.ndarray):
+        v = x.view()
+        v.flags.writeable = False
+        return v
+    return x.copy()
 
 
 def gtol_reached(gnorm, gnorm0, gtol, rtol) -> bool:
@@ -308,48 +397,80 @@ def _cell(value, width, spec):
 
 
 class Monitor:
-    """Records history rows, prints them when verbose, calls the callback.
+    """Records history rows, prints them when verbose, calls the callback, builds the result.
 
     ``callback(x, row)`` is called after every iteration (not for the initial
-    row) with the current iterate and a copy of the row; raising
-    ``StopIteration`` stops the run with status ``callback_stop``.
+    row) with a read-only view of the current iterate (a copy on cupy; see
+    :func:`readonly`) and a copy of the row; raising ``StopIteration`` stops
+    the run with status ``callback_stop``.
+
+    The header printed by :meth:`start` names the solver (``label``), the
+    preconditioner where the solver has one, and the main options (``info``).
     """
 
-    def __init__(self, solver, columns, *, verbose, callback, evaluator, info=""):
+    def __init__(self, solver, columns, *, verbose, callback, evaluator, kind, info="", preconditioner=None):
         self.solver, self.columns, self.verbose, self.callback = solver, list(columns), verbose, callback
         self.evaluator = evaluator
+        self.kind = kind
         self.history = History()
         self.info = info
+        self.preconditioner = preconditioner
         self.t0 = time.perf_counter()
+
+    def header(self, n) -> str:
+        parts = [f"n = {n}"]
+        if self.preconditioner is not None:
+            parts.append(f"preconditioner = {self.preconditioner}")
+        if self.info:
+            parts.append(self.info)
+        return f"== {self.solver} ({', '.join(parts)}) =="
 
     def start(self, n):
         if self.verbose:
-            extra = f", {self.info}" if self.info else ""
-            print(f"== {self.solver} (n = {n}{extra}) ==", flush=True)
+            print(self.header(n), flush=True)
             print(" ".join(_COLUMNS[c][0].rjust(_COLUMNS[c][1]) for c in self.columns), flush=True)
 
-    def record(self, row, x=None, *, callback=True) -> bool:
-        """Append ``row`` (work units and time are added); return True if the callback asked to stop."""
+    def _append(self, row):
         row = dict(row)
         row.setdefault("work_units", self.evaluator.work_units)
         row["time"] = time.perf_counter() - self.t0
         self.history.append(row)
         if self.verbose:
             print(" ".join(_cell(row.get(c), _COLUMNS[c][1], _COLUMNS[c][2]) for c in self.columns), flush=True)
+        return row
+
+    def record(self, row, x=None, *, callback=True) -> bool:
+        """Append ``row`` (work units and time are added); return True if the callback asked to stop."""
+        row = self._append(row)
         if callback and self.callback is not None:
             try:
-                self.callback(x, dict(row))
+                self.callback(readonly(x), dict(row))
             except StopIteration:
                 return True
         return False
 
-    def result(self, *, x, fun, grad, grad_norm, nit, status, n_inner=0, info=None):
+    def result(self, *, x, fun, grad, grad_norm, nit, status, n_inner=0, info=None, row=None):
+        """The :class:`OptimizeResult`.
+
+        ``row`` describes the returned iterate (its iteration or epoch, ``f``,
+        ``grad_norm``); if work was spent after the last recorded row, it is
+        appended as the closing row with the final work units and ``stop``
+        set to the status, so that the history ends at the result."""
         ev = self.evaluator
+        status = Status(status)
+        last = self.history[-1] if len(self.history) else None
+        if row is not None and (last is None or last.get("work_units") != ev.work_units):
+            self._append(dict(row, stop=status.value))
+        info = dict(info or {})
+        preconditioned = ev.n_prec > 0 or (self.preconditioner is not None and has_preconditioner(self.preconditioner))
+        if self.preconditioner is not None:
+            info.setdefault("preconditioner", self.preconditioner)
+            info.setdefault("n_precond", ev.n_prec)
         res = OptimizeResult(
             x=x, fun=fun, grad=grad, grad_norm=grad_norm, nit=nit, n_fev=ev.n_fev, n_gev=ev.n_gev,
-            n_hmv=ev.n_hmv, n_inner=n_inner, work_units=ev.work_units, status=Status(status),
-            message=Status(status).message, history=self.history, solver=self.solver,
-            wall_time=time.perf_counter() - self.t0, info=dict(info or {}),
+            n_hmv=ev.n_hmv, n_inner=n_inner, work_units=ev.work_units, status=status,
+            message=stop_message(status, self.kind, preconditioned=preconditioned), history=self.history,
+            solver=self.solver, wall_time=time.perf_counter() - self.t0, info=info,
         )
         if self.verbose:
             print(str(res), flush=True)

@@ -51,13 +51,18 @@ class Direction:
     n_inner: int = 0
 
 
-def run_descent(problem, x, descent, *, solver, columns, search, c1, c2, max_ls, max_iter, gtol, rtol, ftol,
-                callback, verbose, info=""):
-    """Generic line-search loop; ``x`` is validated and copied by the caller."""
+def run_descent(problem, x, descent, *, solver, kind, columns, search, c1, c2, max_ls, max_iter, gtol, rtol, ftol,
+                callback, verbose, info="", preconditioner=None):
+    """Generic line-search loop; ``x`` is validated and copied by the caller.
+
+    ``solver`` is the label, ``kind`` the :class:`SolverKind` the stop
+    message is written for, ``info`` the options shown in the header and
+    ``preconditioner`` its description (None: the solver has none)."""
     ev = Evaluator(problem, x)
     eps = eps_of(x.dtype)
     descent.evaluator = ev
-    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, info=info)
+    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, kind=kind, info=info,
+                  preconditioner=preconditioner)
     mon.start(x.shape[0])
     f, g, state = ev.value_and_gradient(x)
     gnorm = norm(g)
@@ -126,7 +131,8 @@ def run_descent(problem, x, descent, *, solver, columns, search, c1, c2, max_ls,
             status = Status.CONVERGED_FTOL
         elif stop:
             status = Status.CALLBACK_STOP
-    return mon.result(x=x, fun=f, grad=g, grad_norm=gnorm, nit=k, status=status, n_inner=n_inner)
+    return mon.result(x=x, fun=f, grad=g, grad_norm=gnorm, nit=k, status=status, n_inner=n_inner,
+                      row=dict(iter=k, f=f, grad_norm=gnorm))
 
 
 def check_search_options(c1, c2, max_ls):

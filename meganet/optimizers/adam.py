@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ._common import check_real
-from .sgd import check_schedule, run_stochastic
+from ._common import check_label, check_real, options_text
+from .sgd import check_schedule, run_stochastic, schedule_text
 
 __all__ = ["minimize_adam"]
 
 
 def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_epochs=10, rng=None,
-                  lower=None, upper=None, eval_full=False, callback=None, verbose=False):
+                  lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
     """Adam: adaptive moment estimation (Kingma & Ba 2015, Alg. 1)::
 
         m ← β₁ m + (1 − β₁) g,        v ← β₂ v + (1 − β₂) g²
@@ -30,10 +30,13 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
         Decay rates of the moment estimates, in ``[0, 1)``.
     epsilon : float
         ε > 0 added to ``sqrt(v̂)``.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default ``"Adam"``).
 
     Returns
     -------
     OptimizeResult
+        As :func:`~meganet.optimizers.minimize_sgd` returns it.
     """
     schedule = check_schedule(learning_rate)
     beta1 = check_real("beta1", beta1, low=0.0, high=1.0, high_open=True)
@@ -52,7 +55,8 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
         xp = get_array_module(g)
         return x - lr * mhat / (xp.sqrt(vhat) + epsilon)
 
-    return run_stochastic(problem, x0, update, solver="Adam", schedule=schedule, n_epochs=n_epochs, rng=rng,
+    label = check_label(label, "Adam")
+    return run_stochastic(problem, x0, update, solver=label, schedule=schedule, n_epochs=n_epochs, rng=rng,
                           lower=lower, upper=upper, eval_full=eval_full, callback=callback, verbose=verbose,
-                          info=f"beta1 = {beta1:g}, beta2 = {beta2:g}")
+                          info=options_text(learning_rate=schedule_text(schedule), beta1=beta1, beta2=beta2))
 

@@ -26,13 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._common import (
+    SolverKind,
     check_common,
     check_int,
+    check_label,
     check_preconditioner_option,
     check_problem,
     check_real,
+    describe_preconditioner,
     dot,
     eps_of,
+    hessian_kind,
+    options_text,
     prepare_x0,
 )
 from .trust_region import TRStep, _check_tr_options, run_trust_region
@@ -294,7 +299,8 @@ class LanczosSubproblem:
 
 def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None, initial_radius=1.0,
                                  max_radius=1000.0, eta=0.15, min_radius=None, max_iter=200, gtol=1e-5,
-                                 rtol=0.0, ftol=0.0, preconditioner=True, callback=None, verbose=False):
+                                 rtol=0.0, ftol=0.0, preconditioner=True, callback=None, verbose=False,
+                                 label=None):
     """Newton–Krylov trust-region method (GLTR; the GNvpro slides' subspace
     trust-region Newton; Meganet.m ``trnewton``), driven by N&W Alg. 4.1.
 
@@ -316,13 +322,20 @@ def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None
         ``min(0.5, sqrt‖g‖)``).
     initial_radius, max_radius, eta, min_radius, max_iter, gtol, rtol, ftol,
     preconditioner, callback, verbose
-        As in :func:`~meganet.optimizers.minimize_trust_region_steihaug`.
+        As in :func:`~meganet.optimizers.minimize_trust_region_steihaug`; the
+        header shows ``krylov_dim`` instead of ``cg_max_iter``.
+    label : str, optional
+        The solver's name in the header and in ``result.solver``.  Default:
+        ``"trust-region Gauss-Newton-Krylov (Lanczos)"`` when the problem
+        declares a Gauss-Newton Hessian product, else ``"trust-region
+        Newton-Krylov (Lanczos)"``.
 
     Returns
     -------
     OptimizeResult
         The history has the subspace dimension ``krylov_dim`` and multiplier
-        ``sigma`` per iteration; ``info["radius"]`` is the final radius.
+        ``sigma`` per iteration; ``info["radius"]`` is the final radius,
+        ``info["preconditioner"]`` the preconditioner as in the header.
     """
     check_problem(problem, "minimize_trust_region_krylov", "value_and_gradient", "hessian_matvec")
     x0 = prepare_x0(x0)
@@ -339,9 +352,17 @@ def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None
                                  precond=ev.preconditioner(x, state, preconditioner),
                                  max_dim=krylov_dim, rtol=krylov_rtol)
 
+    hess = hessian_kind(problem)
+    default = "trust-region " + ("Gauss-Newton-Krylov" if hess == "gauss_newton" else "Newton-Krylov") + " (Lanczos)"
+    label = check_label(label, default)
+    kind = SolverKind("second", trust_region=True, step_option="initial_radius", inner=f"krylov_dim = {krylov_dim}",
+                      inner_rtol="krylov_rtol", hessian=hess)
     columns = ["iter", "f", "grad_norm", "radius", "step_norm", "rho", "accepted", "cg_iter", "krylov_dim",
                "sigma", "work_units"]
     return run_trust_region(
-        problem, x0, make, solver="trust-region Newton-Krylov (Lanczos)", columns=columns,
+        problem, x0, make, solver=label, kind=kind, columns=columns,
         initial_radius=initial_radius, max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter,
-        gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, info=f"krylov_dim = {krylov_dim}")
+        gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
+        preconditioner=describe_preconditioner(problem, preconditioner),
+        info=options_text(krylov_dim=krylov_dim, krylov_rtol=krylov_rtol, initial_radius=initial_radius,
+                          max_iter=max_iter, gtol=gtol))

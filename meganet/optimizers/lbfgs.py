@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from collections import deque
 
-from ._common import check_common, check_int, check_problem, dot, eps_of, prepare_x0
+from ._common import (
+    SolverKind,
+    check_common,
+    check_int,
+    check_label,
+    check_problem,
+    dot,
+    eps_of,
+    options_text,
+    prepare_x0,
+)
 from ._descent import Direction, check_search_options, run_descent
 
 __all__ = ["minimize_lbfgs"]
@@ -58,7 +68,7 @@ class _LBFGS:
 
 
 def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_iter=1000, gtol=1e-5, rtol=0.0,
-                   ftol=0.0, callback=None, verbose=False):
+                   ftol=0.0, callback=None, verbose=False, label=None):
     """Minimize with L-BFGS and a strong Wolfe line search.
 
     N&W Alg. 7.5: the direction comes from the two-loop recursion (Alg. 7.4)
@@ -81,6 +91,8 @@ def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_it
         Line-search evaluations per iteration.
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default ``"L-BFGS"``).
 
     Returns
     -------
@@ -92,7 +104,9 @@ def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_it
         max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, dtype=x0.dtype)
     memory = check_int("memory", memory, minimum=1)
     c1, c2, max_ls = check_search_options(c1, c2, max_ls)
+    label = check_label(label, "L-BFGS")
     columns = ["iter", "f", "grad_norm", "step", "n_ls", "direction", "work_units"]
-    return run_descent(problem, x0, _LBFGS(memory, eps_of(x0.dtype)), solver="L-BFGS", columns=columns,
-                       search="wolfe", c1=c1, c2=c2, max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol,
-                       ftol=ftol, callback=callback, verbose=verbose, info=f"memory = {memory}")
+    return run_descent(problem, x0, _LBFGS(memory, eps_of(x0.dtype)), solver=label, kind=SolverKind("quasi_newton"),
+                       columns=columns, search="wolfe", c1=c1, c2=c2, max_ls=max_ls, max_iter=max_iter, gtol=gtol,
+                       rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
+                       info=options_text(memory=memory, max_iter=max_iter, gtol=gtol))

@@ -8,12 +8,19 @@ import math
 
 from ..core.validation import check_option
 from ._common import (
+    FORCING_TERM,
+    SolverKind,
     check_common,
     check_int,
+    check_label,
     check_preconditioner_option,
     check_problem,
     check_real,
+    describe_preconditioner,
     dot,
+    hessian_kind,
+    newton_label,
+    options_text,
     prepare_x0,
 )
 from ._descent import Direction, check_search_options, run_descent
@@ -75,7 +82,7 @@ class _NewtonCG:
 
 def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, preconditioner=True,
                        on_non_descent="steepest_descent", max_step=None, c1=1e-4, max_ls=30, max_iter=200,
-                       gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False):
+                       gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Newton-CG / Gauss-Newton-PCG with an Armijo line search.
 
     Newton or Gauss-Newton according to what ``problem.hessian_matvec``
@@ -110,12 +117,24 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
         Backtracking steps per iteration.
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`; the
-        verbose table shows CG iterations and why CG stopped.
+        verbose table shows CG iterations and why CG stopped, under a header
+        with the label, the preconditioner (``none``, ``the problem's (...)``
+        or ``given callable (name)``), ``cg_max_iter``, ``cg_rtol`` and
+        ``max_iter``.
+    label : str, optional
+        The solver's name in the header and in ``result.solver``, e.g.
+        ``"GNvpro (Gauss-Newton-PCG, reduced objective)"``.  Default:
+        ``"Gauss-Newton-CG"`` when the problem declares a Gauss-Newton Hessian
+        product (``problem.hessian == "gauss_newton"`` or
+        ``problem.gauss_newton is True``), else ``"Newton-CG"``; ``-PCG``
+        instead of ``-CG`` when a preconditioner is certainly in use (a given
+        callable, or the problem names one in ``preconditioner_kind``).
 
     Returns
     -------
     OptimizeResult
-        ``n_inner`` is the total number of Hessian products in PCG.
+        ``n_inner`` is the total number of Hessian products in PCG;
+        ``info["preconditioner"]`` the preconditioner as in the header.
     """
     check_problem(problem, "minimize_newton_cg", "value_and_gradient", "hessian_matvec")
     x0 = prepare_x0(x0)
@@ -131,7 +150,13 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
         max_step = check_real("max_step", max_step, low=0.0, low_open=True)
     c1, _, max_ls = check_search_options(c1, None, max_ls)
     descent = _NewtonCG(cg_max_iter, cg_rtol, preconditioner, on_non_descent, max_step)
+    precond = describe_preconditioner(problem, preconditioner)
+    label = check_label(label, newton_label(problem, precond))
+    kind = SolverKind("second", step_option="max_step", inner=f"cg_max_iter = {cg_max_iter}", inner_rtol="cg_rtol",
+                      hessian=hessian_kind(problem))
     columns = ["iter", "f", "grad_norm", "step", "n_ls", "cg_iter", "cg_info", "direction", "work_units"]
-    return run_descent(problem, x0, descent, solver="Newton-CG", columns=columns, search="armijo", c1=c1, c2=None,
-                       max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback,
-                       verbose=verbose, info=f"cg_max_iter = {cg_max_iter}")
+    return run_descent(problem, x0, descent, solver=label, kind=kind, columns=columns, search="armijo", c1=c1,
+                       c2=None, max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback,
+                       verbose=verbose, preconditioner=precond,
+                       info=options_text(cg_max_iter=cg_max_iter, cg_rtol=FORCING_TERM if cg_rtol is None else cg_rtol,
+                                         max_step=max_step, max_iter=max_iter, gtol=gtol))

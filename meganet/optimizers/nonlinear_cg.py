@@ -4,7 +4,17 @@
 from __future__ import annotations
 
 from ..core.validation import check_option
-from ._common import check_common, check_int, check_problem, dot, norm, prepare_x0
+from ._common import (
+    SolverKind,
+    check_common,
+    check_int,
+    check_label,
+    check_problem,
+    dot,
+    norm,
+    options_text,
+    prepare_x0,
+)
 from ._descent import Direction, check_search_options, run_descent
 
 __all__ = ["minimize_nonlinear_cg"]
@@ -70,7 +80,8 @@ class _NonlinearCG:
 
 
 def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-4, c2=0.1, max_ls=25,
-                          max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False):
+                          max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
+                          label=None):
     """Minimize by nonlinear conjugate gradients (N&W Alg. 5.4 with the β
     rules and restarts of :class:`_NonlinearCG`) and a strong Wolfe line
     search (N&W Alg. 3.5/3.6, ``c2 = 0.1`` as N&W recommend for CG; FR needs
@@ -92,6 +103,9 @@ def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-
         Line-search evaluations per iteration.
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default
+        ``"nonlinear CG (<beta>)"``).
 
     Returns
     -------
@@ -106,7 +120,9 @@ def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-
     c1, c2, max_ls = check_search_options(c1, c2, max_ls)
     if beta == "FR" and c2 >= 0.5:
         raise ValueError(f"c2 must be < 0.5 with beta='FR' (Fletcher-Reeves needs it for descent), got {c2!r}")
+    label = check_label(label, f"nonlinear CG ({beta})")
     columns = ["iter", "f", "grad_norm", "step", "n_ls", "beta", "restart", "work_units"]
-    return run_descent(problem, x0, _NonlinearCG(beta, restart_every), solver=f"nonlinear CG ({beta})",
+    return run_descent(problem, x0, _NonlinearCG(beta, restart_every), solver=label, kind=SolverKind("quasi_newton"),
                        columns=columns, search="wolfe", c1=c1, c2=c2, max_ls=max_ls, max_iter=max_iter, gtol=gtol,
-                       rtol=rtol, ftol=ftol, callback=callback, verbose=verbose)
+                       rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
+                       info=options_text(beta=beta, restart_every=restart_every, max_iter=max_iter, gtol=gtol))

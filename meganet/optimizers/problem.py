@@ -25,6 +25,15 @@ and optionally
 ``n_batches`` and ``stochastic_gradient(x, batch_index, rng) -> (f_B, g_B)``
     Mini-batch estimates for SGD/Adam; ``shuffle(rng)``, if present, is
     called at the start of every epoch to re-partition the examples.
+``hessian`` (attribute)
+    ``'exact'`` or ``'gauss_newton'``: what ``hessian_matvec`` multiplies
+    with (a boolean ``gauss_newton`` says the same).  Solvers name
+    themselves after it (``Gauss-Newton-CG`` rather than ``Newton-CG``) and
+    word their stop messages for it.
+``preconditioner_kind`` (attribute)
+    A short name of the preconditioner ``preconditioner`` returns (e.g.
+    ``'regularizer'``), ``None`` when it returns none; shown in the solvers'
+    table header.
 ``counter``
     A :class:`WorkCounter` the problem increments itself (forward and
     adjoint passes).  When present, solvers report the work units it counted
@@ -44,7 +53,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..core.validation import check_array, check_int
-from ._common import check_real
+from ._common import callable_name, check_real
 
 __all__ = [
     "WorkCounter",
@@ -118,6 +127,9 @@ class QuadraticProblem(Problem):
     preconditioner : callable ``r -> M⁻¹r``, optional
     """
 
+    #: ``hessian_matvec`` multiplies with the exact Hessian ``A``.
+    hessian = "exact"
+
     def __init__(self, A, b, *, c=0.0, preconditioner=None):
         super().__init__()
         _check_matrix("A", A, square=True)
@@ -127,6 +139,7 @@ class QuadraticProblem(Problem):
             raise ValueError("A must be symmetric (the Hessian of a quadratic)")
         self.A, self.b, self.c = A, b, check_real("c", c)
         self._precond = _check_precond(preconditioner)
+        self.preconditioner_kind = None if self._precond is None else callable_name(self._precond)
 
     def value(self, x):
         Ax = self.A @ x
@@ -171,6 +184,9 @@ class LinearLeastSquares(Problem):
     preconditioner : callable ``r -> M⁻¹r``, optional
     """
 
+    #: ``hessian_matvec`` multiplies with the exact Hessian ``AᵀA + αI`` (which is also the Gauss-Newton matrix).
+    hessian = "exact"
+
     def __init__(self, A, b, *, alpha=0.0, batch_size=None, preconditioner=None):
         super().__init__()
         _check_matrix("A", A, square=False)
@@ -182,6 +198,7 @@ class LinearLeastSquares(Problem):
         self.n_batches = -(-m // self.batch_size)
         self._perm = np.arange(m)
         self._precond = _check_precond(preconditioner)
+        self.preconditioner_kind = None if self._precond is None else callable_name(self._precond)
 
     def value(self, x):
         r = self.A @ x - self.b
@@ -303,19 +320,25 @@ class FunctionProblem(Problem):
     hessp : callable ``(x, v) -> array``, optional
         Hessian(-approximation) vector product; needed by the second-order solvers.
     preconditioner : callable ``r -> M⁻¹r``, optional
+    hessian : {None, 'exact', 'gauss_newton'}
+        What ``hessp`` multiplies with, if you want the solvers to say so
+        (``None``: not declared).
 
     Work units follow the default model: ``fun`` 1, ``grad`` 1, ``hessp`` 2.
     """
 
-    def __init__(self, fun, grad, hessp=None, *, preconditioner=None):
+    def __init__(self, fun, grad, hessp=None, *, preconditioner=None, hessian=None):
         super().__init__()
         for name, f in (("fun", fun), ("grad", grad)):
             if not callable(f):
                 raise TypeError(f"{name} must be callable, got {type(f).__name__}")
         if hessp is not None and not callable(hessp):
             raise TypeError(f"hessp must be callable (x, v) -> Hv or None, got {type(hessp).__name__}")
-        self.fun, self.grad, self.hessp = fun, grad, hessp
+        if hessian not in (None, "exact", "gauss_newton"):
+            raise ValueError(f"hessian must be one of {{None, 'exact', 'gauss_newton'}}, got {hessian!r}")
+        self.fun, self.grad, self.hessp, self.hessian = fun, grad, hessp, hessian
         self._precond = _check_precond(preconditioner)
+        self.preconditioner_kind = None if self._precond is None else callable_name(self._precond)
 
     def value(self, x):
         self.counter.add(forward=1)

@@ -17,19 +17,26 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ._common import (
+    FORCING_TERM,
     Evaluator,
     Monitor,
+    SolverKind,
     check_common,
     check_int,
+    check_label,
     check_preconditioner_option,
     check_problem,
     check_real,
+    describe_preconditioner,
     dot,
     eps_of,
     ftol_reached,
     gtol_reached,
+    hessian_kind,
     isfinite,
+    newton_label,
     norm,
+    options_text,
     prepare_x0,
 )
 from ._descent import F_TOL_EPS, check_search_options
@@ -122,11 +129,18 @@ def _arc_search(ev, f, g, x, trial_point, rhs, *, c1, alpha0, max_ls, f_tol):
     return alpha, None, max_ls + 1, (Status.LINE_SEARCH_FAILED if last_finite else Status.NON_FINITE)
 
 
-def _run_projected(problem, x, box, direction, *, solver, columns, c1, max_ls, max_iter, gtol, rtol, ftol,
-                   callback, verbose, info=""):
+def _bounds_text(box):
+    def one(b):
+        return format(b, "g") if isinstance(b, float) else "array"
+    return f"[{one(box.lower)}, {one(box.upper)}]"
+
+
+def _run_projected(problem, x, box, direction, *, solver, kind, columns, c1, max_ls, max_iter, gtol, rtol, ftol,
+                   callback, verbose, info="", preconditioner=None):
     ev = Evaluator(problem, x)
     eps = eps_of(x.dtype)
-    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, info=info)
+    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, kind=kind, info=info,
+                  preconditioner=preconditioner)
     mon.start(x.shape[0])
     f, g, state = ev.value_and_gradient(x)
     pgn = norm(box.projected_gradient(x, g))
@@ -169,11 +183,13 @@ def _run_projected(problem, x, box, direction, *, solver, columns, c1, max_ls, m
             status = Status.CONVERGED_FTOL
         elif stop:
             status = Status.CALLBACK_STOP
-    return mon.result(x=x, fun=f, grad=g, grad_norm=pgn, nit=k, status=status, n_inner=n_inner)
+    return mon.result(x=x, fun=f, grad=g, grad_norm=pgn, nit=k, status=status, n_inner=n_inner,
+                      row=dict(iter=k, f=f, grad_norm=pgn, pg_norm=pgn))
 
 
 def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_step=1.0, c1=1e-4, max_ls=30,
-                                max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False):
+                                max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
+                                label=None):
     """Projected gradient method for ``min f(x)`` s.t. ``lower ≤ x ≤ upper``.
 
     ``x_{k+1} = P(x_k − α_k ∇f(x_k))`` with the Armijo rule along the
@@ -199,6 +215,9 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`, with the
         projected-gradient norm in place of ``‖g‖``.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default
+        ``"projected gradient"``).
 
     Returns
     -------
@@ -225,15 +244,18 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
             accepted=accepted,
         )
 
+    label = check_label(label, "projected gradient")
     columns = ["iter", "f", "pg_norm", "step", "n_ls", "work_units"]
-    return _run_projected(problem, x, box, direction, solver="projected gradient", columns=columns, c1=c1,
+    return _run_projected(problem, x, box, direction, solver=label,
+                          kind=SolverKind("first", bounded=True, step_option="initial_step"), columns=columns, c1=c1,
                           max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback,
-                          verbose=verbose)
+                          verbose=verbose, info=options_text(bounds=_bounds_text(box), initial_step=initial_step,
+                                                             max_iter=max_iter, gtol=gtol))
 
 
 def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_tol=1e-3, cg_max_iter=None,
                                  cg_rtol=None, preconditioner=True, c1=1e-4, max_ls=30, max_iter=200, gtol=1e-5,
-                                 rtol=0.0, ftol=0.0, callback=None, verbose=False):
+                                 rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Projected Newton / Gauss-Newton-PCG for box constraints (Bertsekas,
     SIAM J. Control Optim. 20, 1982, "Projected Newton methods for
     optimization problems with simple constraints"; Kelley §5.5).
@@ -266,12 +288,19 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
         As in :func:`~meganet.optimizers.minimize_newton_cg` (the
         preconditioner is masked to the free set).
     c1, max_ls, max_iter, gtol, rtol, ftol, callback, verbose
-        As in :func:`minimize_projected_gradient`.
+        As in :func:`minimize_projected_gradient`; the header shows the
+        preconditioner as :func:`~meganet.optimizers.minimize_newton_cg` does.
+    label : str, optional
+        The solver's name in the header and in ``result.solver``.  Default:
+        ``"projected "`` followed by the default label of
+        :func:`~meganet.optimizers.minimize_newton_cg` (e.g.
+        ``"projected Gauss-Newton-CG"``).
 
     Returns
     -------
     OptimizeResult
-        ``grad_norm`` is ``‖x − P(x − g)‖``; the history has the size of the active set.
+        ``grad_norm`` is ``‖x − P(x − g)‖``; the history has the size of the
+        active set; ``info["preconditioner"]`` is the preconditioner as in the header.
     """
     x, box = _prepare_box(problem, x0, "minimize_projected_newton_cg", lower, upper,
                           ("value_and_gradient", "hessian_matvec"))
@@ -311,7 +340,14 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
         return dict(trial_point=lambda a: box.project(x + a * p), rhs=rhs, alpha0=1.0, extra=extra,
                     n_inner=res.n_matvec)
 
+    precond = describe_preconditioner(problem, preconditioner)
+    label = check_label(label, newton_label(problem, precond, prefix="projected "))
+    kind = SolverKind("second", bounded=True, inner=f"cg_max_iter = {cg_max_iter}", inner_rtol="cg_rtol",
+                      hessian=hessian_kind(problem))
     columns = ["iter", "f", "pg_norm", "step", "n_ls", "cg_iter", "n_active", "direction", "work_units"]
-    return _run_projected(problem, x, box, direction, solver="projected Newton-CG", columns=columns, c1=c1,
+    return _run_projected(problem, x, box, direction, solver=label, kind=kind, columns=columns, c1=c1,
                           max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback,
-                          verbose=verbose, info=f"cg_max_iter = {cg_max_iter}")
+                          verbose=verbose, preconditioner=precond,
+                          info=options_text(bounds=_bounds_text(box), cg_max_iter=cg_max_iter,
+                                            cg_rtol=FORCING_TERM if cg_rtol is None else cg_rtol,
+                                            active_tol=active_tol, max_iter=max_iter, gtol=gtol))

@@ -23,7 +23,10 @@ __all__ = ["Status", "History", "OptimizeResult"]
 class Status(str, enum.Enum):
     """Why a solver stopped.  ``Status.MAX_ITER == "max_iter"`` holds, so the
     value can be compared with plain strings; :attr:`message` says what
-    happened and what to try next."""
+    happened, in words true for every solver.  What to try next depends on the
+    solver (a first-order method may suggest a second-order one, a
+    second-order method more inner iterations or a preconditioner), so
+    :attr:`OptimizeResult.message` adds a hint written for the solver that ran."""
 
     CONVERGED_GTOL = "converged_gtol"
     CONVERGED_FTOL = "converged_ftol"
@@ -42,7 +45,9 @@ class Status(str, enum.Enum):
 
     @property
     def success(self) -> bool:
-        """True for the statuses that mean "the run did what was asked"."""
+        """True for the statuses that mean "the run did what was asked": converged
+        (``converged_gtol``, ``converged_ftol``) or, for the stochastic methods,
+        ``completed`` the requested epochs."""
         return self in (Status.CONVERGED_GTOL, Status.CONVERGED_FTOL, Status.COMPLETED)
 
     def __str__(self) -> str:  # plain value in f-strings and tables
@@ -60,29 +65,20 @@ _MESSAGES = {
         "completed the requested number of epochs (stochastic methods have no convergence test); train "
         "longer or decay the learning rate if the loss is still decreasing."
     ),
-    Status.MAX_ITER: (
-        "stopped: max_iter iterations reached before convergence. Increase max_iter, loosen gtol/rtol, "
-        "use a preconditioner or a second-order method."
-    ),
+    Status.MAX_ITER: "stopped: max_iter iterations reached before convergence.",
     Status.LINE_SEARCH_FAILED: (
         "stopped: the line search found no step with sufficient decrease. The gradient is probably "
         "inconsistent with the objective (check it with a Taylor test), or the objective is noisy or at "
-        "the limit of floating-point precision (loosen gtol, use float64); a trust-region method may help."
+        "the limit of floating-point precision (loosen gtol, use float64)."
     ),
-    Status.NOT_DESCENT_DIRECTION: (
-        "stopped: the search direction is not a descent direction (g'p >= 0). The Hessian product or the "
-        "preconditioner is probably not symmetric positive definite, or the gradient is wrong; use a "
-        "Gauss-Newton Hessian, check the Hessian product with a dot test, pass "
-        "on_non_descent='steepest_descent', or use a trust-region method."
-    ),
+    Status.NOT_DESCENT_DIRECTION: "stopped: the search direction is not a descent direction (g'p >= 0).",
     Status.INDEFINITE_PRECONDITIONER: (
         "stopped: the preconditioner is not positive definite (r'M^-1 r <= 0). It must be symmetric positive "
         "definite, e.g. the regularizer's Hessian plus a small multiple of the identity; or run without one."
     ),
     Status.NON_FINITE: (
-        "stopped: the objective, gradient or Hessian product became NaN/Inf; the last iterate with finite "
-        "values is returned. Lower the learning rate / initial step / trust radius, check the data and the "
-        "initial point for NaN, or add regularization."
+        "stopped: the objective or one of its derivatives became NaN/Inf; the last iterate with finite "
+        "values is returned."
     ),
     Status.CALLBACK_STOP: "stopped by the callback (it raised StopIteration); the current iterate is returned.",
     Status.RADIUS_TOO_SMALL: (
@@ -179,22 +175,35 @@ def _fmt(v, spec=".6e"):
 class OptimizeResult:
     """The outcome of an optimizer run.
 
+    Every field describes the same point ``x``: ``fun == f(x)``, ``grad`` and
+    ``grad_norm`` belong to ``x``, and the last row of ``history`` describes
+    ``x`` too (its ``f``, ``grad_norm`` and iteration or epoch count are the
+    result's, and its ``work_units`` are the run's total).  When a run stops
+    after work that produced no new iterate (a failed line search, a
+    non-finite trial, an unusable direction), the history ends with a
+    *closing row* for the returned iterate that repeats its iteration number,
+    carries the final work units and names the status in the column ``stop``.
+
     Attributes
     ----------
     x : array, shape (n,)
         The final iterate (the last one with finite values when
-        ``status == "non_finite"``); same backend and dtype as ``x0``.
+        ``status == "non_finite"``; for SGD/Adam the iterate at the end of
+        the last completed epoch); same backend and dtype as ``x0``.
     fun : float
-        Objective at ``x`` (for stochastic methods without ``eval_full``: the
-        mean mini-batch loss of the last epoch).
+        Objective at ``x``.  Stochastic methods: the full objective with
+        ``eval_full=True``; without it no full objective is evaluated and
+        ``fun`` is the mean mini-batch loss of the last completed epoch (the
+        ``f_batch`` of the last history row, NaN before the first epoch), an
+        estimate of the objective along that epoch rather than ``f(x)``.
     grad : array, shape (n,) or None
         Gradient at ``x`` (``None`` where it was not computed).
     grad_norm : float or None
         ``‖grad‖`` (the projected-gradient norm ``‖x − P(x − g)‖`` for the
         box-constrained solvers).
     nit : int
-        Iterations (trust-region methods count rejected steps too; stochastic
-        methods count parameter updates).
+        Iterations up to ``x`` (trust-region methods count rejected steps too;
+        stochastic methods count the parameter updates that led to ``x``).
     n_fev, n_gev, n_hmv : int
         Objective values, gradients and Hessian(-approximation) matvecs the
         solver asked for.
@@ -207,12 +216,27 @@ class OptimizeResult:
         mini-batch gradients).
     status : Status
     message : str
+        :attr:`Status.message` followed by a hint for the solver that ran
+        (e.g. at ``max_iter`` a first-order method suggests a second-order
+        method, a second-order method more inner iterations or a
+        preconditioner when it ran without one).
     history : History
     solver : str
+        The solver's label, as printed in the header of the verbose table
+        (the ``label=`` option, or a name derived from the solver and the
+        problem, e.g. ``"Gauss-Newton-CG"``).
     wall_time : float
         Seconds.
     info : dict
-        Solver-specific extras (e.g. the final trust radius, epochs run).
+        Solver-specific extras (e.g. the final trust radius, epochs run, the
+        preconditioner in use).
+
+    Notes
+    -----
+    :attr:`success` is True only when the solver did what was asked: it
+    converged (``converged_gtol``, ``converged_ftol``) or, for SGD/Adam,
+    completed the requested epochs (``completed``).  ``max_iter``, a callback
+    stop and every failure are not successes.
     """
 
     x: object
@@ -234,6 +258,7 @@ class OptimizeResult:
 
     @property
     def success(self) -> bool:
+        """True when the run converged or (SGD/Adam) completed its epochs; see the class notes."""
         return self.status.success
 
     def __str__(self) -> str:

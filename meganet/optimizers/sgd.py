@@ -8,7 +8,20 @@ import math
 
 import numpy as np
 
-from ._common import Evaluator, Monitor, check_bool, check_callback, check_int, check_real, isfinite, norm, prepare_x0
+from ._common import (
+    Evaluator,
+    Monitor,
+    SolverKind,
+    check_bool,
+    check_callback,
+    check_int,
+    check_label,
+    check_real,
+    isfinite,
+    norm,
+    options_text,
+    prepare_x0,
+)
 from .projected import Box
 from .result import Status
 
@@ -87,6 +100,13 @@ def check_schedule(learning_rate):
     return ConstantLR(check_real("learning_rate", learning_rate, low=0.0, low_open=True))
 
 
+def schedule_text(schedule):
+    """The learning rate for the header: ``0.01`` for a constant, the schedule's repr otherwise."""
+    if isinstance(schedule, ConstantLR):
+        return format(schedule.lr, "g")
+    return repr(schedule) if isinstance(schedule, LearningRateSchedule) else getattr(schedule, "__name__", "callable")
+
+
 def check_rng(rng):
     if rng is None or isinstance(rng, (int, np.integer)):
         return np.random.default_rng(rng)
@@ -102,8 +122,11 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
     ``update(x, g, lr, t) -> x_new`` performs one parameter update from the
     mini-batch gradient ``g`` (``t`` counts updates from 1).  Each epoch visits
     the ``n_batches`` mini-batches in a random order (after ``problem.shuffle(rng)``
-    if the problem has it).  A NaN/Inf mini-batch loss stops the run with
-    status ``non_finite`` and returns the last iterate whose loss was finite.
+    if the problem has it).  A NaN/Inf mini-batch loss, iterate or (with
+    ``eval_full``) full objective stops the run with status ``non_finite`` and
+    returns the iterate at the end of the last completed epoch, the point the
+    last history row describes (its full objective and gradient are finite).
+    ``solver`` is the label; ``info`` the options shown in the header.
     Host syncs: one per update (the mini-batch loss), one per epoch.
     """
     x = prepare_x0(x0)
@@ -123,8 +146,10 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
     shuffle = getattr(problem, "shuffle", None) if stochastic else None
     ev = Evaluator(problem, x)
     columns = ["epoch", "f_batch"] + (["f", "grad_norm"] if eval_full else []) + ["lr", "step_norm", "work_units"]
+    header = options_text(n_batches=n_batches) + (f", {info}" if info else "")
+    header += ", " + options_text(n_epochs=n_epochs, eval_full=eval_full)
     mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev,
-                  info=f"n_batches = {n_batches}" + (f", {info}" if info else ""))
+                  kind=SolverKind("stochastic", step_option="learning_rate"), info=header)
     mon.start(x.shape[0])
 
     def full(x):
@@ -136,7 +161,7 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
         f_full, g_full, gnorm = full(x)
     mon.record(dict(epoch=0, f=f_full, grad_norm=gnorm), x, callback=False)
     status = Status.NON_FINITE if eval_full and not (isfinite(f_full) and isfinite(gnorm)) else None
-    t = 0
+    t = 0  # updates that led to x
     f_batch = None
     epoch = 0
     while status is None and epoch < n_epochs:
@@ -145,44 +170,45 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
             raise ValueError(f"the learning-rate schedule returned {lr!r} at epoch {epoch}; it must be positive")
         if callable(shuffle):
             shuffle(rng)
-        x_start = x
-        x_good = x
+        xe, te = x, t  # the iterate and update count within the epoch
         total = 0.0
         for i in rng.permutation(n_batches):
-            fb, gb = ev.stochastic(x, int(i), rng, n_batches)
+            fb, gb = ev.stochastic(xe, int(i), rng, n_batches)
             if not isfinite(fb):
                 status = Status.NON_FINITE
-                x = x_good
                 break
             total += fb
-            x_good = x
-            t += 1
-            x = update(x, gb, lr, t)
+            te += 1
+            xe = update(xe, gb, lr, te)
             if box is not None:
-                x = box.project(x)
-        if status is None and not bool(ev.xp.isfinite(x).all()):
-            status, x = Status.NON_FINITE, x_good
+                xe = box.project(xe)
+        if status is None and not bool(ev.xp.isfinite(xe).all()):
+            status = Status.NON_FINITE
+        if status is None and eval_full:
+            f_new, g_new, gnorm_new = full(xe)
+            if not (isfinite(f_new) and isfinite(gnorm_new)):
+                status = Status.NON_FINITE
         if status is not None:
-            break
+            break  # x, t and the values stay those of the last completed epoch
         epoch += 1
+        step_norm = norm(xe - x)
+        x, t = xe, te
         f_batch = total / n_batches
         if eval_full:
-            f_full, g_full, gnorm = full(x)
-            if not (isfinite(f_full) and isfinite(gnorm)):
-                status, x = Status.NON_FINITE, x_good
-                f_full = g_full = gnorm = None
-        row = dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm, lr=lr, step_norm=norm(x - x_start))
-        if mon.record(row, x) and status is None:
+            f_full, g_full, gnorm = f_new, g_new, gnorm_new
+        row = dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm, lr=lr, step_norm=step_norm)
+        if mon.record(row, x):
             status = Status.CALLBACK_STOP
     if status is None:
         status = Status.COMPLETED
-    fun = f_full if eval_full and f_full is not None else (f_batch if f_batch is not None else math.nan)
+    fun = f_full if eval_full else (f_batch if f_batch is not None else math.nan)
     return mon.result(x=x, fun=fun, grad=g_full if eval_full else None, grad_norm=gnorm, nit=t, status=status,
-                      info=dict(epochs=epoch, n_batches=n_batches, n_minibatch_gradients=ev.n_sgev))
+                      info=dict(epochs=epoch, n_batches=n_batches, n_minibatch_gradients=ev.n_sgev),
+                      row=dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm))
 
 
 def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=False, n_epochs=10, rng=None,
-                 lower=None, upper=None, eval_full=False, callback=None, verbose=False):
+                 lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
     """Stochastic gradient descent with (Nesterov) momentum.
 
     With mini-batch gradient ``g``, momentum μ and learning rate ``lr``
@@ -223,15 +249,21 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
     callback : callable ``(x, row)``, optional
         Called after every epoch; raise ``StopIteration`` to stop.
     verbose : bool
-        Print one row per epoch (epoch, mean batch loss, [f, |g|], lr, |Δx|, work units).
+        Print one row per epoch (epoch, mean batch loss, [f, |g|], lr, |Δx|,
+        work units) under a header with the label and the options.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default
+        ``"SGD"``, ``"SGD (Nesterov)"``).
 
     Returns
     -------
     OptimizeResult
-        Status ``completed`` after ``n_epochs``; ``fun`` is the full
-        objective with ``eval_full`` and the last epoch's mean mini-batch loss
-        otherwise; ``nit`` counts updates; ``info`` has ``epochs`` (run),
-        ``n_batches`` and ``n_minibatch_gradients``.
+        Status ``completed`` after ``n_epochs`` (a success);
+        ``x`` is the iterate at the end of the last completed epoch;
+        ``fun`` is the full objective at ``x`` with ``eval_full`` and the last
+        epoch's mean mini-batch loss otherwise (NaN before the first epoch);
+        ``nit`` counts the updates that led to ``x``; ``info`` has ``epochs``
+        (completed), ``n_batches`` and ``n_minibatch_gradients``.
     """
     schedule = check_schedule(learning_rate)
     momentum = check_real("momentum", momentum, low=0.0, high=1.0, high_open=True)
@@ -247,7 +279,7 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
         state["v"] = v
         return x - lr * (g + momentum * v) if nesterov else x - lr * v
 
-    name = "SGD" + (" (Nesterov)" if nesterov else "")
-    return run_stochastic(problem, x0, update, solver=name, schedule=schedule, n_epochs=n_epochs, rng=rng,
+    label = check_label(label, "SGD" + (" (Nesterov)" if nesterov else ""))
+    return run_stochastic(problem, x0, update, solver=label, schedule=schedule, n_epochs=n_epochs, rng=rng,
                           lower=lower, upper=upper, eval_full=eval_full, callback=callback, verbose=verbose,
-                          info=f"momentum = {momentum:g}")
+                          info=options_text(learning_rate=schedule_text(schedule), momentum=momentum))

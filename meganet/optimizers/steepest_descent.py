@@ -3,7 +3,7 @@ Meganet.m ``sd``)."""
 
 from __future__ import annotations
 
-from ._common import check_common, check_problem, check_real, prepare_x0
+from ._common import SolverKind, check_common, check_label, check_problem, check_real, options_text, prepare_x0
 from ._descent import Direction, check_search_options, run_descent
 
 __all__ = ["minimize_steepest_descent"]
@@ -28,7 +28,7 @@ class _SteepestDescent:
 
 
 def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=30, max_iter=1000, gtol=1e-5,
-                              rtol=0.0, ftol=0.0, callback=None, verbose=False):
+                              rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Minimize by steepest descent ``x ← x − α ∇f(x)`` with an Armijo line search.
 
     The step satisfies ``f(x − αg) ≤ f(x) − c₁ α ‖g‖²``; it is found by
@@ -57,7 +57,11 @@ def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=
     callback : callable ``(x, row)``, optional
         Called after every iteration; raise ``StopIteration`` to stop.
     verbose : bool
-        Print the iteration table (iter, f, |g|, step α, line-search trials, work units).
+        Print the iteration table (iter, f, |g|, step α, line-search trials, work units)
+        under a header with the label and the main options.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default
+        ``"steepest descent"``).
 
     Returns
     -------
@@ -69,7 +73,10 @@ def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=
         max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, dtype=x0.dtype)
     initial_step = check_real("initial_step", initial_step, low=0.0, low_open=True)
     c1, _, max_ls = check_search_options(c1, None, max_ls)
+    label = check_label(label, "steepest descent")
     columns = ["iter", "f", "grad_norm", "step", "n_ls", "work_units"]
-    return run_descent(problem, x0, _SteepestDescent(initial_step), solver="steepest descent", columns=columns,
-                       search="armijo", c1=c1, c2=None, max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol,
-                       ftol=ftol, callback=callback, verbose=verbose)
+    return run_descent(problem, x0, _SteepestDescent(initial_step), solver=label,
+                       kind=SolverKind("first", step_option="initial_step"), columns=columns, search="armijo",
+                       c1=c1, c2=None, max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol,
+                       callback=callback, verbose=verbose,
+                       info=options_text(initial_step=initial_step, max_iter=max_iter, gtol=gtol))

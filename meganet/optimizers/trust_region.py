@@ -17,16 +17,21 @@ from dataclasses import dataclass, field
 from ._common import (
     Evaluator,
     Monitor,
+    SolverKind,
     check_common,
     check_int,
+    check_label,
     check_preconditioner_option,
     check_problem,
     check_real,
+    describe_preconditioner,
     eps_of,
     ftol_reached,
     gtol_reached,
+    hessian_kind,
     isfinite,
     norm,
+    options_text,
     prepare_x0,
 )
 from .cg import steihaug_cg
@@ -102,8 +107,16 @@ def _check_tr_options(initial_radius, max_radius, eta, min_radius):
     return initial_radius, max_radius, eta, min_radius
 
 
-def run_trust_region(problem, x0, make_subproblem, *, solver, columns, initial_radius, max_radius, eta,
-                     min_radius, max_iter, gtol, rtol, ftol, callback, verbose, info=""):
+def trust_region_label(problem, method):
+    """``trust-region Gauss-Newton <method>`` / ``trust-region Newton <method>`` when the problem
+    declares its Hessian product, else ``trust-region <method>``."""
+    hess = hessian_kind(problem)
+    base = {"gauss_newton": "Gauss-Newton ", "exact": "Newton "}.get(hess, "")
+    return f"trust-region {base}{method}"
+
+
+def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, initial_radius, max_radius, eta,
+                     min_radius, max_iter, gtol, rtol, ftol, callback, verbose, info="", preconditioner=None):
     """The trust-region driver, N&W Alg. 4.1 (private; see the public minimizers).
 
     ``make_subproblem(evaluator, x, g, state)`` returns an object with
@@ -114,11 +127,14 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, columns, initial_r
     Round-off in ``ρ`` near convergence is damped by adding
     ``δ = 10 ε max(1, |f|)`` to both reductions (Conn, Gould & Toint §17.4.2).
     A NaN/Inf trial value counts as ``ρ = −∞`` (reject and shrink); if the
-    radius collapses on such trials the status is ``non_finite``.
+    radius collapses on such trials the status is ``non_finite``.  An
+    iteration whose subproblem fails (indefinite preconditioner, NaN/Inf) is
+    recorded as a rejected step before the run stops.
     """
     x = x0  # validated and copied by the caller
     ev = Evaluator(problem, x)
-    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, info=info)
+    mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, kind=kind, info=info,
+                  preconditioner=preconditioner)
     mon.start(x.shape[0])
     eps = eps_of(x.dtype)
     radius = initial_radius
@@ -142,11 +158,10 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, columns, initial_r
         step = sub.solve(radius)
         k += 1
         n_inner += step.n_inner
-        if step.info == "indefinite_preconditioner":
-            status = Status.INDEFINITE_PRECONDITIONER
-            break
-        if step.info == "non_finite":
-            status = Status.NON_FINITE
+        if step.info in ("indefinite_preconditioner", "non_finite"):
+            status = Status.NON_FINITE if step.info == "non_finite" else Status.INDEFINITE_PRECONDITIONER
+            mon.record(dict(iter=k, f=f, grad_norm=gnorm, radius=radius, accepted=False, cg_iter=step.n_inner,
+                            cg_info=step.info, **step.extra), x, callback=False)
             break
         x_trial = x + step.p
         f_trial, _ = ev.value(x_trial)
@@ -185,13 +200,13 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, columns, initial_r
             # the radius collapsed; if the trials were NaN/Inf, say so rather than blame the model
             status = Status.RADIUS_TOO_SMALL if isfinite(f_trial) else Status.NON_FINITE
     return mon.result(x=x, fun=f, grad=g, grad_norm=gnorm, nit=k, status=status, n_inner=n_inner,
-                      info=dict(radius=radius))
+                      info=dict(radius=radius), row=dict(iter=k, f=f, grad_norm=gnorm))
 
 
 def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radius=1000.0, eta=0.15,
                                    min_radius=None, max_iter=200, gtol=1e-5, rtol=0.0, ftol=0.0,
                                    cg_max_iter=None, cg_rtol=None, preconditioner=True,
-                                   callback=None, verbose=False):
+                                   callback=None, verbose=False, label=None):
     """Trust-region Newton / Gauss-Newton with Steihaug-CG (Nocedal & Wright,
     Alg. 7.2 inside Alg. 4.1; scipy's ``trust-ncg``; Meganet.m ``steihaugPCG``).
 
@@ -229,12 +244,23 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
         Called after every iteration; raise ``StopIteration`` to stop.
     verbose : bool
         Print the iteration table (iter, f, |g|, radius, |p|, ρ, accepted,
-        CG iterations and stop reason, work units).
+        CG iterations and stop reason, work units) under a header with the
+        label, the preconditioner (``none``, ``the problem's (...)`` or
+        ``given callable (name)``), ``cg_max_iter``, ``initial_radius`` and
+        ``max_iter``.
+    label : str, optional
+        The solver's name in the header and in ``result.solver``.  Default:
+        ``"trust-region Gauss-Newton Steihaug-CG"`` when the problem declares
+        a Gauss-Newton Hessian product (``problem.hessian == "gauss_newton"``
+        or ``problem.gauss_newton is True``), ``"trust-region Newton
+        Steihaug-CG"`` when it declares the exact Hessian, else
+        ``"trust-region Steihaug-CG"``.
 
     Returns
     -------
     OptimizeResult
-        ``info["radius"]`` is the final radius.
+        ``info["radius"]`` is the final radius, ``info["preconditioner"]``
+        the preconditioner as in the header.
     """
     check_problem(problem, "minimize_trust_region_steihaug", "value_and_gradient", "hessian_matvec")
     x0 = prepare_x0(x0)
@@ -252,8 +278,13 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
                                   precond=ev.preconditioner(x, state, preconditioner),
                                   rtol=cg_rtol, max_iter=cg_max_iter)
 
+    label = check_label(label, trust_region_label(problem, "Steihaug-CG"))
+    kind = SolverKind("second", trust_region=True, step_option="initial_radius", inner=f"cg_max_iter = {cg_max_iter}",
+                      inner_rtol="cg_rtol", hessian=hessian_kind(problem))
     columns = ["iter", "f", "grad_norm", "radius", "step_norm", "rho", "accepted", "cg_iter", "cg_info", "work_units"]
     return run_trust_region(
-        problem, x0, make, solver="trust-region Steihaug-CG", columns=columns, initial_radius=initial_radius,
+        problem, x0, make, solver=label, kind=kind, columns=columns, initial_radius=initial_radius,
         max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter, gtol=gtol, rtol=rtol,
-        ftol=ftol, callback=callback, verbose=verbose, info=f"cg_max_iter = {cg_max_iter}")
+        ftol=ftol, callback=callback, verbose=verbose, preconditioner=describe_preconditioner(problem, preconditioner),
+        info=options_text(cg_max_iter=cg_max_iter, cg_rtol=cg_rtol, initial_radius=initial_radius, max_iter=max_iter,
+                          gtol=gtol))
