@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 
 import numpy as np
 
@@ -45,6 +46,21 @@ def numba_available():
     return _have("numba")
 
 
+def _prepare_threads():
+    """Defaults for numba's threads, set before meganet first loads a numba kernel.
+
+    ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it (``os.environ.setdefault``):
+    with numba's OpenMP threading layer (libgomp, which reads the variable when it
+    is loaded, at the first parallel kernel), the default policy lets the idle
+    threads of the pool spin after every parallel region, taking the cores from
+    the thread that continues and from other processes.  On a busy 2-core machine
+    (load ≈ 3.5) the default training job took 110.7 s instead of 56.1 s and a
+    short Adam run 9.5 s instead of 1.3 s.  A program that loaded libgomp before
+    (through another library) keeps the setting it started with.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 _WARNED_NO_JIT = []
 
 
@@ -56,6 +72,7 @@ def _jit_disabled():
     so once (``engine='numba'`` still runs them, for stepping through a kernel
     in a debugger).
     """
+    _prepare_threads()
     import numba
 
     if not numba.config.DISABLE_JIT:

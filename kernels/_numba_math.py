@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import math
 
-import numba
-import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from . import _prepare_threads
+
+_prepare_threads()  # before numba's threading layer starts (OMP_WAIT_POLICY)
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["tanh64", "act_value_deriv", "act_value", "act_row", "JIT"]
 

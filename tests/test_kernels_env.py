@@ -1,7 +1,8 @@
 """The kernels under environment settings, each in a fresh subprocess.
 
 ``NUMBA_DISABLE_JIT=1`` (engine ``'auto'`` falls back to numpy with one
-warning; ``'numba'`` runs the kernels as Python).
+warning; ``'numba'`` runs the kernels as Python); ``OMP_WAIT_POLICY`` defaults
+to ``PASSIVE`` when meganet loads numba, a user's setting is kept.
 """
 
 from __future__ import annotations
@@ -69,3 +70,21 @@ def test_numba_disable_jit_falls_back_to_numpy_with_one_warning():
     assert "numpy engine" in out["warnings"][0]
     assert out["auto"] == 0.0 and out["again"] == 0.0  # 'auto' ran the numpy engine
     assert out["numba"] < 1e-12  # the kernels as Python (debugging): same values
+
+
+_WAIT_POLICY = """
+    import json, os
+    import numpy as np
+    import meganet.kernels
+    from meganet.kernels.conv2d import conv2d_forward
+    import numba
+
+    conv2d_forward(np.ones((4, 2, 5, 5)), np.ones((3, 2, 3, 3)), "zero", engine="numba")  # a parallel kernel
+    print(json.dumps({"policy": os.environ.get("OMP_WAIT_POLICY"), "layer": numba.threading_layer()}))
+"""
+
+
+@pytest.mark.parametrize("user, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE"), ("passive", "passive")])
+def test_omp_wait_policy_defaults_to_passive_and_keeps_a_users_choice(user, expected):
+    out, _ = _run(_WAIT_POLICY, OMP_WAIT_POLICY=user)
+    assert out["policy"] == expected
