@@ -23,11 +23,14 @@ Use it from Python as ``meganet.cli.main(["train", "--data", "swiss_roll"])``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import math
 import os
+import signal
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -37,15 +40,21 @@ __all__ = ["main", "build_parser", "TrainConfig", "TrainOutcome", "train", "netw
 
 DATASETS = ("peaks", "swiss_roll", "ellipses")
 SOLVERS = ("gn", "trn", "gnvpro", "lbfgs", "sgd", "adam", "steihaug")
-_SOLVER_NAMES = {
-    "gn": "Gauss-Newton-PCG (Armijo line search)",
-    "trn": "Newton-Krylov trust region (Lanczos)",
-    "steihaug": "trust-region Gauss-Newton with Steihaug-CG",
-    "gnvpro": "GNvpro: Gauss-Newton-PCG on the reduced (variable projection) objective",
+_SOLVER_NAMES = {  # the Hessian products of the objectives are Gauss-Newton products
+    "gn": "Gauss-Newton-{cg} (Armijo line search)",
+    "trn": "trust-region Gauss-Newton-Krylov (Lanczos)",
+    "steihaug": "trust-region Gauss-Newton with Steihaug-{cg}",
+    "gnvpro": "GNvpro: Gauss-Newton-{cg} on the reduced (variable projection) objective",
     "lbfgs": "L-BFGS (Wolfe line search)",
     "sgd": "SGD with momentum",
     "adam": "Adam",
 }
+
+
+def solver_label(cfg):
+    """The name of the method ``cfg`` runs (printed in the solvers' tables and saved in the summary)."""
+    return _SOLVER_NAMES[cfg.solver].format(cg="PCG" if cfg.precond else "CG")
+
 #: Statuses after which the run counts as failed (non-zero exit).
 FAILED_STATUSES = ("non_finite", "error")
 
@@ -100,7 +109,7 @@ class TrainConfig:
         return out._validated() if validate else out
 
     def _validated(self):
-        from .core.validation import check_int, check_option, check_positive
+        from .core.validation import check_bool, check_int, check_option, check_positive
 
         check_option("data", self.data, DATASETS)
         check_option("network", self.network, ("antisym", "verlet", "resnet", "leapfrog"))
@@ -119,8 +128,19 @@ class TrainConfig:
         if self.steps % 2 ** (self.levels - 1):
             raise ValueError(f"steps = {self.steps} must be divisible by 2^(levels-1) = {2 ** (self.levels - 1)} "
                              f"for levels = {self.levels} (each level doubles the number of steps)")
+        if self.n_train < MIN_TRAIN[self.data]:
+            raise ValueError(f"n_train = {self.n_train} is too small for {self.data}: need >= {MIN_TRAIN[self.data]} "
+                             f"(the validation set is {_VAL_SIZE[self.data]} and must not be empty)")
+        for name in ("overwrite", "plots", "quiet"):
+            check_bool(name, getattr(self, name))
+        if self.out is not None and (not isinstance(self.out, (str, os.PathLike)) or not os.fspath(self.out).strip()):
+            raise ValueError(f"out must name a folder (a non-empty path), got {self.out!r}")
         return self
 
+
+#: Smallest training set per data set (the validation set must not be empty).
+MIN_TRAIN = {"peaks": 4, "swiss_roll": 2, "ellipses": 4}
+_VAL_SIZE = {"peaks": "n_train // 4", "swiss_roll": "n_train", "ellipses": "n_train // 4"}
 
 #: Defaults: common, per data set, per solver (tuned on the peaks problem, seeds 0-2).
 DEFAULTS = {
@@ -150,54 +170,35 @@ class TrainOutcome:
 
 
 # ---------------------------------------------------------------------------- argument parsing
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _number(kind, *, minimum, open_min=False, maximum=None, what):
+    """An argparse ``type``: ``kind`` (int or float) in ``[minimum, maximum]`` (``(minimum, ...`` if
+    ``open_min``), finite; the error says ``expected <what>, got '<text>'``."""
+
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        ok = math.isfinite(v) and (v > minimum if open_min else v >= minimum) and (maximum is None or v <= maximum)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
 
 
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
+_positive_int = _number(int, minimum=1, what="a positive integer")
+_nonneg_int = _number(int, minimum=0, what="a non-negative integer")
+_positive_float = _number(float, minimum=0.0, open_min=True, what="a positive finite number")
+_nonneg_float = _number(float, minimum=0.0, what="a non-negative finite number")
+_fraction = _number(float, minimum=0.0, open_min=True, maximum=1.0, what="a number in (0, 1]")
 
 
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
-
-
-def _nonneg_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a non-negative finite number, got {text!r}")
-    return v
-
-
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return v
+def _folder(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder name, got an empty string")
+    return text
 
 
 def build_parser():
@@ -266,10 +267,12 @@ def build_parser():
                    help="learning rate of sgd/adam (default 0.05 / 0.01)")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="mini-batch size of sgd/adam (default 64)")
     g = tr.add_argument_group("output")
-    g.add_argument("--out", default=None, metavar="DIR",
-                   help="report folder (default ./runs/<data>-<network>-<solver>-<timestamp>); an existing folder "
-                        "is only replaced with --overwrite")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    g.add_argument("--out", type=_folder, default=None, metavar="DIR",
+                   help="report folder (default ./runs/<data>-<network>-<solver>-<time>-seed<S>-<pid>, unique per "
+                        "process); an existing folder is only replaced with --overwrite, and only if it is a meganet "
+                        "report folder")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing report folder (never a folder that is not a meganet report)")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="do not draw the PNG plots")
     g.add_argument("--quiet", action="store_true", help="print only the final summary line")
     return parser
@@ -286,20 +289,21 @@ def _config_from_args(args):
         tr.error(f"--width {res.width} is too small to pad the 2-D input (need >= 2)")
     if res.network == "verlet" and res.width < 2:
         tr.error(f"--width {res.width} is too small for the Verlet network (need >= 2)")
-    if res.data == "swiss_roll" and res.n_train < 2:
-        tr.error(f"--n-train {res.n_train} is too small for the swiss roll (need >= 2)")
-    if res.out is not None and os.path.lexists(res.out) and not res.overwrite:
-        tr.error(f"--out {res.out!r} already exists; choose another folder or pass --overwrite")
     try:
-        return res._validated()
-    except ValueError as err:
+        res = res._validated()
+        if res.out is not None:
+            _check_target(res.out, res.overwrite)
+    except (ValueError, FileExistsError) as err:
         tr.error(str(err))
+    return res
 
 
 def main(argv=None):
     """Entry point of ``meganet`` / ``python -m meganet``; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the sub-command's usage, not the top-level one
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "train":
         cfg = _config_from_args(args)
         return train(cfg).exit_code
@@ -369,23 +373,20 @@ def _solver(cfg, rng):
     """The solver function of ``cfg.solver`` and its options (per level)."""
     from . import optimizers as opt
 
-    k = cfg.max_iter
+    k, label = cfg.max_iter, solver_label(cfg)
     if cfg.solver in ("gn", "gnvpro"):
-        return opt.minimize_newton_cg, dict(max_iter=k, cg_max_iter=cfg.cg_iter, gtol=1e-8)
-    if cfg.solver == "trn":
-        return opt.minimize_trust_region_krylov, dict(max_iter=k, krylov_dim=cfg.cg_iter, gtol=1e-8)
-    if cfg.solver == "steihaug":
-        return opt.minimize_trust_region_steihaug, dict(max_iter=k, cg_max_iter=cfg.cg_iter, gtol=1e-8)
-    if cfg.solver == "lbfgs":
-        return opt.minimize_lbfgs, dict(max_iter=k, gtol=1e-8)
-    if cfg.solver == "sgd":
-        return opt.minimize_sgd, dict(learning_rate=cfg.lr, momentum=0.9, n_epochs=k, rng=rng, eval_full=True)
-    return opt.minimize_adam, dict(learning_rate=cfg.lr, n_epochs=k, rng=rng, eval_full=True)
-
-
-def _split(cfg, objective, x):
-    """``(θ, w)`` of a solver iterate (VarPro: ``w = w(θ)``, the eliminated classifier)."""
-    return objective.split(x)
+        fn, opts = opt.minimize_newton_cg, dict(max_iter=k, cg_max_iter=cfg.cg_iter, gtol=1e-8)
+    elif cfg.solver == "trn":
+        fn, opts = opt.minimize_trust_region_krylov, dict(max_iter=k, krylov_dim=cfg.cg_iter, gtol=1e-8)
+    elif cfg.solver == "steihaug":
+        fn, opts = opt.minimize_trust_region_steihaug, dict(max_iter=k, cg_max_iter=cfg.cg_iter, gtol=1e-8)
+    elif cfg.solver == "lbfgs":
+        fn, opts = opt.minimize_lbfgs, dict(max_iter=k, gtol=1e-8)
+    elif cfg.solver == "sgd":
+        fn, opts = opt.minimize_sgd, dict(learning_rate=cfg.lr, momentum=0.9, n_epochs=k, rng=rng, eval_full=True)
+    else:
+        fn, opts = opt.minimize_adam, dict(learning_rate=cfg.lr, n_epochs=k, rng=rng, eval_full=True)
+    return fn, dict(opts, label=label)
 
 
 def _metrics(model, theta, w, Y, C):
@@ -396,8 +397,138 @@ def _metrics(model, theta, w, Y, C):
 
 
 def _default_out(cfg):
+    """``runs/<data>-<network>-<solver>-<time>-seed<S>-<pid>``: unique per process, so parallel runs
+    started in the same second never collide (:func:`~meganet._folders.unique_path` on top)."""
+    from ._folders import unique_path
+
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{cfg.data}-{cfg.network}-{cfg.solver}-{stamp}")
+    return unique_path(os.path.join("runs", f"{cfg.data}-{cfg.network}-{cfg.solver}-{stamp}-seed{cfg.seed}-"
+                                            f"{os.getpid()}"))
+
+
+def _check_target(out, overwrite):
+    """Raise ``FileExistsError`` if ``out`` exists and may not be replaced (see :mod:`meganet._folders`)."""
+    from ._folders import check_replaceable
+
+    if os.path.lexists(out):
+        if not overwrite:
+            raise FileExistsError(f"--out {os.fspath(out)!r} already exists; choose another folder or pass "
+                                  "--overwrite")
+        check_replaceable(out)
+
+
+def _save(out, *, overwrite, warn, **kw):
+    """Save the report at ``out``; if that fails, at a free sibling name (``out`` appeared meanwhile)
+    or under :func:`~meganet._folders.fallback_root` (``out`` cannot be written).  A finished run is
+    never discarded because its folder cannot be written.
+
+    Returns ``(path, fallback_reason)``; the reason is ``None`` when the report is at ``out``.
+    """
+    from ._folders import fallback_root, unique_path
+    from .report import save_run
+
+    try:
+        return save_run(out, overwrite=overwrite, **kw), None
+    except FileExistsError as err:
+        reason = str(err)
+        target = unique_path(out)
+    except Exception as err:  # noqa: BLE001 - whatever went wrong, the report goes elsewhere
+        reason = f"{type(err).__name__}: {err}"
+        target = None
+    if target is not None:
+        warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
+        try:
+            return save_run(target, **kw), reason
+        except Exception as err:  # noqa: BLE001
+            reason += f"; {target}: {type(err).__name__}: {err}"
+    target = unique_path(os.path.join(fallback_root(), os.path.basename(os.path.abspath(out))))
+    warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
+    return save_run(target, **kw), reason
+
+
+class _Progress:
+    """What the solver callback saw: the last iterate with finite values (and its model), and the
+    validation metrics of every iterate (not counted as work)."""
+
+    def __init__(self, model, theta, w):
+        self.model, self.theta, self.w = model, theta, w
+        self.val = {}  # (n_steps, row time) -> (loss, accuracy)
+
+
+def _collect(cfg, data, levels, ml, progress, *, status, message):
+    """History, per-level results and the final (model, θ, w) of a complete or partial run."""
+    from .optimizers import History
+
+    history, level_results = History(), []
+    work_offset = time_offset = 0.0
+    for lev in (ml.levels if ml is not None else []):
+        model, obj = levels[lev.n_steps]
+        res = lev.result
+        rows = list(lev.history)
+        if res is None:  # the interrupted level: its rows so far, after its starting point
+            f0 = None
+            with contextlib.suppress(Exception):
+                f0 = float(obj.value(lev.x0))
+            rows = [dict(iter=0, f=f0, work_units=0.0, time=0.0)] + rows
+        for i, row in enumerate(rows):
+            if i == 0:  # the starting point of the level (recorded without a callback)
+                vl, va = _safe_metrics(model, *obj.split(lev.x0), data.Y_val, data.C_val)
+            else:
+                vl, va = progress.val.get((lev.n_steps, row.get("time")), (None, None))
+            merged = dict(row)
+            merged.update(level=lev.level, n_steps=lev.n_steps)
+            merged = {"level": merged.pop("level"), "n_steps": merged.pop("n_steps"), **merged}
+            if merged.get("f") is None:
+                merged["f"] = merged.get("f_batch")
+            merged["work_units"] = work_offset + float(row.get("work_units") or 0.0)
+            merged["time"] = time_offset + float(row.get("time") or 0.0)
+            merged["val_loss"], merged["val_accuracy"] = vl, va
+            history.append(merged)
+        if res is not None:
+            level_results.append(dict(level=lev.level, n_steps=lev.n_steps, status=res.status.value,
+                                      message=res.message, success=bool(res.success), fun=res.fun, nit=res.nit,
+                                      work_units=res.work_units, wall_time_s=res.wall_time))
+            work_offset += float(res.work_units)
+            time_offset += float(res.wall_time)
+        else:
+            last_row = rows[-1]
+            level_results.append(dict(level=lev.level, n_steps=lev.n_steps, status=status, message=message,
+                                      success=False, fun=last_row.get("f"), nit=len(rows) - 1,
+                                      work_units=float(obj.counter.work_units),
+                                      wall_time_s=float(last_row.get("time") or 0.0)))
+    work_units = float(sum(obj.counter.work_units for _, obj in levels.values()))
+    complete = ml is not None and not ml.partial
+    if complete:
+        final = ml.levels[-1]
+        model, obj = levels[final.n_steps]
+        theta, w = obj.split(ml.x)
+        status, message = final.result.status.value, final.result.message
+        success = bool(final.result.success)
+        # a failed coarse level stops nothing in train_multilevel; report the first failure
+        for lev in ml.levels:
+            if lev.result.status.value in FAILED_STATUSES:
+                status, message = lev.result.status.value, f"level {lev.level} ({lev.n_steps} steps): " \
+                                                           f"{lev.result.message}"
+                success = False
+                break
+        final_objective = float(final.result.fun)
+        work_units = float(ml.work_units)
+        if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(w))):
+            model, theta, w = progress.model, progress.theta, progress.w
+    else:
+        model, theta, w = progress.model, progress.theta, progress.w
+        final_objective, success = math.nan, False
+    return dict(history=history, level_results=level_results, model=model, theta=np.asarray(theta),
+                w=np.asarray(w), status=status, message=message, success=success, final_objective=final_objective,
+                work_units=work_units)
+
+
+def _safe_metrics(model, theta, w, Y, C):
+    """:func:`_metrics`, or ``(None, None)`` if it fails (the report is written anyway)."""
+    try:
+        return _metrics(model, theta, w, Y, C)
+    except Exception:  # noqa: BLE001
+        return None, None
 
 
 def train(cfg):
@@ -405,26 +536,50 @@ def train(cfg):
 
     The levels run through :func:`meganet.training.train_multilevel`; a
     solver callback records the validation loss and accuracy of every iterate
-    (not counted as work) and keeps the last finite iterate, which is saved
-    if the run fails or is interrupted.
+    (not counted as work) and keeps the last finite iterate.  Whatever stops the
+    training — convergence, the iteration budget, NaN/Inf, an exception raised
+    inside the solver, a kernel or the objective (``MemoryError``, ``OSError``,
+    ...), Ctrl-C, SIGTERM or SIGHUP — a report is written with everything done so
+    far (completed levels, the history up to the last iteration, the last finite
+    iterate), the status and the message.  While it is written, further
+    signals are held (:class:`meganet._signals.SignalGuard`).  If the report
+    cannot be written at ``cfg.out`` (read-only, full, a file in the way, the
+    folder appeared meanwhile) it goes to a sibling or fallback folder that the
+    message names (:func:`_save`).
 
     Returns
     -------
     TrainOutcome
-        ``exit_code`` 0 (success), 1 (NaN/Inf, or an error raised inside the
-        solver; the report holds the last good iterate) or 130 (interrupted).
+        ``exit_code`` 0 (success), 1 (NaN/Inf or an error during training; the
+        report holds the last good iterate), 3 (trained, but the report went to
+        the fallback location named on stderr and in ``path``), ``128 + signal``
+        (interrupted: 130 for Ctrl-C, 143 for SIGTERM).
+
+    Raises
+    ------
+    ValueError, FileExistsError
+        Bad options, or ``cfg.out`` exists and may not be replaced (before anything runs).
     """
-    from .optimizers import History
-    from .report import Model, build_model, model_spec, save_run, unique_path
+    from ._folders import fallback_root, writable_problem
+    from ._signals import SignalGuard, describe, exit_status
+    from .report import Model, build_model, model_spec
     from .training import time_stepping_blocks, train_multilevel
 
     cfg = cfg.resolved()
     say = (lambda *a: None) if cfg.quiet else (lambda *a: print(*a, flush=True))
-    dtype = np.dtype(cfg.dtype)
-    out = cfg.out if cfg.out is not None else unique_path(_default_out(cfg))
-    if os.path.lexists(out) and not cfg.overwrite:
-        raise FileExistsError(f"report folder {out!r} already exists; choose another --out or pass --overwrite")
 
+    def warn(msg):
+        print(f"meganet train: {msg}", file=sys.stderr, flush=True)
+
+    dtype = np.dtype(cfg.dtype)
+    out = os.fspath(cfg.out) if cfg.out is not None else _default_out(cfg)
+    _check_target(out, cfg.overwrite)
+    problem = writable_problem(out)
+    if problem is not None:
+        warn(f"the report cannot be written to {os.path.abspath(out)}: {problem}. Training anyway; the report will "
+             f"go to {fallback_root()} (exit status 3)")
+
+    say(f"meganet train: generating the {cfg.data} data ...")
     data = _make_data(cfg)
     steps = _level_steps(cfg)
     spec = model_spec(network=cfg.network, opening=cfg.opening, n_inputs=data.Y_train.shape[1], width=cfg.width,
@@ -436,19 +591,16 @@ def train(cfg):
     w0 = model0.init_w(rng=rng)
     say(f"meganet train: {data.name} ({data.Y_train.shape[0]} training / {data.Y_val.shape[0]} validation examples, "
         f"{data.n_classes} classes), {cfg.network} network of width {cfg.width}, T = {cfg.final_time:g}, "
-        f"levels {steps} steps, solver {cfg.solver} ({_SOLVER_NAMES[cfg.solver]})")
+        f"levels {steps} steps, solver {cfg.solver} ({solver_label(cfg)})")
 
     levels = {}  # n_steps -> (model, objective)
-    last = {"model": model0, "theta": theta0, "w": w0}
-    val = {}  # (n_steps, row time) -> validation (loss, accuracy)
+    progress = _Progress(model0, theta0, w0)
 
     def make_objective(net):
         N = time_stepping_blocks(net)[0].n_steps
         model = Model(spec=dict(spec, n_steps=N), network=net, loss=model0.loss)
         obj = _objective(cfg, model, data, rng=rng)
         levels[N] = (model, obj)
-        say(f"-- level {len(levels)}/{len(steps)}: {N} steps, h = {cfg.final_time / N:g}, "
-            f"{net.n_theta} network weights + {model.loss.n_w} classifier weights")
         return obj
 
     def callback(x, row):
@@ -456,91 +608,78 @@ def train(cfg):
         th, ww = obj.split(x)
         if not (np.all(np.isfinite(th)) and np.all(np.isfinite(ww))):
             return
-        last.update(model=model, theta=th.copy(), w=ww.copy())
-        val[(row["n_steps"], row.get("time"))] = _metrics(model, th, ww, data.Y_val, data.C_val)
+        progress.model, progress.theta, progress.w = model, th.copy(), ww.copy()
+        progress.val[(row["n_steps"], row.get("time"))] = _metrics(model, th, ww, data.Y_val, data.C_val)
+
+    def held(signum):
+        warn(f"{describe(signum)} received while the report is written; stopping as soon as it is complete")
 
     fn, options = _solver(cfg, rng)
-    x0 = theta0
-    if cfg.solver != "gnvpro":
-        x0 = np.concatenate([theta0, w0])
-    status, message, interrupted, result = "completed", "", False, None
-    t_start = time.perf_counter()
-    try:
-        result = train_multilevel(make_objective, model0.network, x0, levels=steps, solver=fn,
-                                  solver_options=options, callback=callback, verbose=not cfg.quiet)
-    except KeyboardInterrupt:
-        status, interrupted = "interrupted", True
-        message = "interrupted by the user (Ctrl-C); the last iterate is saved"
-    except (ValueError, FloatingPointError, ArithmeticError) as err:
-        status, message = "error", f"{type(err).__name__} raised during training: {err}"
-    wall = time.perf_counter() - t_start
-
-    history = History()
-    level_results = []
-    if result is not None:
-        for lev in result.levels:
-            model, obj = levels[lev.n_steps]
-            res = lev.result
-            level_results.append(dict(n_steps=lev.n_steps, status=res.status.value, message=res.message,
-                                      fun=res.fun, nit=res.nit, work_units=res.work_units,
-                                      wall_time_s=res.wall_time))
-        work_offset = time_offset = 0.0
-        for lev in result.levels:
-            model, obj = levels[lev.n_steps]
-            for i, row in enumerate(lev.result.history):
-                if i == 0:  # the starting point of the level (recorded without a callback)
-                    th0, ww0 = obj.split(lev.x0)
-                    vl, va = _metrics(model, th0, ww0, data.Y_val, data.C_val)
-                else:
-                    vl, va = val.get((lev.n_steps, row.get("time")), (None, None))
-                merged = dict(level=lev.level, n_steps=lev.n_steps)
-                merged.update(row)
-                if merged.get("f") is None:
-                    merged["f"] = merged.get("f_batch")
-                merged["work_units"] = work_offset + float(row.get("work_units") or 0.0)
-                merged["time"] = time_offset + float(row.get("time") or 0.0)
-                merged["val_loss"], merged["val_accuracy"] = vl, va
-                history.append(merged)
-            work_offset += float(lev.result.work_units)
-            time_offset += float(lev.result.wall_time)
-        final = result.levels[-1]
-        model, obj = levels[final.n_steps]
-        theta, w = obj.split(result.x)
-        status, message = final.result.status.value, final.result.message
-        # a failed coarse level stops nothing in train_multilevel; report the first failure
-        for lev in result.levels:
-            if lev.result.status.value in FAILED_STATUSES:
-                status, message = lev.result.status.value, f"level with {lev.n_steps} steps: {lev.result.message}"
-                break
-        final_objective = float(final.result.fun)
-        work_units = float(result.work_units)
+    x0 = theta0 if cfg.solver == "gnvpro" else np.concatenate([theta0, w0])
+    status, message, ml, stop_signal = "completed", "", None, None
+    with SignalGuard(on_hold_signal=held) as guard:
+        t_start = time.perf_counter()
+        try:
+            try:
+                ml = train_multilevel(make_objective, model0.network, x0, levels=steps, solver=fn,
+                                      solver_options=options, callback=callback, verbose=not cfg.quiet)
+            finally:
+                guard.hold()  # from here on, the report is written whatever arrives
+        except KeyboardInterrupt as err:
+            ml = getattr(err, "partial_result", None)
+            status, stop_signal = "interrupted", getattr(err, "signum", signal.SIGINT)
+            message = (f"interrupted by {describe(stop_signal)}; the report holds the completed levels, "
+                       "the history up to the last iteration and the last iterate with finite values")
+        except Exception as err:  # noqa: BLE001 - any failure still writes the report of the work done
+            ml = getattr(err, "partial_result", None)
+            status, message = "error", f"{type(err).__name__} raised during training: {err}"
+            warn(message)
+            traceback.print_exc(file=sys.stderr)
+        wall = time.perf_counter() - t_start
+        rec = _collect(cfg, data, levels, ml, progress, status=status, message=message)
+        model, theta, w = rec["model"], rec["theta"], rec["w"]
+        train_loss, train_acc = _safe_metrics(model, theta, w, data.Y_train, data.C_train)
+        val_loss, val_acc = _safe_metrics(model, theta, w, data.Y_val, data.C_val)
+        summary = dict(
+            status=rec["status"], message=rec["message"], success=rec["success"],
+            failed=rec["status"] in FAILED_STATUSES or rec["status"] == "interrupted",
+            final_loss=train_loss, final_objective=rec["final_objective"], train_loss=train_loss,
+            train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, wall_time_s=wall,
+            work_units=rec["work_units"], iterations=int(sum(r["nit"] for r in rec["level_results"])),
+            levels=steps, n_steps=model.spec["n_steps"], solver=cfg.solver, solver_name=solver_label(cfg),
+            data=data.name, n_train=int(data.Y_train.shape[0]), n_val=int(data.Y_val.shape[0]),
+            n_classes=int(data.n_classes), network=spec["network"], n_theta=int(model.network.n_theta),
+            n_w=int(model.loss.n_w), config=asdict(cfg), level_results=rec["level_results"],
+            command=" ".join(["meganet"] + sys.argv[1:]), out_requested=os.path.abspath(out),
+            title=f"{data.name}: {spec['network']} network, solver {cfg.solver}",
+        )
+        say(f"meganet train: writing the report to {os.path.abspath(out)} ...")
+        path, fallback = _save(out, overwrite=cfg.overwrite, warn=warn, model=model, theta=theta, w=w,
+                               history=rec["history"], summary=summary, data=data, plots=cfg.plots)
+    status = rec["status"]
+    stop_signal = stop_signal if stop_signal is not None else guard.signum
+    if stop_signal is not None:
+        code = exit_status(stop_signal)
+    elif status in FAILED_STATUSES:
+        code = 1
     else:
-        model, theta, w = last["model"], last["theta"], last["w"]
-        final_objective = math.nan
-        work_units = float(sum(obj.counter.work_units for _, obj in levels.values()))
-    theta = np.asarray(theta)
-    w = np.asarray(w)
-    train_loss, train_acc = _metrics(model, theta, w, data.Y_train, data.C_train)
-    val_loss, val_acc = _metrics(model, theta, w, data.Y_val, data.C_val)
-    summary = dict(
-        status=status, message=message, success=status not in FAILED_STATUSES and not interrupted,
-        final_loss=train_loss, final_objective=final_objective, train_loss=train_loss, train_accuracy=train_acc,
-        val_loss=val_loss, val_accuracy=val_acc, wall_time_s=wall, work_units=work_units,
-        iterations=int(sum(r["nit"] for r in level_results)), levels=steps, n_steps=model.spec["n_steps"],
-        solver=cfg.solver, solver_name=_SOLVER_NAMES[cfg.solver], data=data.name,
-        n_train=int(data.Y_train.shape[0]), n_val=int(data.Y_val.shape[0]), n_classes=int(data.n_classes),
-        network=spec["network"], n_theta=int(model.network.n_theta), n_w=int(model.loss.n_w), config=asdict(cfg),
-        level_results=level_results, command=" ".join(["meganet"] + sys.argv[1:]),
-        title=f"{data.name}: {spec['network']} network, solver {cfg.solver}",
-    )
-    path = save_run(out, model=model, theta=theta, w=w, history=history, summary=summary, data=data,
-                    plots=cfg.plots, overwrite=cfg.overwrite)
-    code = 130 if interrupted else (1 if status in FAILED_STATUSES else 0)
-    line = (f"{status}: train accuracy {100 * train_acc:.2f} %, validation accuracy {100 * val_acc:.2f} %, "
-            f"training loss {train_loss:.4e}, {work_units:g} work units, {wall:.1f} s; report: {path}")
+        code = 3 if fallback is not None else 0
+    pct = (lambda v: "n/a" if v is None else f"{100 * v:.2f} %")
+    line = (f"{status}: train accuracy {pct(train_acc)}, validation accuracy {pct(val_acc)}, "
+            f"training loss {train_loss if train_loss is None else format(train_loss, '.4e')}, "
+            f"{rec['work_units']:g} work units, {wall:.1f} s; report: {path}")
     if code:
-        print(f"meganet train: run failed ({status}): {message}", file=sys.stderr, flush=True)
+        if code == 1:
+            why = f"run failed ({status}): {rec['message']}"
+        elif code == 3:
+            why = f"the report could not be written to {os.path.abspath(out)}; it is at {path}"
+        elif status == "interrupted":
+            why = rec["message"]
+        else:
+            why = f"{describe(stop_signal)} received after training had finished; the report is complete"
+        print(f"meganet train: {why}", file=sys.stderr, flush=True)
         print(line, file=sys.stderr, flush=True)
     else:
         print(line, flush=True)
-    return TrainOutcome(path=path, summary=summary, exit_code=code, theta=theta, w=w, history=history.to_dict())
+    return TrainOutcome(path=path, summary=summary, exit_code=code, theta=theta, w=w,
+                        history=rec["history"].to_dict())

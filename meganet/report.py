@@ -9,12 +9,15 @@ A report folder holds everything needed to inspect and reuse a trained network::
     data.npz          training and validation data the run used (optional)
     *.png             decision regions with the data, convergence plot (when matplotlib is installed)
 
-:func:`save_run` writes into a temporary sibling folder and renames it into
+:func:`save_run` writes into a hidden sibling folder and renames it into
 place (``os.rename`` of a directory is atomic on POSIX), so an interrupted or
 failing write never leaves a half-written result; an existing folder is only
-replaced with ``overwrite=True`` (the old folder is moved aside first and
-deleted only after the new one is in place).  :func:`load_run` rebuilds the
-network and loss from ``model.json`` and returns a :class:`Run` that predicts.
+replaced with ``overwrite=True`` and only if it is a meganet report folder (the
+old folder is moved aside first and deleted only after the new one is in
+place; see :mod:`meganet._folders` for the exact rules and the clean-up of
+folders left by killed processes).  :func:`load_run` rebuilds the network and
+loss from ``model.json`` and returns a :class:`Run` that predicts; it checks
+every file before use and names the file in every error.
 
 The model specification (:func:`model_spec`) is a small JSON-able dict::
 
@@ -27,22 +30,21 @@ The model specification (:func:`model_spec`) is a small JSON-able dict::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._folders import FORMAT, atomic_folder, is_partial_folder, unique_path
 from .core.validation import check_int, check_nonnegative, check_option, check_positive
 
 __all__ = [
     "NETWORKS", "OPENINGS", "LOSSES", "FORMAT", "FORMAT_VERSION",
     "model_spec", "build_model", "Model", "atomic_folder", "unique_path", "save_run", "load_run", "Run",
-    "to_jsonable",
+    "ReportError", "to_jsonable", "MAX_PARAMS", "MAX_STEPS",
 ]
 
 #: Time-stepping blocks a report can hold (names used by the command line).
@@ -51,8 +53,11 @@ NETWORKS = ("antisym", "verlet", "resnet", "leapfrog")
 OPENINGS = ("dense", "pad")
 #: Losses on the network output.
 LOSSES = ("softmax", "least_squares")
-FORMAT = "meganet-run"
 FORMAT_VERSION = 1
+#: Largest model :func:`load_run` builds from a ``model.json`` (estimated parameter count, and steps);
+#: larger ones are refused before anything is allocated (pass ``max_params`` to raise the bound).
+MAX_PARAMS = 50_000_000
+MAX_STEPS = 8192
 
 _SPEC_KEYS = ("network", "opening", "n_inputs", "width", "n_steps", "final_time", "activation", "gamma", "loss",
               "n_outputs", "dtype")
@@ -229,11 +234,6 @@ def _write_json(path, obj):
         fh.write("\n")
 
 
-def _read_json(path):
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
 def _write_csv(path, columns):
     import csv
 
@@ -252,74 +252,6 @@ def _write_csv(path, columns):
                 else:
                     row.append(v)
             writer.writerow(row)
-
-
-# ---------------------------------------------------------------------------- atomic folders
-def unique_path(path):
-    """``path`` if nothing exists there, else ``path-1``, ``path-2``, … (the first free one)."""
-    path = os.fspath(path)
-    if not os.path.lexists(path):
-        return path
-    k = 1
-    while os.path.lexists(f"{path}-{k}"):
-        k += 1
-    return f"{path}-{k}"
-
-
-@contextlib.contextmanager
-def atomic_folder(path, *, overwrite=False):
-    """Context manager: yield a temporary sibling folder, rename it to ``path`` on success.
-
-    On an exception (including ``KeyboardInterrupt``) the temporary folder is
-    removed and nothing appears at ``path``; an existing folder at ``path`` is
-    left untouched.  With ``overwrite=True`` an existing folder is moved aside,
-    the new one renamed into place, then the old one deleted (if the rename
-    fails the old folder is restored).
-
-    Raises
-    ------
-    FileExistsError
-        ``path`` exists and ``overwrite`` is false (checked before and after writing).
-    """
-    path = os.path.abspath(os.fspath(path))
-    parent, name = os.path.split(path)
-    if not name:
-        raise ValueError(f"path must name a folder, got {path!r}")
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"report folder {path!r} already exists; choose another --out or pass --overwrite")
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise FileExistsError(f"{path!r} exists and is not a folder; refusing to replace it")
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
-    try:
-        yield tmp
-        _commit(tmp, path, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _commit(tmp, path, overwrite):
-    if not os.path.lexists(path):
-        try:
-            os.rename(tmp, path)  # atomic; fails if a non-empty folder appeared meanwhile
-            return
-        except OSError:
-            if not overwrite or not os.path.lexists(path):
-                raise FileExistsError(f"report folder {path!r} appeared while the report was written; "
-                                      "choose another --out or pass --overwrite") from None
-    if not overwrite:
-        raise FileExistsError(f"report folder {path!r} already exists; choose another --out or pass --overwrite")
-    parent, name = os.path.split(path)
-    old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-    os.rmdir(old)
-    os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- save / load
@@ -345,7 +277,9 @@ def save_run(path, *, model, theta, w, history=None, summary=None, data=None, pl
     Parameters
     ----------
     path : str or path-like
-        The report folder (must not exist unless ``overwrite``).
+        The report folder (must not exist unless ``overwrite``; even then only
+        an existing meganet report folder is replaced, anything else raises
+        ``FileExistsError``).
     model : Model
     theta : array, shape (model.network.n_theta,)
     w : array, shape (model.loss.n_w,)
@@ -439,7 +373,11 @@ class Run:
     model : Model
     theta, w : numpy arrays
     summary : dict
-    history : dict of columns (empty if the run had none)
+        ``{}`` if ``summary.json`` is missing or damaged (see ``problems``).
+    history : dict of columns
+        ``{}`` if the run had none or ``history.json`` is damaged.
+    problems : list of str
+        Damaged optional files that were skipped (each names the file and what is wrong).
     """
 
     path: str
@@ -448,6 +386,7 @@ class Run:
     w: np.ndarray
     summary: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
 
     @property
     def network(self):
@@ -474,15 +413,122 @@ class Run:
         return float(np.mean(self.predict(Y) == np.asarray(C)))
 
     def load_data(self):
-        """The :class:`~meganet.data.Dataset` saved with the run (``FileNotFoundError`` if none)."""
+        """The :class:`~meganet.data.Dataset` saved with the run.
+
+        Raises ``FileNotFoundError`` if the run has no ``data.npz`` and ``ValueError`` (naming the
+        file) if it is damaged.
+        """
         from .data import Dataset
 
-        with np.load(os.path.join(self.path, "data.npz")) as z:
-            return Dataset(z["Y_train"], z["C_train"], z["Y_val"], z["C_val"], int(z["n_classes"]), str(z["name"]))
+        fname = os.path.join(self.path, "data.npz")
+        if not os.path.isfile(fname):
+            raise FileNotFoundError(f"{fname}: the run was saved without its data (no data.npz)")
+        names = ("Y_train", "C_train", "Y_val", "C_val", "n_classes", "name")
+        arrays = _read_npz(fname, names)
+        return Dataset(arrays["Y_train"], arrays["C_train"], arrays["Y_val"], arrays["C_val"],
+                       int(arrays["n_classes"]), str(arrays["name"]))
 
 
-def load_run(path):
+class ReportError(ValueError):
+    """A report folder (or one of its files) cannot be loaded; the message names the file."""
+
+
+def _read_json_file(fname):
+    try:
+        with open(fname, "rb") as fh:
+            raw = fh.read()
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ReportError(f"{fname}: not UTF-8 text ({err.reason} at byte {err.start}); the file is damaged") from None
+    except ValueError as err:
+        raise ReportError(f"{fname}: not valid JSON ({err}); the file is damaged") from None
+    except OSError as err:
+        raise ReportError(f"{fname}: cannot be read ({err.strerror or err})") from None
+
+
+def _npy_header(zf, member, fname):
+    """``(shape, dtype)`` of ``member`` in an open .npz, read from its header only (nothing allocated)."""
+    try:
+        with zf.open(member) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise ReportError(f"{fname}: the array {member[:-4]!r} is damaged ({err})") from None
+    return shape, dtype
+
+
+def _read_npz(fname, names, *, expect=None):
+    """Arrays ``names`` of the .npz ``fname``, never unpickling; ``expect`` maps a name to the
+    required shape, checked from the header before the array is read."""
+    if not zipfile.is_zipfile(fname):
+        raise ReportError(f"{fname}: not a .npz archive (a zip file of .npy arrays); the file is damaged")
+    try:
+        with zipfile.ZipFile(fname) as zf:
+            members = set(zf.namelist())
+            missing = [n for n in names if n + ".npy" not in members]
+            if missing:
+                raise ReportError(f"{fname}: lacks the array(s) {missing}; it holds {sorted(m[:-4] for m in members)}")
+            for n, shape in (expect or {}).items():
+                got_shape, dtype = _npy_header(zf, n + ".npy", fname)
+                if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+                    raise ReportError(f"{fname}: {n} has dtype {dtype}; expected float32 or float64")
+                if tuple(got_shape) != tuple(shape):
+                    raise ReportError(f"{fname}: {n} has shape {tuple(got_shape)}, but the model in model.json needs "
+                                      f"{tuple(shape)}")
+        with np.load(fname, allow_pickle=False) as z:
+            return {n: z[n] for n in names}
+    except ReportError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
+        raise ReportError(f"{fname}: cannot be read ({type(err).__name__}: {err}); the file is damaged") from None
+
+
+def _estimated_params(spec):
+    """An upper bound of ``n_theta + n_w`` computed from the specification alone."""
+    n, N = spec["width"], spec["n_steps"]
+    opening = (spec["n_inputs"] + 1) * n if spec["opening"] == "dense" else 0
+    return N * (n * n + 2 * n) + opening + (n + 1) * spec["n_outputs"]
+
+
+def _load_spec(fname, meta, max_params):
+    if not isinstance(meta, dict):
+        raise ReportError(f"{fname}: expected a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise ReportError(f"{fname}: format {meta.get('format')!r}, expected {FORMAT!r}; not a meganet report")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ReportError(f"{fname}: format_version {meta.get('format_version')!r}; this meganet reads version "
+                          f"{FORMAT_VERSION}")
+    spec = meta.get("spec")
+    if not isinstance(spec, dict):
+        raise ReportError(f"{fname}: lacks the model specification 'spec' (a JSON object)")
+    missing = [k for k in _SPEC_KEYS if k not in spec]
+    if missing:
+        raise ReportError(f"{fname}: the specification lacks the key(s) {missing}; expected {list(_SPEC_KEYS)}")
+    try:
+        spec = model_spec(**{k: spec[k] for k in _SPEC_KEYS})
+    except (TypeError, ValueError) as err:
+        raise ReportError(f"{fname}: invalid model specification: {err}") from None
+    if spec["n_steps"] > MAX_STEPS:
+        raise ReportError(f"{fname}: n_steps = {spec['n_steps']} exceeds the bound {MAX_STEPS} of load_run; "
+                          "the file is damaged or not from meganet")
+    size = _estimated_params(spec)
+    if size > max_params:
+        raise ReportError(f"{fname}: the model would have about {size} parameters, more than max_params = "
+                          f"{max_params}; pass a larger max_params if the report is genuine")
+    return spec
+
+
+def load_run(path, *, max_params=MAX_PARAMS):
     """Load a report folder written by :func:`save_run` (e.g. by ``meganet train``).
+
+    ``model.json`` and ``params.npz`` are required and checked before anything large is allocated
+    (the specification is bounded by ``max_params`` and :data:`MAX_STEPS`; the arrays' dtype and
+    shape are read from their headers; nothing is unpickled).  ``summary.json`` and
+    ``history.json`` are optional: a damaged one is skipped with a warning and listed in
+    ``run.problems``, so an intact model always loads.
 
     Returns
     -------
@@ -492,28 +538,45 @@ def load_run(path):
     Raises
     ------
     FileNotFoundError
-        ``path`` is not a report folder (``model.json`` or ``params.npz`` missing).
-    ValueError
-        The folder has another format or its parameters do not fit the model.
+        ``path`` is not a folder, or ``model.json`` / ``params.npz`` is missing.
+    ReportError (a ValueError)
+        The folder is the partial folder of an interrupted save, or a required file is damaged,
+        of another format, too large, or its parameters are not finite floats of the model's size.
+        The message names the file and what is wrong.
     """
+    import warnings
+
     path = os.path.abspath(os.fspath(path))
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path!r} is not a folder (expected a meganet report folder)")
+    if is_partial_folder(path):
+        raise ReportError(f"{path!r} is the partial folder of an interrupted save (it may be incomplete); it cannot "
+                          "be loaded. The next run into the same parent folder removes it when its process has ended")
     for f in ("model.json", "params.npz"):
         if not os.path.isfile(os.path.join(path, f)):
             raise FileNotFoundError(f"{path!r} is not a meganet report folder: {f} is missing")
-    meta = _read_json(os.path.join(path, "model.json"))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}/model.json has format {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}/model.json has format_version {meta.get('format_version')!r}; this meganet "
-                         f"reads version {FORMAT_VERSION}")
-    model = build_model(meta["spec"])
-    with np.load(os.path.join(path, "params.npz")) as z:
-        theta, w = z["theta"], z["w"]
-    if theta.shape != (model.network.n_theta,) or w.shape != (model.loss.n_w,):
-        raise ValueError(f"params.npz holds theta {theta.shape} and w {w.shape}, but the model in model.json needs "
-                         f"({model.network.n_theta},) and ({model.loss.n_w},)")
-    spath = os.path.join(path, "summary.json")
-    summary = _read_json(spath) if os.path.isfile(spath) else {}
-    hpath = os.path.join(path, "history.json")
-    history = _read_json(hpath) if os.path.isfile(hpath) else {}
-    return Run(path=path, model=model, theta=theta, w=w, summary=summary, history=history)
+    mname = os.path.join(path, "model.json")
+    spec = _load_spec(mname, _read_json_file(mname), max_params)
+    model = build_model(spec)
+    pname = os.path.join(path, "params.npz")
+    arrays = _read_npz(pname, ("theta", "w"), expect={"theta": (model.network.n_theta,), "w": (model.loss.n_w,)})
+    for k, v in arrays.items():
+        if not np.all(np.isfinite(v)):
+            raise ReportError(f"{pname}: {k} holds NaN or Inf values; the parameters are unusable")
+    theta, w = (arrays[k].astype(model.dtype, copy=False) for k in ("theta", "w"))
+    problems, records = [], {}
+    for key, f in (("summary", "summary.json"), ("history", "history.json")):
+        fname = os.path.join(path, f)
+        records[key] = {}
+        if not os.path.isfile(fname):
+            continue
+        try:
+            value = _read_json_file(fname)
+            if not isinstance(value, dict):
+                raise ReportError(f"{fname}: expected a JSON object, got {type(value).__name__}")
+            records[key] = value
+        except ReportError as err:
+            problems.append(str(err))
+            warnings.warn(f"{err}; loading the model without it", stacklevel=2)
+    return Run(path=path, model=model, theta=theta, w=w, summary=records["summary"], history=records["history"],
+               problems=problems)

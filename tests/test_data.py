@@ -53,3 +53,16 @@ def test_one_hot_and_errors():
         peaks(100, n_classes=1)
     with pytest.raises(ValueError, match="noise must be non-negative"):
         swiss_roll(10, noise=-1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: ellipses(2, val_fraction=0.2), lambda: ellipses(3, val_fraction=0.1),
+                                  lambda: peaks(5, val_fraction=0.05), lambda: swiss_roll(4, val_fraction=0.9)])
+def test_tiny_splits_raise_instead_of_an_empty_set(make):
+    # issue 9, defect 10: an empty validation (or training) set ended in ZeroDivisionError later on
+    with pytest.raises(ValueError, match="both sets need at least one"):
+        make()
+
+
+def test_no_validation_set_when_asked():
+    d = peaks(10, val_fraction=0.0)
+    assert d.Y_val.shape == (0, 2) and d.Y_train.shape[0] == 10

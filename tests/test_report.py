@@ -130,7 +130,7 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, exc):
     monkeypatch.setattr(report, "_write_csv", failing_csv)
     with pytest.raises(exc):
         save_run(tmp_path / "run", model=m, theta=theta, w=w, history={"f": [1.0], "work_units": [0]}, plots=False)
-    assert seen["files"] == ["model.json", "params.npz"]
+    assert [f for f in seen["files"] if not f.startswith(".")] == ["model.json", "params.npz"]
     assert os.path.dirname(seen["folder"]) == str(tmp_path)
     assert not (tmp_path / "run").exists() and not os.path.exists(seen["folder"])
     assert os.listdir(tmp_path) == []
@@ -144,17 +144,62 @@ def test_existing_folder_is_never_clobbered_silently(tmp_path, monkeypatch):
     (old / "sentinel.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="--overwrite"):
         save_run(old, model=m, theta=theta, w=w, plots=False)
-    assert (old / "sentinel.txt").read_text() == "keep me"
-    # overwrite=True but the write fails: the old folder stays as it was
-    monkeypatch.setattr(report, "_write_json", lambda path, obj: (_ for _ in ()).throw(_Boom("no")))
-    with pytest.raises(_Boom):
+    # a folder that is not a report is never replaced, even with overwrite=True (issue 9, defect 1)
+    with pytest.raises(FileExistsError, match="not a meganet report folder"):
         save_run(old, model=m, theta=theta, w=w, plots=False, overwrite=True)
     assert sorted(os.listdir(old)) == ["sentinel.txt"] and _leftovers(tmp_path) == []
+    # a report folder: overwrite=True but the write fails -> the old report stays as it was
+    save_run(old.with_name("rep"), model=m, theta=theta, w=w, plots=False)
+    rep = tmp_path / "rep"
+    before = {f: (rep / f).read_bytes() for f in os.listdir(rep)}
+    monkeypatch.setattr(report, "_write_json", lambda path, obj: (_ for _ in ()).throw(_Boom("no")))
+    with pytest.raises(_Boom):
+        save_run(rep, model=m, theta=2 * theta, w=w, plots=False, overwrite=True)
+    assert {f: (rep / f).read_bytes() for f in os.listdir(rep)} == before and _leftovers(tmp_path) == []
     monkeypatch.undo()
     # overwrite=True and the write succeeds: replaced, nothing left over
-    save_run(old, model=m, theta=theta, w=w, plots=False, overwrite=True)
-    assert not (old / "sentinel.txt").exists() and (old / "params.npz").exists()
+    save_run(rep, model=m, theta=2 * theta, w=w, plots=False, overwrite=True)
+    np.testing.assert_array_equal(load_run(rep).theta, 2 * theta)
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "subdir/"])
+def test_report_with_foreign_files_is_not_replaced(tmp_path, extra):
+    m = _model()
+    theta, w = _weights(m)
+    rep = save_run(tmp_path / "rep", model=m, theta=theta, w=w, plots=False)
+    if extra.endswith("/"):
+        os.mkdir(os.path.join(rep, extra))
+    else:
+        open(os.path.join(rep, extra), "w").write("mine")
+    with pytest.raises(FileExistsError, match="holds files that are not part of a report"):
+        save_run(rep, model=m, theta=theta, w=w, plots=False, overwrite=True)
+    assert os.path.exists(os.path.join(rep, extra))
+
+
+def test_current_directory_and_links_are_never_replaced(tmp_path, monkeypatch):
+    m = _model()
+    theta, w = _weights(m)
+    rep = save_run(tmp_path / "rep", model=m, theta=theta, w=w, plots=False)
+    monkeypatch.chdir(rep)
+    with pytest.raises(FileExistsError, match="current directory"):
+        save_run(rep, model=m, theta=theta, w=w, plots=False, overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    os.symlink(rep, tmp_path / "link")
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        save_run(tmp_path / "link", model=m, theta=theta, w=w, plots=False, overwrite=True)
+    assert os.path.islink(tmp_path / "link") and load_run(rep).theta.shape == theta.shape
+
+
+def test_report_folder_mode_follows_umask(tmp_path):
+    m = _model()
+    theta, w = _weights(m)
+    old = os.umask(0o022)
+    try:
+        rep = save_run(tmp_path / "rep", model=m, theta=theta, w=w, plots=False)
+    finally:
+        os.umask(old)
+    assert os.stat(rep).st_mode & 0o777 == 0o755  # tempfile.mkdtemp gave 0o700
 
 
 def test_unique_path(tmp_path):
@@ -180,7 +225,7 @@ def test_load_run_errors(tmp_path):
     meta["format_version"] = report.FORMAT_VERSION
     meta["spec"]["n_steps"] = 8
     json.dump(meta, open(os.path.join(path, "model.json"), "w"))
-    with pytest.raises(ValueError, match="params.npz holds theta"):
+    with pytest.raises(ValueError, match=r"params.npz: theta has shape \(186,\), but the model in model.json needs"):
         load_run(path)
 
 

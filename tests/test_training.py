@@ -116,7 +116,7 @@ def test_multilevel_levels_are_consistent():
     assert ml.x is ml.levels[-1].x and ml.network is ml.levels[-1].network
     assert ml.work_units == pytest.approx(sum(L.result.work_units for L in ml.levels))
     assert ml.weighted_work_units == pytest.approx(sum(L.result.work_units * L.n_steps / 8 for L in ml.levels))
-    assert ml.history["level"][0] == 0 and ml.history["level"][-1] == 2
+    assert ml.history["level"][0] == 1 and ml.history["level"][-1] == 3  # levels are numbered from 1
     tw = ml.history["total_work_units"]
     assert all(b >= a for a, b in zip(tw, tw[1:])) and tw[-1] == pytest.approx(ml.work_units)
     # the warm start pays off: the fine level starts from a much better point than a fresh start
@@ -158,7 +158,7 @@ def test_multilevel_bad_input():
         train_multilevel(make, net, levels=(2, 4), solver_options=[{}])
     with pytest.raises(ValueError, match="keep_best=True needs validation"):
         train_multilevel(make, net, levels=(2, 4), keep_best=True)
-    with pytest.raises(ValueError, match=r"starting point of level 0 has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"starting point of level 1 has shape \(3,\)"):
         train_multilevel(make, net, np.zeros(3), levels=(2,))
 
 
@@ -185,6 +185,10 @@ def test_keep_best_returns_the_best_validation_iterate():
     assert kb["metrics"]["loss"] == pytest.approx((5 * (1 - 0.9 ** 9) - 3) ** 2, rel=1e-10)
     assert kb["final_x"][0] == pytest.approx(5 * (1 - 0.9 ** 30), rel=1e-12)
     assert [h["iteration"] for h in kb["history"]] == list(range(31))
+    # the result describes the point it returns (issue 9, defect 12): fun, grad and the last history row
+    assert res.fun == pytest.approx(prob.value(res.x)[0], rel=1e-14) and res.fun != kb["final_fun"]
+    np.testing.assert_allclose(res.grad, 2 * (res.x - 5.0), rtol=1e-14)
+    assert res.history[-1]["f"] == res.fun and res.history[-1]["stop"] == "keep_best"
     keep = KeepBest(prob, None, None, metric="loss", every=4)
     minimize_steepest_descent(prob, np.zeros(1), max_iter=3, callback=keep)
     assert keep.history == []  # 3 callbacks, evaluated every 4th

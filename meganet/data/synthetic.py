@@ -52,9 +52,19 @@ def one_hot(C, n_classes):
 
 
 def split(Y, C, *, val_fraction, rng, name, n_classes):
-    """Shuffle and split into training and validation sets."""
-    perm = rng.permutation(Y.shape[0])
-    n_val = int(round(val_fraction * Y.shape[0]))
+    """Shuffle and split into training and validation sets.
+
+    ``val_fraction = 0`` gives an empty validation set; otherwise both sets must
+    be non-empty (``ValueError`` naming the sizes if rounding empties one).
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction!r}")
+    n = Y.shape[0]
+    perm = rng.permutation(n)
+    n_val = int(round(val_fraction * n))
+    if val_fraction > 0 and not 0 < n_val < n:
+        raise ValueError(f"val_fraction = {val_fraction:g} of {n} examples gives {n_val} validation and {n - n_val} "
+                         f"training examples; both sets need at least one (use more examples)")
     val, train = perm[:n_val], perm[n_val:]
     return Dataset(Y[train], C[train], Y[val], C[val], n_classes, name)
 

@@ -103,17 +103,31 @@ class KeepBest:
     def apply(self, result):
         """A copy of the solver's result with ``x`` the best validation iterate.
 
-        ``fun``/``grad``/``grad_norm`` still describe the final iterate; it and
-        its metrics go to ``info['keep_best']`` (with the best iteration and
-        metrics).  The final iterate is evaluated first if it has not been.
+        Every field describes that iterate (the invariant of
+        :class:`~meganet.optimizers.OptimizeResult`): when it is not the final
+        one, ``fun``, ``grad`` and ``grad_norm`` are evaluated there (one
+        ``value_and_gradient``, counted in ``work_units``) and the history gets
+        a closing row for it (``stop='keep_best'``).  The final iterate, its
+        value and metrics go to ``info['keep_best']`` (with the best iteration
+        and metrics).  The final iterate is evaluated first if it has not been.
         """
         if not self.history or self.history[-1]["iteration"] != result.nit:
             self.evaluate(result.x, result.nit)
         info = dict(result.info)
         info["keep_best"] = dict(iteration=self.best_iteration, metrics=self.best_metrics, final_x=result.x,
-                                 final_metrics=self.history[-1], history=list(self.history))
-        best = self.best_x if self.best_x is not None else result.x
-        return dataclasses.replace(result, x=best, info=info)
+                                 final_fun=result.fun, final_metrics=self.history[-1], history=list(self.history))
+        if self.best_x is None or self.best_x is result.x or bool((self.best_x == result.x).all()):
+            return dataclasses.replace(result, info=info)
+        counter = getattr(self.objective, "counter", None)
+        before = float(getattr(counter, "work_units", 0.0))
+        f, g = self.objective.value_and_gradient(self.best_x)[:2]
+        extra = float(getattr(counter, "work_units", 0.0)) - before
+        gnorm = float((g @ g) ** 0.5)
+        history = type(result.history)(list(result.history))
+        history.append(dict(iter=self.best_iteration, f=float(f), grad_norm=gnorm,
+                            work_units=result.work_units + extra, stop="keep_best"))
+        return dataclasses.replace(result, x=self.best_x, fun=float(f), grad=g, grad_norm=gnorm,
+                                   work_units=result.work_units + extra, history=history, info=info)
 
 
 def train_keep_best(solver, objective, x0, Y_val, C_val, *, every=1, metric="accuracy", mask_val=None,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ class LevelResult:
     Attributes
     ----------
     level : int
-        0 for the coarsest.
+        1 for the coarsest, ``len(levels)`` for the finest (the numbering the
+        printed tables and the ``level`` column of the history use).
     n_steps : int
         Steps of every time-stepping block at this level.
     network : Element
@@ -37,9 +39,13 @@ class LevelResult:
         Starting point (prolongated from the previous level).
     x : array
         Result of the level (the best validation iterate with ``keep_best``).
-    result : OptimizeResult
+    result : OptimizeResult or None
+        ``None`` for a level that was interrupted (see :attr:`MultilevelResult.partial`).
     validation : dict or None
         ``objective.metrics(x, Y_val, C_val)`` when validation data are given.
+    history : History
+        The solver's table of this level (for an interrupted level: the rows of the
+        iterations completed before the interruption, without the initial row).
     """
 
     level: int
@@ -50,6 +56,11 @@ class LevelResult:
     x: Any
     result: Any
     validation: Any = None
+    history: Any = None
+
+    def __post_init__(self):
+        if self.history is None:
+            self.history = self.result.history if self.result is not None else History()
 
 
 @dataclass
@@ -75,6 +86,10 @@ class MultilevelResult:
         All levels' rows with columns ``level``, ``n_steps`` and
         ``total_work_units`` (cumulative over levels) added.
     wall_time : float
+    partial : bool
+        ``True`` for the partial result attached to an exception that stopped
+        the training (``err.partial_result``): ``levels`` then ends with the
+        interrupted level (``result=None``, ``x`` its last iterate).
     """
 
     levels: list
@@ -87,6 +102,7 @@ class MultilevelResult:
     history: History
     wall_time: float
     info: dict = field(default_factory=dict)
+    partial: bool = False
 
 
 def time_stepping_blocks(network):
@@ -173,13 +189,24 @@ def train_multilevel(make_objective, network, theta0_or_x0=None, *, levels=(4, 8
     keep_best_every, keep_best_metric
         Options of :class:`~meganet.training.KeepBest`.
     callback : callable ``(x, row)``, optional
-        Passed to the solver on every level (``row`` gains ``level`` and ``n_steps``).
+        Passed to the solver on every level (``row`` gains ``level``, numbered
+        from 1 for the coarsest, and ``n_steps``).
     verbose : bool
-        Passed to the solver; also prints a line per level.
+        Passed to the solver; also prints a line per level (``level 1/3: ...``).
 
     Returns
     -------
     MultilevelResult
+
+    Raises
+    ------
+    BaseException
+        Whatever stops a level (``KeyboardInterrupt``, an error of the objective
+        or of a kernel, ``MemoryError``, ...) propagates unchanged, carrying the
+        work done so far as ``err.partial_result`` (a :class:`MultilevelResult`
+        with ``partial=True``: the completed levels and the interrupted one with
+        its last iterate and the rows of its completed iterations), so a caller
+        can still save it.
     """
     if not callable(make_objective):
         raise TypeError(f"make_objective must be a callable network -> objective, got {type(make_objective).__name__}")
@@ -211,63 +238,92 @@ def train_multilevel(make_objective, network, theta0_or_x0=None, *, levels=(4, 8
     t0 = time.perf_counter()
     results = []
     history = History()
-    total_work = weighted = 0.0
+    totals = {"work": 0.0, "weighted": 0.0}
     x = theta0_or_x0
     w_prev = None
     net = network
-    for lev in range(n_levels):
-        obj = make_objective(net)
-        if not callable(getattr(obj, "value_and_gradient", None)) or not hasattr(obj, "n"):
-            raise TypeError(f"make_objective must return an objective (NetworkObjective, VarProObjective), "
-                            f"got {type(obj).__name__}")
-        reduced = callable(getattr(obj, "classifier", None))
-        if x is None:
-            x = obj.init_x(rng=rng)
-        if x.shape != (obj.n,):
-            raise ValueError(f"the starting point of level {lev} has shape {tuple(x.shape)}, but the objective built "
-                             f"for this network expects ({obj.n},)"
-                             + (" (θ only: the objective is a VarProObjective)" if reduced else " ((θ, w))"))
-        if reduced and w_prev is not None:
-            obj.warm_start_classifier(w_prev)
-        n_steps = time_stepping_blocks(net)[0].n_steps if steps[lev] is None else steps[lev]
+    running = None  # the LevelResult of the level being solved
+    try:
+        for lev in range(n_levels):
+            number = lev + 1
+            obj = make_objective(net)
+            if not callable(getattr(obj, "value_and_gradient", None)) or not hasattr(obj, "n"):
+                raise TypeError(f"make_objective must return an objective (NetworkObjective, VarProObjective), "
+                                f"got {type(obj).__name__}")
+            reduced = callable(getattr(obj, "classifier", None))
+            if x is None:
+                x = obj.init_x(rng=rng)
+            if x.shape != (obj.n,):
+                raise ValueError(f"the starting point of level {number} has shape {tuple(x.shape)}, but the objective "
+                                 f"built for this network expects ({obj.n},)"
+                                 + (" (θ only: the objective is a VarProObjective)" if reduced else " ((θ, w))"))
+            if reduced and w_prev is not None:
+                obj.warm_start_classifier(w_prev)
+            n_steps = time_stepping_blocks(net)[0].n_steps if steps[lev] is None else steps[lev]
+            running = LevelResult(level=number, n_steps=n_steps, network=net, objective=obj, x0=x, x=x, result=None)
 
-        def level_callback(xk, row, _lev=lev, _n=n_steps):
-            if callback is not None:
-                callback(xk, dict(row, level=_lev, n_steps=_n))
+            def level_callback(xk, row, _run=running):
+                row = dict(row, level=_run.level, n_steps=_run.n_steps)
+                _run.history.append(row)  # kept for a partial result if the level is interrupted
+                _run.x = xk.copy()
+                if callback is not None:
+                    callback(xk, dict(row))
 
-        cb = level_callback if callback is not None else None
-        keeper = None
-        if keep_best:
-            keeper = KeepBest(obj, Y_val, C_val, every=keep_best_every, metric=keep_best_metric, mask_val=mask_val,
-                              callback=cb)
-            keeper.evaluate(x, 0)
-            cb = keeper
-        if verbose:
-            print(f"=== level {lev} (n_steps = {n_steps}, n = {obj.n}) ===", flush=True)
-        res = solver(obj, x, callback=cb, verbose=verbose, **per_level[lev])
-        if keeper is not None:
-            res = keeper.apply(res)
-        x_lev = res.x
-        val = obj.metrics(x_lev, Y_val, C_val, mask=mask_val) if validation is not None else None
-        results.append(LevelResult(level=lev, n_steps=n_steps, network=net, objective=obj, x0=x, x=x_lev, result=res,
-                                   validation=val))
-        for row in res.history:
-            history.append(dict(row, level=lev, n_steps=n_steps,
-                                total_work_units=total_work + (row.get("work_units") or 0.0)))
-        total_work += res.work_units
-        weighted += res.work_units * n_steps
-        if verbose and val is not None:
-            print(f"level {lev}: validation {val}", flush=True)
-        if lev + 1 < n_levels:
-            if reduced:
-                theta, w_prev = x_lev, obj.classifier(x_lev)
-                net, x = prolongate_network(net, theta)
-            else:
-                theta, w = obj.split(x_lev)
-                net, theta_f = prolongate_network(net, theta)
-                x = obj.xp.concatenate([theta_f, w])
-    finest = steps[-1] if steps[-1] is not None else results[-1].n_steps
+            cb = level_callback
+            keeper = None
+            if keep_best:
+                keeper = KeepBest(obj, Y_val, C_val, every=keep_best_every, metric=keep_best_metric,
+                                  mask_val=mask_val, callback=cb)
+                keeper.evaluate(x, 0)
+                cb = keeper
+            if verbose:
+                print(f"=== level {number}/{n_levels}: {n_steps} steps, {obj.n} unknowns ===", flush=True)
+            res = solver(obj, x, callback=cb, verbose=verbose, **per_level[lev])
+            if keeper is not None:
+                res = keeper.apply(res)
+            x_lev = res.x
+            val = obj.metrics(x_lev, Y_val, C_val, mask=mask_val) if validation is not None else None
+            results.append(LevelResult(level=number, n_steps=n_steps, network=net, objective=obj, x0=x, x=x_lev,
+                                       result=res, validation=val))
+            running = None
+            for row in res.history:
+                history.append(dict(row, level=number, n_steps=n_steps,
+                                    total_work_units=totals["work"] + (row.get("work_units") or 0.0)))
+            totals["work"] += res.work_units
+            totals["weighted"] += res.work_units * n_steps
+            if verbose and val is not None:
+                print(f"level {number}/{n_levels}: validation {val}", flush=True)
+            if lev + 1 < n_levels:
+                if reduced:
+                    theta, w_prev = x_lev, obj.classifier(x_lev)
+                    net, x = prolongate_network(net, theta)
+                else:
+                    theta, w = obj.split(x_lev)
+                    net, theta_f = prolongate_network(net, theta)
+                    x = obj.xp.concatenate([theta_f, w])
+    except BaseException as err:
+        # whatever stopped the run (Ctrl-C, an error in a kernel, ...) carries what was done so far
+        done = results + ([running] if running is not None else [])
+        if done:
+            with contextlib.suppress(Exception):
+                err.partial_result = _assemble(done, steps, history, totals, t0, partial=True)
+        raise
+    return _assemble(results, steps, history, totals, t0, partial=False)
+
+
+def _assemble(results, steps, history, totals, t0, *, partial):
+    """The :class:`MultilevelResult` of the levels in ``results`` (the last may be interrupted)."""
+    finest = steps[len(results) - 1] if steps[len(results) - 1] is not None else results[-1].n_steps
+    if partial and results[-1].result is None:
+        last = results[-1]
+        history = History(list(history) + [dict(r, total_work_units=totals["work"] + (r.get("work_units") or 0.0))
+                                           for r in last.history])
+    result = results[-1].result
+    work = totals["work"]
+    if partial and result is None:
+        count = getattr(getattr(results[-1].objective, "counter", None), "work_units", None)
+        work += float(count or 0.0)
     return MultilevelResult(levels=results, x=results[-1].x, network=results[-1].network,
-                            objective=results[-1].objective, result=results[-1].result, work_units=total_work,
-                            weighted_work_units=weighted / finest, history=history,
-                            wall_time=time.perf_counter() - t0)
+                            objective=results[-1].objective, result=result, work_units=work,
+                            weighted_work_units=totals["weighted"] / finest, history=history,
+                            wall_time=time.perf_counter() - t0, partial=partial)
