@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 __all__ = ["ENGINES", "available_engines", "resolve_engine", "numba_available", "dispatch", "warmup",
-           "release_buffers"]
+           "release_buffers", "set_compile_message", "COMPILE_MESSAGE"]
 
 ENGINES = ("auto", "numpy", "numba", "cupy")
 
@@ -59,6 +59,42 @@ def _prepare_threads():
     (through another library) keeps the setting it started with.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+#: The one-line notice printed (once per process) when a numba kernel of meganet is compiled.
+COMPILE_MESSAGE = "meganet: compiling numba kernels (first run only, cached afterwards) ..."
+_NOTICE = {"enabled": None, "shown": False}
+
+
+def set_compile_message(enabled=True):
+    """Show (default) or silence the notice :data:`COMPILE_MESSAGE` on stderr.
+
+    numba compiles each kernel the first time it is used (2–20 s per kernel
+    and dtype; about 40 s before the first iteration of the default training
+    job) and caches it on disk; meganet says so once, when the first kernel is
+    actually compiled (numba's ``numba:compile`` event fires on a cache miss
+    only: nothing is printed when the kernels are loaded from the cache).  The
+    environment variable ``MEGANET_QUIET=1`` silences it too; this function
+    overrides the variable.
+    """
+    _NOTICE["enabled"] = bool(enabled)
+
+
+def _compile_notice(dispatcher):
+    """numba is about to compile ``dispatcher`` (a cache miss): print the notice once if it is a kernel of ours."""
+    if _NOTICE["shown"]:
+        return
+    module = getattr(getattr(dispatcher, "py_func", None), "__module__", None) or ""
+    if not module.startswith(__name__ + "."):
+        return  # a user's own numba function
+    enabled = _NOTICE["enabled"]
+    if enabled is None:
+        enabled = os.environ.get("MEGANET_QUIET", "").strip().lower() in ("", "0", "false", "no")
+    if enabled:
+        _NOTICE["shown"] = True
+        import sys
+
+        print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
 
 
 _WARNED_NO_JIT = []

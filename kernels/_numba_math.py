@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from . import _prepare_threads
+from . import _compile_notice, _prepare_threads
 
 _prepare_threads()  # before numba's threading layer starts (OMP_WAIT_POLICY)
 
@@ -35,6 +35,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
+from numba.core import event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
 __all__ = ["tanh64", "act_value_deriv", "act_value", "act_row", "JIT"]
@@ -42,6 +43,21 @@ __all__ = ["tanh64", "act_value_deriv", "act_value", "act_row", "JIT"]
 #: Options of every numba kernel: cached on disk, numpy error model (no
 #: division-by-zero branches, so loops vectorize).
 JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+
+class _CompileListener(event.Listener):
+    """Says once on stderr that kernels are being compiled (see :func:`meganet.kernels.set_compile_message`);
+    numba fires ``numba:compile`` after a miss of its on-disk cache only."""
+
+    def on_start(self, ev):
+        _compile_notice(ev.data["dispatcher"])
+
+    def on_end(self, ev):
+        pass
+
+
+event.register("numba:compile", _CompileListener())
+
 
 # activation codes (see .activation.ACT_CODES): 0 identity, 1 tanh, 2 relu, 3 smooth relu, 4 sigmoid
 

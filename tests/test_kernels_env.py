@@ -2,7 +2,9 @@
 
 ``NUMBA_DISABLE_JIT=1`` (engine ``'auto'`` falls back to numpy with one
 warning; ``'numba'`` runs the kernels as Python); ``OMP_WAIT_POLICY`` defaults
-to ``PASSIVE`` when meganet loads numba, a user's setting is kept.
+to ``PASSIVE`` when meganet loads numba, a user's setting is kept; the
+one-line compile notice appears on a compile (fresh ``NUMBA_CACHE_DIR``), not
+when the kernels come from the cache, and can be silenced.
 """
 
 from __future__ import annotations
@@ -88,3 +90,43 @@ _WAIT_POLICY = """
 def test_omp_wait_policy_defaults_to_passive_and_keeps_a_users_choice(user, expected):
     out, _ = _run(_WAIT_POLICY, OMP_WAIT_POLICY=user)
     assert out["policy"] == expected
+
+
+_POOL = """
+    import json
+    import numpy as np
+    from meganet.kernels import pooling
+
+    Z = pooling.avg_pool2d(np.ones((2, 3, 4, 4)), 2, engine="numba")  # two small kernels
+    pooling.avg_pool2d_adjoint(Z, 2, engine="numba")
+    print(json.dumps({}))
+"""
+
+
+def test_compile_notice_once_on_a_compile_and_not_from_the_cache(tmp_path):
+    _, err = _run(_POOL, NUMBA_CACHE_DIR=str(tmp_path), MEGANET_QUIET=None)
+    assert err.count(K.COMPILE_MESSAGE) == 1, err
+    _, err = _run(_POOL, NUMBA_CACHE_DIR=str(tmp_path), MEGANET_QUIET=None)  # loaded from the cache
+    assert K.COMPILE_MESSAGE not in err, err
+
+
+class _FakeDispatcher:
+    def __init__(self, module):
+        self.py_func = type(lambda: None)((lambda: None).__code__, {"__name__": module})
+
+
+@pytest.mark.parametrize("quiet, setting, shown", [(None, None, True), ("1", None, False), ("0", None, True),
+                                                   ("1", True, True), (None, False, False)])
+def test_compile_notice_can_be_silenced(monkeypatch, capsys, quiet, setting, shown):
+    monkeypatch.setattr(K, "_NOTICE", {"enabled": None, "shown": False})
+    if quiet is None:
+        monkeypatch.delenv("MEGANET_QUIET", raising=False)
+    else:
+        monkeypatch.setenv("MEGANET_QUIET", quiet)
+    if setting is not None:
+        K.set_compile_message(setting)
+    K._compile_notice(_FakeDispatcher("numba_user_module"))  # a user's own numba function: never
+    assert capsys.readouterr().err == ""
+    for _ in range(2):
+        K._compile_notice(_FakeDispatcher("meganet.kernels._conv2d_numba"))
+    assert capsys.readouterr().err == (K.COMPILE_MESSAGE + "\n" if shown else "")
