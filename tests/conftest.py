@@ -73,6 +73,19 @@ def pytest_configure(config):
     _WARMUP["seconds"] = time.perf_counter() - t0
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line for all skipped tests, grouped by reason (instead of ``-rs``' line per test location)."""
+    import collections
+
+    reasons = collections.Counter()
+    for rep in terminalreporter.stats.get("skipped", []):
+        longrepr = rep.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.write_line("skipped: " + "; ".join(f"{n} ({r})" for r, n in reasons.most_common()))
+
+
 def pytest_report_header(config):
     if "seconds" in _WARMUP:
         return f"numba kernels compiled or loaded from cache in {_WARMUP['seconds']:.1f} s (meganet.kernels.warmup)"
