@@ -16,6 +16,35 @@ Engines
 ``"auto"``
     cupy for cupy arrays, numba when installed, numpy otherwise (also when
     numba's JIT is disabled with ``NUMBA_DISABLE_JIT=1``: one warning says so).
+
+Read-only inputs (memory maps, ``np.frombuffer``) work on every engine, without
+copies (see :func:`dispatch`).
+
+Threads and reproducibility
+---------------------------
+The numba kernels run on numba's thread pool (``NUMBA_NUM_THREADS``,
+``numba.set_num_threads``).  Each example's forward, linearized and adjoint
+state, and every convolution output, normalization statistic, pooled value and
+activation, is computed in the same order whatever the number of threads, so
+it has the same bits.  The exceptions are the reductions over examples: the
+θ-adjoints of the fused time-step sweeps (dense and antisymmetric ResNet,
+leapfrog, Verlet) and the convolution weight gradient keep one partial sum per
+thread and add them at the end, so a gradient computed with 1, 2 or 64 threads
+differs in the last bits (relative ~1e-16), and a training run amplifies the
+difference.  :func:`set_deterministic` (or ``MEGANET_DETERMINISTIC=1``) fixes
+the chunks of these reductions by the problem size alone: bitwise the same
+gradients for any number of threads, at no measurable cost on 2 cores for the
+benchmark sizes (it is not the default because it lets at most 64 threads, and
+for batches under 128 examples one thread, share a reduction).  The numba
+kernels make no BLAS calls; the numpy code of the elements (``Dense``
+products, losses, the numpy engine's references) does, and OpenBLAS splits the
+long reductions of a θ-gradient ``Yᵀ V`` over its own threads
+(``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``, not ``NUMBA_NUM_THREADS``):
+pin that count too to reproduce a training run bitwise on another machine.
+
+``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` when meganet loads numba (see
+:func:`_prepare_threads`); the first compile of a kernel is announced once on
+stderr (see :func:`set_compile_message`).
 """
 
 from __future__ import annotations
@@ -27,7 +56,8 @@ import os
 import numpy as np
 
 __all__ = ["ENGINES", "available_engines", "resolve_engine", "numba_available", "dispatch", "warmup",
-           "release_buffers", "set_compile_message", "COMPILE_MESSAGE"]
+           "release_buffers", "set_compile_message", "COMPILE_MESSAGE", "set_deterministic", "deterministic",
+           "DETERMINISTIC_CHUNKS", "DETERMINISTIC_PARTIAL_BYTES"]
 
 ENGINES = ("auto", "numpy", "numba", "cupy")
 
@@ -59,6 +89,66 @@ def _prepare_threads():
     (through another library) keeps the setting it started with.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+#: Deterministic mode (see :func:`set_deterministic`): at most this many chunks per reduction,
+DETERMINISTIC_CHUNKS = 64
+#: and at most this many bytes of partial sums.
+DETERMINISTIC_PARTIAL_BYTES = 64 << 20
+_DETERMINISTIC = {"enabled": None}
+
+
+def set_deterministic(enabled=True):
+    """Make the numba kernels' sums over examples independent of the number of threads (or not).
+
+    The parallel reductions over examples — the θ-adjoints of the fused
+    time-step sweeps (dense ResNet, antisymmetric ResNet, leapfrog, Verlet) and
+    the convolution weight gradient — keep one partial sum per chunk of
+    examples and add the partial sums in chunk order.  By default there is one
+    chunk per numba thread, so the rounding of a gradient depends on
+    ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads`` (relative differences of
+    about 1e-16, which a training run amplifies).  Every other kernel
+    (forward and linearized sweeps, convolutions, normalization statistics,
+    pooling, activations) gives the same bits for any number of threads.
+
+    In deterministic mode the chunks are fixed by the problem size alone: at
+    most :data:`DETERMINISTIC_CHUNKS` chunks of at least 128 examples (time
+    steps) or 1 example (convolution), and at most
+    :data:`DETERMINISTIC_PARTIAL_BYTES` of partial sums, so the same inputs
+    give the same bits with 1, 2 or 64 threads (on the same machine and build:
+    another CPU or SIMD width may still round differently).  Its cost on 2
+    cores is nil for the benchmark sizes (B1 gradient 0.97×, B2 gradient
+    1.00× of the default time) and for batches of 256 to 5000 examples; a batch
+    below 128 examples runs the adjoint sweep's reduction on one thread, and
+    at most 64 threads share a reduction.
+
+    The environment variable ``MEGANET_DETERMINISTIC=1`` selects it too; this
+    function overrides the variable (``None`` returns to it).
+    """
+    _DETERMINISTIC["enabled"] = None if enabled is None else bool(enabled)
+
+
+def deterministic():
+    """True if the reductions over examples use a thread-independent order (see :func:`set_deterministic`)."""
+    enabled = _DETERMINISTIC["enabled"]
+    if enabled is None:
+        return os.environ.get("MEGANET_DETERMINISTIC", "").strip().lower() in ("1", "true", "yes", "on")
+    return enabled
+
+
+def _reduction_bounds(n_items, min_chunk=1, partial_bytes=0):
+    """Boundaries (int64, ``k + 1`` values from 0 to ``n_items``) of the chunks of items (examples, or
+    blocks of examples) whose partial sums (``partial_bytes`` each) a parallel reduction keeps apart
+    and then adds in chunk order: one chunk per numba thread, or, in deterministic mode
+    (:func:`set_deterministic`), chunks of at least ``min_chunk`` items fixed by the sizes alone."""
+    if deterministic():
+        k = min(n_items // min_chunk, DETERMINISTIC_CHUNKS,
+                max(1, DETERMINISTIC_PARTIAL_BYTES // max(partial_bytes, 1)))
+    else:
+        import numba
+
+        k = min(n_items, numba.get_num_threads())
+    return np.linspace(0, n_items, max(k, 1) + 1).round().astype(np.int64)
 
 
 #: The one-line notice printed (once per process) when a numba kernel of meganet is compiled.

@@ -26,8 +26,9 @@ over ``l`` (AVX2/AVX-512); examples × output-channel blocks run in parallel
 adjoint ``KᵀZ``.  The θ-adjoint is the matching reduction
 ``dK[o, t] = Σ_{s,l} Wg[s, o, l] Yp[s, off_t + l]`` (``Wg`` is ``W`` on the
 ``H × Wp`` grid, zero in the two extra columns, also built per example),
-computed per block of examples in parallel with private partial sums (no
-races), then added.
+computed per chunk of examples in parallel with private partial sums (no
+races), then added in chunk order (one chunk per thread, or chunks fixed by
+the size in deterministic mode, see :func:`meganet.kernels.set_deterministic`).
 
 A 1×1 stencil needs no padding (``Yp`` is a view of ``Y``); every other odd
 ``kh × kw`` goes through the same kernels.  Channel counts that are not
@@ -37,11 +38,10 @@ with zero weights (results of the padding are discarded).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
-from . import _buffers
+from . import _buffers, _reduction_bounds
 from ._numba_math import JIT
 from .conv2d import _IMPLEMENTATIONS
 
@@ -283,9 +283,8 @@ def _adjoint_weight_numba(Y, W, kernel_shape, boundary, per_example, out):
     n_taps = c_in * kh * kw
     if per_example:
         bounds = np.arange(n + 1, dtype=np.int64)
-    else:
-        n_chunks = max(1, min(n, numba.get_num_threads()))
-        bounds = np.linspace(0, n, n_chunks + 1).round().astype(np.int64)
+    else:  # one partial sum per chunk of examples, added in chunk order (see meganet.kernels.set_deterministic)
+        bounds = _reduction_bounds(n, 1, _round_up(c_out, _OB) * off.size * Y.dtype.itemsize)
     part = np.empty((bounds.size - 1, _round_up(c_out, _OB), off.size), dtype=Y.dtype)
     _weight_taps(Y, W, off, p, q, boundary == "periodic", Wp, Lp, bounds, Y.dtype.type(0), part)
     G = part[:, :c_out, :n_taps]

@@ -6,7 +6,9 @@ inner loop runs over the 8 examples of the block with a compile-time trip
 count and vectorizes — also for widths of 4 (B3), where a loop over the
 features would not fill a register.  A block is carried through all N steps
 while its state stays in L1; blocks run in parallel (``prange``).  The
-θ-adjoints are accumulated per thread (no races) and summed at the end: per
+θ-adjoints are accumulated per chunk of blocks (no races; one chunk per
+thread, or chunks fixed by the size in deterministic mode, see
+:func:`meganet.kernels.set_deterministic`) and summed in chunk order at the end: per
 layer, the operands of all the thread's examples are gathered transposed and
 reduced by contiguous dot products, which vectorize (an accumulation per
 block and lane compiled to scalar code: LLVM cannot rule out that the
@@ -21,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import _buffers
+from . import _buffers, _reduction_bounds
 from ._numba_math import JIT, act_row
 from .activation import activation_code
 from .timestep import _IMPLEMENTATIONS, DenseTrajectory, VerletTrajectory
@@ -42,9 +44,21 @@ def _or_zeros(a, shape, dtype):
 
 
 def _chunks(n_blocks):
-    """Block ranges, one per thread (for the reductions of the adjoint sweeps)."""
+    """Block ranges, one per thread (the forward and linearized sweeps: each example's result
+    does not depend on them)."""
     k = max(1, min(n_blocks, numba.get_num_threads()))
     return np.linspace(0, n_blocks, k + 1).round().astype(np.int64)
+
+
+#: Deterministic mode: blocks (of EB examples) per θ-adjoint chunk, at least (shorter dot products
+#: and more partial sums cost more than they parallelize; see meganet.kernels.set_deterministic).
+MIN_REDUCTION_BLOCKS = 16
+
+
+def _reduction_chunks(n_blocks, partial_bytes):
+    """Block ranges of the adjoint sweeps, one θ-adjoint partial sum (``partial_bytes``) each, added
+    in order: one per thread, or fixed by the sizes alone in deterministic mode."""
+    return _reduction_bounds(n_blocks, MIN_REDUCTION_BLOCKS, partial_bytes)
 
 
 # ------------------------------------------------------------- block helpers
@@ -374,10 +388,10 @@ def _dense_jmv_numba(M, states, dsigma, h, dY0, dM, db, leapfrog=False):
 def _dense_jtmv_numba(W, M, states, dsigma, h, need_theta, leapfrog=False):
     dt = states.dtype
     N, S, n = states.shape
-    chunks = _chunks((S + EB - 1) // EB)
-    k = chunks.size - 1
     NM = M.shape[0]
-    dM_part = np.empty((k, NM, n, n), dtype=dt)  # partial sums per thread (untouched without need_theta)
+    chunks = _reduction_chunks((S + EB - 1) // EB, NM * (n + 1) * n * dt.itemsize)
+    k = chunks.size - 1
+    dM_part = np.empty((k, NM, n, n), dtype=dt)  # partial sums per chunk (untouched without need_theta)
     db_part = np.empty((k, NM, n), dtype=dt)
     dY0 = np.empty((S, n), dtype=dt)
     hh = h * h if leapfrog else h
@@ -709,9 +723,9 @@ def _verlet_jtmv_numba(Wy, Wz, K, tr, h, need_theta):
     NK, ny, nz = K.shape
     S = tr.ys.shape[1]
     dt = K.dtype
-    chunks = _chunks((S + EB - 1) // EB)
-    k = chunks.size - 1  # one partial sum per thread (untouched without need_theta)
-    dK_part = np.empty((k, NK, ny, nz), dtype=dt)  # per thread
+    chunks = _reduction_chunks((S + EB - 1) // EB, NK * (ny * nz + ny + nz) * dt.itemsize)
+    k = chunks.size - 1  # one partial sum per chunk (untouched without need_theta)
+    dK_part = np.empty((k, NK, ny, nz), dtype=dt)  # per chunk
     dby_part = np.empty((k, NK, ny), dtype=dt)
     dbz_part = np.empty((k, NK, nz), dtype=dt)
     dy0, dz0 = np.empty((S, ny), dtype=dt), np.empty((S, nz), dtype=dt)

@@ -4,7 +4,8 @@
 warning; ``'numba'`` runs the kernels as Python); ``OMP_WAIT_POLICY`` defaults
 to ``PASSIVE`` when meganet loads numba, a user's setting is kept; the
 one-line compile notice appears on a compile (fresh ``NUMBA_CACHE_DIR``), not
-when the kernels come from the cache, and can be silenced.
+when the kernels come from the cache, and can be silenced; in deterministic
+mode the gradients are bitwise the same for any ``NUMBA_NUM_THREADS``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import meganet.kernels as K
@@ -130,3 +132,56 @@ def test_compile_notice_can_be_silenced(monkeypatch, capsys, quiet, setting, sho
     for _ in range(2):
         K._compile_notice(_FakeDispatcher("meganet.kernels._conv2d_numba"))
     assert capsys.readouterr().err == (K.COMPILE_MESSAGE + "\n" if shown else "")
+
+
+_GRADIENTS = """
+    import json
+    import numpy as np
+    import numba
+    from meganet.integrators import AntisymmetricResNet
+    from meganet.integrators.leapfrog import Leapfrog
+    from meganet.integrators.verlet import HamiltonianVerlet
+    from meganet.transforms.conv2d import Conv2d
+
+    rng = np.random.default_rng(0)
+    out = {"threads": numba.get_num_threads()}
+    for name, block, n in [("antisym", AntisymmetricResNet(8, n_steps=8, final_time=2.0), 8),
+                           ("leapfrog", Leapfrog(4, n_steps=8, final_time=1.0), 4),
+                           ("verlet", HamiltonianVerlet(3, 2, n_steps=8, final_time=1.0), 5)]:
+        theta, Y, W = block.init_theta(rng=rng), rng.standard_normal((3001, n)), rng.standard_normal((3001, n))
+        out[name] = block.JthetaTmv(W, theta, Y).tobytes().hex()
+    conv = Conv2d(3, 4, (8, 8))
+    Y, W = rng.standard_normal((37, 3, 8, 8)), rng.standard_normal((37, 4, 8, 8))
+    out["conv2d"] = conv.JthetaTmv(W, conv.init_theta(rng=rng), Y).tobytes().hex()
+    print(json.dumps(out))
+"""
+
+
+def test_deterministic_mode_gradients_are_bitwise_independent_of_the_thread_count():
+    """θ-gradients of the fused sweeps (dense antisymmetric ResNet, leapfrog, Verlet) and the Conv2d weight
+    gradient: the same bits with 1, 2 and 3 numba threads (3 on any machine: numba runs more threads than cores)."""
+    runs = [_run(_GRADIENTS, MEGANET_DETERMINISTIC="1", NUMBA_NUM_THREADS=str(t))[0] for t in (1, 2, 3)]
+    assert [r.pop("threads") for r in runs] == [1, 2, 3]
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+
+
+def test_reduction_chunks_depend_on_the_threads_only_by_default(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(K, "_DETERMINISTIC", {"enabled": None})
+    monkeypatch.delenv("MEGANET_DETERMINISTIC", raising=False)
+    assert not K.deterministic()
+    assert list(K._reduction_bounds(10)) == list(np.linspace(0, 10, min(10, numba.get_num_threads()) + 1).round())
+    monkeypatch.setenv("MEGANET_DETERMINISTIC", "1")
+    assert K.deterministic()
+    assert list(K._reduction_bounds(10)) == list(range(11))  # one chunk per item
+    assert K._reduction_bounds(1000, 16).size - 1 == 62  # chunks of at least 16 items
+    assert K._reduction_bounds(15, 16).size - 1 == 1
+    assert K._reduction_bounds(10 ** 6).size - 1 == K.DETERMINISTIC_CHUNKS
+    assert K._reduction_bounds(1000, 1, K.DETERMINISTIC_PARTIAL_BYTES // 4).size - 1 == 4  # memory cap
+    b = K._reduction_bounds(1003, 16)
+    assert b[0] == 0 and b[-1] == 1003 and (np.diff(b) >= 16).all()
+    K.set_deterministic(False)  # the function overrides the variable
+    assert not K.deterministic()
+    K.set_deterministic(None)
+    assert K.deterministic()
