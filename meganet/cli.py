@@ -4,17 +4,28 @@ With no options it trains the setting of Haber & Ruthotto 2017 §6.3 (peaks,
 5 classes, tanh, ``T = 5``): the 2-D input lifted to width 16 by a tanh layer,
 an antisymmetric ResNet trained multilevel in depth (8 → 16 → 32 steps, each
 level warm-started from the prolongated weights of the previous one,
-:func:`meganet.training.train_multilevel`) by Gauss-Newton-PCG (100
+:func:`meganet.training.train_multilevel`) by Gauss-Newton-CG (100
 iterations per level, the Gauss-Newton products on a random quarter of the
 examples), prints the solvers' iteration tables and writes a report folder
-(see :mod:`meganet.report`) under ``./runs/``.  On 2 cores this takes about
-one to two minutes and reaches about 98.8 % validation accuracy (seeds 0–2:
-98.8–99.2 %; the paper reports 98.8–99.1 %).
+(see :mod:`meganet.report`) under ``./runs/``.  Time and accuracy: see the
+README ("The main job"), which states the measured numbers and the machine.
 
-Exit status: 0 on success; 1 when the run stopped because values became
-NaN/Inf (the report of the last good iterate is still written, and the
-status and message are in ``summary.json``); 2 for bad options (argparse);
-130 when interrupted by Ctrl-C (a report of the last iterate is written).
+What may happen to files (the README's "What happens to your files"):
+``--out`` must not exist, or be a meganet report folder replaced with
+``--overwrite`` (anything else is refused before training); the default
+folder name is unique per process; the report is written atomically; if it
+cannot be written where asked, it goes to a sibling ``--out``-1 or to
+``$MEGANET_FALLBACK_DIR`` (default ``<temp dir>/meganet-runs``), named on
+stderr.  Ctrl-C, SIGTERM and SIGHUP stop the training and write the report of
+everything done so far; signals arriving while it is written are held until
+it is complete.
+
+Exit status: 0 success; 1 the run failed (NaN/Inf, or an exception inside the
+training — the report of the last good iterate is still written, with the
+status and message in ``summary.json``); 2 bad options (nothing was run);
+3 trained, but the report is in the fallback location named on stderr;
+``128 + signal`` when stopped by a signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP;
+the report is written).
 
 Use it from Python as ``meganet.cli.main(["train", "--data", "swiss_roll"])``
 (returns the exit status) or through :func:`train` with a :class:`TrainConfig`.
@@ -306,6 +317,10 @@ def main(argv=None):
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "train":
         cfg = _config_from_args(args)
+        if cfg.quiet:  # also the "compiling numba kernels" notice of a first run
+            from . import kernels
+
+            kernels.set_compile_message(False)
         return train(cfg).exit_code
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
 
