@@ -428,6 +428,9 @@ class Loss:
     def _sample_weights(self, mask, n, xp, dtype):
         """``(q, m, labelled)``: per-sample 0/1 weights (or None), their count, boolean mask (or None)."""
         n_samples = n * self.n_pixels
+        if n_samples == 0:
+            raise ValueError(f"Y has {n} examples: the loss and the accuracy are means over the labelled examples "
+                             "and need at least one")
         if mask is None:
             return None, float(n_samples), None
         mod = get_array_module(mask, names=["mask"])

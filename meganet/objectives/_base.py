@@ -287,6 +287,9 @@ class ObjectiveBase:
         if Y.ndim != 1 + len(shape_in) or tuple(Y.shape[1:]) != shape_in:
             exp = "(n_examples, " + ", ".join(str(s) for s in shape_in) + ")"
             raise ValueError(f"Y must have shape {exp} for this network, got {tuple(Y.shape)}")
+        if Y.shape[0] == 0:
+            raise ValueError("Y has 0 examples: the metrics (loss, accuracy) are means over examples and need at "
+                             "least one")
         self._check_labels("C", C, "Y", Y.shape[0])
         with np.errstate(over="ignore", invalid="ignore"):
             Z = self.network._apply(theta, Y)  # no cache: evaluation only
