@@ -98,6 +98,12 @@ DETERMINISTIC_PARTIAL_BYTES = 64 << 20
 _DETERMINISTIC = {"enabled": None}
 
 
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def set_deterministic(enabled=True):
     """Make the numba kernels' sums over examples independent of the number of threads (or not).
 
@@ -125,7 +131,7 @@ def set_deterministic(enabled=True):
     The environment variable ``MEGANET_DETERMINISTIC=1`` selects it too; this
     function overrides the variable (``None`` returns to it).
     """
-    _DETERMINISTIC["enabled"] = None if enabled is None else bool(enabled)
+    _DETERMINISTIC["enabled"] = None if enabled is None else _check_flag("enabled", enabled)
 
 
 def deterministic():
@@ -167,7 +173,7 @@ def set_compile_message(enabled=True):
     environment variable ``MEGANET_QUIET=1`` silences it too; this function
     overrides the variable.
     """
-    _NOTICE["enabled"] = bool(enabled)
+    _NOTICE["enabled"] = _check_flag("enabled", enabled)
 
 
 def _compile_notice(dispatcher):

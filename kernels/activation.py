@@ -19,6 +19,7 @@ tested against exactly the formulas the elements use.
 from __future__ import annotations
 
 from meganet.backend import get_array_module
+from meganet.core.validation import check_bool
 
 from . import dispatch
 
@@ -122,7 +123,7 @@ def bias_activation(U, b=None, activation="tanh", *, derivative=True, out=None, 
             activation_code(activation)  # raises with the list of supported activations
         return _bias_activation_ref(U, b, activation, derivative, out, dsigma_out)
     impl = dispatch(_IMPLEMENTATIONS, "bias_activation", engine, xp, _LOADERS)
-    return impl(U, b, activation, bool(derivative), out, dsigma_out)
+    return impl(U, b, activation, check_bool("derivative", derivative), out, dsigma_out)
 
 
 def _derivative_from_value_mul_ref(S, W, activation):

@@ -50,6 +50,7 @@ such an engine raises ``NotImplementedError``.
 from __future__ import annotations
 
 from meganet.backend import get_array_module
+from meganet.core.validation import check_bool
 
 from . import dispatch, resolve_engine
 
@@ -344,7 +345,7 @@ def conv2d_adjoint_weight(Y, W, kernel_shape, boundary, per_example=False, *, ou
                          f"got {tuple(W.shape)} ({W.dtype})")
     shape = (W.shape[1], Y.shape[1], kh, kw)
     _check_out(out, (Y.shape[0], *shape) if per_example else shape, Y.dtype, xp)
-    return _dispatch("adjoint_weight", engine, xp)(Y, W, (kh, kw), boundary, bool(per_example), out)
+    return _dispatch("adjoint_weight", engine, xp)(Y, W, (kh, kw), boundary, check_bool("per_example", per_example), out)
 
 
 # ========================================================== FFT kernels
@@ -463,7 +464,7 @@ def conv2d_fft_adjoint_weight(Y, W, kernel_shape, per_example=False, *, out=None
     _check_periodic_size((kh, kw), Y.shape[2:])
     shape = (W.shape[1], Y.shape[1], kh, kw)
     _check_out(out, (Y.shape[0], *shape) if per_example else shape, Y.dtype, xp)
-    return _dispatch("fft_adjoint_weight", engine, xp)(Y, W, (kh, kw), bool(per_example), out)
+    return _dispatch("fft_adjoint_weight", engine, xp)(Y, W, (kh, kw), check_bool("per_example", per_example), out)
 
 
 #: op -> {engine: implementation}.  Compiled engines add their entries here.

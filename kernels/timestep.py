@@ -56,6 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meganet.backend import get_array_module
+from meganet.core.validation import check_bool
 
 from . import dispatch
 
@@ -261,7 +262,7 @@ def resnet_dense_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=
     xp = _xp(Y0, M, b, names=["Y0", "M", "b"])
     N = _n_steps(n_steps, M)
     _check_dense(Y0, M, b, N)
-    return _impl("resnet_dense_forward", engine, xp, activation)(Y0, M, b, float(h), activation, bool(store), N)
+    return _impl("resnet_dense_forward", engine, xp, activation)(Y0, M, b, float(h), activation, check_bool("store", store), N)
 
 
 def resnet_dense_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine="auto"):
@@ -308,7 +309,7 @@ def resnet_dense_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"
     N, n = states.shape[0], M.shape[1]
     _check_cache(states, dsigma, N, (states.shape[1], n))
     _check_rows("W", W, states.shape[1:], states.dtype)
-    return _impl("resnet_dense_jtmv", engine, xp)(W, M, states, dsigma, float(h), bool(need_theta))
+    return _impl("resnet_dense_jtmv", engine, xp)(W, M, states, dsigma, float(h), check_bool("need_theta", need_theta))
 
 
 def resnet_dense_jvp(Y0, M, b, h, activation="tanh", *, dY0=None, dM=None, db=None, n_steps=None, engine="auto"):
@@ -501,7 +502,7 @@ def verlet_forward(y0, z0, K, by, bz, h, activation="tanh", *, n_steps=None, sto
     xp = _xp(y0, z0, K, by, bz, names=["y0", "z0", "K", "by", "bz"])
     N = _n_steps(n_steps, K)
     _check_verlet(y0, z0, K, by, bz, N)
-    return _impl("verlet_forward", engine, xp, activation)(y0, z0, K, by, bz, float(h), activation, bool(store), N)
+    return _impl("verlet_forward", engine, xp, activation)(y0, z0, K, by, bz, float(h), activation, check_bool("store", store), N)
 
 
 def verlet_jmv(K, trajectory, h, *, dy0=None, dz0=None, dK=None, dby=None, dbz=None, engine="auto"):
@@ -534,7 +535,7 @@ def verlet_jtmv(Wy, Wz, K, trajectory, h, *, need_theta=True, engine="auto"):
     _check_verlet_cache(tr, K)
     _check_rows("Wy", Wy, tr.ys.shape[1:], K.dtype)
     _check_rows("Wz", Wz, tr.z_half.shape[1:], K.dtype)
-    return _impl("verlet_jtmv", engine, xp)(Wy, Wz, K, tr, float(h), bool(need_theta))
+    return _impl("verlet_jtmv", engine, xp)(Wy, Wz, K, tr, float(h), check_bool("need_theta", need_theta))
 
 
 def verlet_jvp(y0, z0, K, by, bz, h, activation="tanh", *, dy0=None, dz0=None, dK=None, dby=None, dbz=None,
@@ -636,7 +637,7 @@ def leapfrog_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=True
     xp = _xp(Y0, M, b, names=["Y0", "M", "b"])
     N = _n_steps(n_steps, M)
     _check_dense(Y0, M, b, N)
-    return _impl("leapfrog_forward", engine, xp, activation)(Y0, M, b, float(h), activation, bool(store), N)
+    return _impl("leapfrog_forward", engine, xp, activation)(Y0, M, b, float(h), activation, check_bool("store", store), N)
 
 
 def leapfrog_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine="auto"):
@@ -657,7 +658,7 @@ def leapfrog_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"):
     N, n = states.shape[0], M.shape[1]
     _check_cache(states, dsigma, N, (states.shape[1], n))
     _check_rows("W", W, states.shape[1:], states.dtype)
-    return _impl("leapfrog_jtmv", engine, xp)(W, M, states, dsigma, float(h), bool(need_theta))
+    return _impl("leapfrog_jtmv", engine, xp)(W, M, states, dsigma, float(h), check_bool("need_theta", need_theta))
 
 
 #: op -> {engine: implementation}; compiled engines add their entries.

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..backend import check_dtype, get_array_module, is_cupy_array, resolve_xp, to_backend
 from .layout import Layout
-from .validation import check_array, check_option
+from .validation import check_array, check_bool, check_option
 
 __all__ = ["Element"]
 
@@ -150,8 +150,33 @@ class Element:
             check_array(name, a, shape=shape, dtype=dtype, xp=xp)
 
     def _check_cache(self, cache, theta, Y):
+        """The cache for ``(θ, Y)``: recomputed when ``None``; a cache from :meth:`forward` must come
+        from this element and an input of ``Y``'s shape, dtype and backend (a cheap check of the
+        stamp :meth:`forward` puts on it; the values of θ and Y are not compared)."""
         if cache is None:
             _, cache = self._forward(theta, Y)
+            return cache
+        origin = getattr(cache, "_meganet_origin", None)
+        if origin is None:
+            return cache
+        element, shape, dtype, backend = origin
+        if element is not self:
+            raise ValueError(f"cache was made by the forward pass of another element ({type(element).__name__} at "
+                             f"{id(element):#x}), not by this {type(self).__name__}; pass the cache that this "
+                             "element's forward returned, or cache=None to recompute it")
+        here = (tuple(Y.shape), Y.dtype, type(Y).__module__.split(".")[0])
+        if (shape, dtype, backend) != here:
+            raise ValueError(f"cache was made by forward on Y of shape {shape}, dtype {dtype} ({backend}), but Y has "
+                             f"shape {here[0]}, dtype {here[1]} ({here[2]}); pass the cache of this Y or cache=None")
+        return cache
+
+    def _stamp(self, cache, Y):
+        """Record on ``cache`` which element and which input shape it belongs to (see :meth:`_check_cache`)."""
+        try:
+            object.__setattr__(cache, "_meganet_origin", (self, tuple(Y.shape), Y.dtype,
+                                                          type(Y).__module__.split(".")[0]))
+        except (AttributeError, TypeError):  # a cache without an instance dict: not checked
+            pass
         return cache
 
     # ------------------------------------------------------- public products
@@ -170,7 +195,8 @@ class Element:
             Intermediates (named fields) reused by ``Jmv``/``JTmv``.
         """
         theta, _, _ = self._prepare(theta, Y)
-        return self._forward(theta, Y)
+        Z, cache = self._forward(theta, Y)
+        return Z, self._stamp(cache, Y)
 
     def apply(self, theta, Y):
         """``Z = F(θ, Y)`` without a cache (inference, objective values).
@@ -271,7 +297,7 @@ class Element:
         cache = self._check_cache(cache, theta, Y)
         need_theta = wrt in ("both", "theta")
         need_Y = wrt in ("both", "Y")
-        dtheta, dY = self._JTmv(W, theta, Y, cache, need_theta, need_Y, bool(per_example))
+        dtheta, dY = self._JTmv(W, theta, Y, cache, need_theta, need_Y, check_bool("per_example", per_example))
         if need_theta and dtheta is None:
             shape = (Y.shape[0], self.n_theta) if per_example else (self.n_theta,)
             dtheta = xp.zeros(shape, dtype=dtype)

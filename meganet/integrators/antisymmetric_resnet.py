@@ -2,7 +2,7 @@ r"""Antisymmetric ResNet (Haber & Ruthotto 2017, eq. 4.12)."""
 
 from __future__ import annotations
 
-from ..core.validation import check_int, check_nonnegative
+from ..core.validation import check_bool, check_int, check_nonnegative
 from ..layers.single import SingleLayer
 from ..transforms.antisymmetric import AntisymmetricDense
 from .resnet import ResNet
@@ -54,7 +54,7 @@ class AntisymmetricResNet(ResNet):
                  engine="auto"):
         n = check_int("n_features", n_features, minimum=1)
         self.gamma = check_nonnegative("gamma", gamma)
-        layer = SingleLayer(AntisymmetricDense(n, gamma=self.gamma, scale=0.5), activation=activation, bias=bool(bias))
+        layer = SingleLayer(AntisymmetricDense(n, gamma=self.gamma, scale=0.5), activation=activation, bias=check_bool("bias", bias))
         super().__init__(layer, n_steps=n_steps, final_time=final_time, basis=basis, engine=engine)
         self.n_features = n
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.chain import Chain
+from ..core.validation import check_bool
 from ..transforms.base import Transform
 from ._checks import check_layer_normalization
 from .bias import Bias
@@ -54,7 +55,7 @@ class DoubleLayer(Chain):
                 f"but transform2.shape_in is {tuple(transform2.shape_in)}"
             )
         elements, names = [transform1], ["K1"]
-        if bias1:
+        if check_bool("bias1", bias1):
             elements.append(Bias(mid))
             names.append("b1")
         if check_layer_normalization(normalization, mid, "transform1.shape_out") is not None:
@@ -65,7 +66,7 @@ class DoubleLayer(Chain):
         names.append("sigma")
         elements.append(transform2)
         names.append("K2")
-        if bias2:
+        if check_bool("bias2", bias2):
             elements.append(Bias(transform2.shape_out))
             names.append("b2")
         super().__init__(elements, names=names)

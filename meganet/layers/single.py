@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..core.chain import Chain
+from ..core.validation import check_bool
 from ..transforms.base import Transform
 from ._checks import check_layer_normalization
 from .bias import Bias
@@ -39,7 +40,7 @@ class SingleLayer(Chain):
             raise TypeError(f"transform must be a Transform, got {type(transform).__name__}")
         shape = tuple(transform.shape_out)
         elements, names = [transform], ["K"]
-        if bias:
+        if check_bool("bias", bias):
             elements.append(Bias(shape))
             names.append("b")
         if check_layer_normalization(normalization, shape, "shape") is not None:

@@ -10,6 +10,7 @@ from ..backend import get_array_module
 from ..activations import get_activation
 from ..core.element import Element
 from ..core.layout import Layout
+from ..core.validation import check_bool
 from ..kernels.activation import derivative_from_value_mul, supports
 from ..transforms.base import Transform
 from ._checks import check_layer_normalization
@@ -86,7 +87,7 @@ class SymmetricLayer(Element):
         check_layer_normalization(normalization, mid, "transform.shape_out")
         self.transform = transform
         self.normalization = normalization
-        self.bias = bool(bias)
+        self.bias = check_bool("bias", bias)
         # σ runs on the transform's kernel engine when it has one (Conv2d) and σ has a kernel, else 'auto'
         act = get_activation(activation)
         self.sigma = Pointwise(act, mid, engine=getattr(transform, "engine", "auto") if supports(act) else "auto")

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..backend import check_dtype, get_array_module, resolve_xp, to_backend
 from ..core.layout import Layout
-from ..core.validation import check_array, check_int, check_option, check_shape_tuple, options
+from ..core.validation import check_array, check_bool, check_int, check_option, check_shape_tuple, options
 
 __all__ = ["Loss", "LossEval", "LossCache"]
 
@@ -296,7 +296,7 @@ class Loss:
         self._check_eval(ev)
         self._check_dY(dY, ev)
         self._check_dw(dw, ev)
-        return self._hess(dY, dw, ev, True, True, bool(gauss_newton))
+        return self._hess(dY, dw, ev, True, True, check_bool("gauss_newton", gauss_newton))
 
     def hess_Y_mv(self, dY, ev):
         """``∇²_YY Φ dY``, shape of ``Y``."""
@@ -314,13 +314,13 @@ class Loss:
         """Mixed block ``∇²_Yw Φ dw`` (change of ``∇_Y Φ`` along ``dw``), shape of ``Y``."""
         self._check_eval(ev)
         self._check_dw(dw, ev, required=True)
-        return self._hess(None, dw, ev, True, False, bool(gauss_newton))[0]
+        return self._hess(None, dw, ev, True, False, check_bool("gauss_newton", gauss_newton))[0]
 
     def hess_wY_mv(self, dY, ev, *, gauss_newton=False):
         """Mixed block ``∇²_wY Φ dY = (∇²_Yw Φ)ᵀ dY`` (change of ``∇_w Φ`` along ``dY``), shape ``(n_w,)``."""
         self._check_eval(ev)
         self._check_dY(dY, ev, required=True)
-        return self._hess(dY, None, ev, False, True, bool(gauss_newton))[1]
+        return self._hess(dY, None, ev, False, True, check_bool("gauss_newton", gauss_newton))[1]
 
     def logits(self, Y, w):
         """``W Y + μ``: shape ``(n_examples, n_classes)`` or ``(n_examples, n_classes, *spatial)``."""

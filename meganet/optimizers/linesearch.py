@@ -33,6 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..core.validation import check_bool
+
 __all__ = ["LineSearchResult", "armijo_backtracking", "strong_wolfe"]
 
 
@@ -113,6 +115,7 @@ def armijo_backtracking(phi, f0, slope, *, alpha0=1.0, c1=1e-4, max_backtracks=3
     f_tol : float
         Width of the noise band around ``φ(0)``.
     """
+    interpolate = check_bool("interpolate", interpolate)
     if not slope < 0.0:
         raise ValueError(f"slope must be negative (a descent direction), got {slope!r}")
     alpha = float(alpha0)

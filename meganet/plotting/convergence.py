@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..core.validation import check_bool
 from ._mpl import new_figure, require_matplotlib, save_figure
 
 __all__ = ["convergence", "compare_runs"]
@@ -120,6 +121,7 @@ def compare_runs(curves, *, loss_target=None, metric="val_accuracy", metric_labe
     log_metric : bool
         Log scale for the metric panels (e.g. for a relative error).
     """
+    log_metric = check_bool("log_metric", log_metric)
     require_matplotlib()
     if not curves:
         raise ValueError("curves must hold at least one run")

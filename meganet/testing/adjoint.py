@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
+from ..core.validation import check_bool
 
 __all__ = ["DotReport", "dot_test", "assert_adjoint", "default_dot_tol"]
 
@@ -66,6 +67,7 @@ def dot_test(matvec, rmatvec, v, w, *, tol=None, name="", verbose=False):
     -------
     DotReport
     """
+    verbose = check_bool("verbose", verbose)
     Jv = matvec(v)
     JTw = rmatvec(w)
     if Jv.shape != w.shape:

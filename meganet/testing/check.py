@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backend import check_dtype, get_array_module, resolve_xp, to_backend
-from ..core.validation import check_option
+from ..core.validation import check_bool, check_option
 from .adjoint import dot_test
 from .taylor import taylor_test_line
 
@@ -76,6 +76,7 @@ def check_element(element, theta=None, Y=None, *, n_examples=3, rng=0, dtype=np.
     -------
     ElementReport
     """
+    taylor, dot, verbose = (check_bool(k, v) for k, v in (("taylor", taylor), ("dot", dot), ("verbose", verbose)))
     wrt = tuple(wrt)
     for w in wrt:
         check_option("wrt", w, _WRT)

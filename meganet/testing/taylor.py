@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backend import get_array_module
+from ..core.validation import check_bool
 
 __all__ = ["TaylorReport", "taylor_test", "taylor_test_line", "assert_taylor"]
 
@@ -206,6 +207,7 @@ def taylor_test(fun, x, v, Jv=None, *, jmv=None, verbose=False, **kwargs):
     >>> taylor_test(np.tanh, x, v, 1 - np.tanh(x) ** 2).ok
     True
     """
+    verbose = check_bool("verbose", verbose)
     if Jv is None:
         if jmv is None:
             raise ValueError("give either Jv (an array) or jmv (a callable (x, v) -> J v)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.element import Element
+from ..core.validation import check_bool
 
 __all__ = ["Transform", "TransformCache"]
 
@@ -77,7 +78,7 @@ class Transform(Element):
         or ``(n_examples, n_theta)``."""
         theta, xp, dtype = self._prepare(theta, Y, W=W)
         self._check_like("W", W, (Y.shape[0], *self.shape_out), xp, dtype)
-        return self._dK_adj(theta, Y, W, bool(per_example))
+        return self._dK_adj(theta, Y, W, check_bool("per_example", per_example))
 
     def _prepare_out(self, theta, Z, **others):
         """Validate arguments of the transposed products (``Z`` in output space)."""
