@@ -78,6 +78,10 @@ class ObjectiveBase:
     :class:`~meganet.objectives.NetworkObjective` and
     :class:`~meganet.objectives.VarProObjective`."""
 
+    #: ``hessian_matvec`` is the Gauss-Newton product ``Jᵀ ∇²L J + ∇²R`` (the solvers name themselves and
+    #: phrase their stop messages by it: "Gauss-Newton-CG", not "Newton-CG").
+    hessian = "gauss_newton"
+
     def __init__(self, network, loss, Y, C, *, regularizer, classifier_regularizer, output_regularizer, mask,
                  hessian_fraction, rng, preconditioner):
         if not isinstance(network, Element):
