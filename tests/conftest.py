@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-# Set before numba starts its OpenMP pool.  pytest-xdist's workers share the cores; with libgomp's
-# default (OMP_WAIT_POLICY=active) the pool threads of one worker busy-wait after every parallel
-# region and take the core from the other worker: the small kernels of the tests then run ~10× slower
-# (the suite took 172 s instead of 31 s on 2 cores).  Passive threads sleep instead.
+# meganet.kernels sets this itself (unless the user chose a policy) before numba starts its OpenMP pool;
+# it is set here too so that it also holds for the warm-up subprocesses started below.  With libgomp's
+# default (active) the pool threads of one xdist worker busy-wait after every parallel region and take
+# the core from the other worker (the suite took 172 s instead of 31 s on 2 cores).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
