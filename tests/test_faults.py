@@ -303,13 +303,13 @@ def test_signal_during_save_is_held_until_the_report_is_complete(tmp_path, first
     assert _hidden(tmp_path) == []
 
 
-def test_sigterm_from_outside_at_the_first_iteration(tmp_path):
+def test_sigterm_from_outside_during_the_first_level(tmp_path):
     argv = [sys.executable, "-m", "meganet", "train", "--out", "run", "--n-train", "400", "--steps", "8", "--levels",
             "2", "--width", "6", "--max-iter", "200", "--no-plots"]
     p = subprocess.Popen(argv, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
-    for line in p.stdout:  # the solver's table: wait for iteration 1
-        if line.split()[:1] == ["1"]:
+    for line in p.stdout:  # the solver's table: wait until iteration 2 is printed (iteration 1 is then recorded)
+        if line.split()[:1] == ["2"]:
             break
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
