@@ -97,6 +97,8 @@ def test_tiny_run_writes_complete_loadable_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "== Gauss-Newton-CG (Armijo line search) (n = " in printed and " iter" in printed and "cg stop" in printed
     assert "level 2/2: 4 steps" in printed and f"report: {out}" in printed
+    # progress on every long phase (issue 9, defect 16): data, each level, the report
+    assert "generating the peaks data" in printed and f"writing the report to {out}" in printed
     assert sorted(os.listdir(out)) == sorted(["model.json", "params.npz", "history.csv", "history.json", "data.npz",
                                              "decision_regions.png", "convergence.png", "summary.json"])
     s = _summary(out)
