@@ -651,7 +651,17 @@ def train(cfg):
             warn(message)
             traceback.print_exc(file=sys.stderr)
         wall = time.perf_counter() - t_start
-        rec = _collect(cfg, data, levels, ml, progress, status=status, message=message)
+        try:
+            rec = _collect(cfg, data, levels, ml, progress, status=status, message=message)
+        except Exception as err:  # noqa: BLE001 - the parameters are saved even if the records cannot be built
+            from .optimizers import History
+
+            warn(f"could not assemble the history ({type(err).__name__}: {err}); saving the last finite iterate")
+            rec = dict(history=History(), level_results=[], model=progress.model, theta=np.asarray(progress.theta),
+                       w=np.asarray(progress.w), status="error" if status == "completed" else status,
+                       message=message or f"{type(err).__name__} while assembling the report: {err}",
+                       success=False, final_objective=math.nan,
+                       work_units=float(sum(obj.counter.work_units for _, obj in levels.values())))
         model, theta, w = rec["model"], rec["theta"], rec["w"]
         train_loss, train_acc = _safe_metrics(model, theta, w, data.Y_train, data.C_train)
         val_loss, val_acc = _safe_metrics(model, theta, w, data.Y_val, data.C_val)

@@ -486,3 +486,15 @@ def test_bogus_option_prints_the_train_usage(capsys):
         main(["train", "--bogus"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("usage: meganet train") and "--bogus" in err
+
+
+def test_failure_while_assembling_the_records_still_saves_the_parameters(tmp_path, monkeypatch, capsys):
+    def broken(*a, **k):
+        raise RuntimeError("history assembly bug")
+
+    monkeypatch.setattr(cli, "_collect", broken)
+    out = str(tmp_path / "run")
+    assert main(["train", "--out", out] + TINY) == 1
+    assert "history assembly bug" in capsys.readouterr().err
+    run = load_run(out)
+    assert run.summary["status"] == "error" and np.all(np.isfinite(run.theta))
