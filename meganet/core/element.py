@@ -30,6 +30,7 @@ operators are derived here, so each element writes each chain once.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 
@@ -156,19 +157,29 @@ class Element:
         if cache is None:
             _, cache = self._forward(theta, Y)
             return cache
-        origin = getattr(cache, "_meganet_origin", None)
+        origin = self._check_cache_origin(cache)
         if origin is None:
             return cache
-        element, shape, dtype, backend = origin
-        if element is not self:
-            raise ValueError(f"cache was made by the forward pass of another element ({type(element).__name__} at "
-                             f"{id(element):#x}), not by this {type(self).__name__}; pass the cache that this "
-                             "element's forward returned, or cache=None to recompute it")
+        _, shape, dtype, backend = origin
         here = (tuple(Y.shape), Y.dtype, type(Y).__module__.split(".")[0])
         if (shape, dtype, backend) != here:
             raise ValueError(f"cache was made by forward on Y of shape {shape}, dtype {dtype} ({backend}), but Y has "
                              f"shape {here[0]}, dtype {here[1]} ({here[2]}); pass the cache of this Y or cache=None")
         return cache
+
+    def _check_cache_origin(self, cache):
+        """The stamp of ``cache`` (``None`` for a cache made by a private ``_forward``, e.g. a child's part of a
+        network's cache); ``TypeError`` unless it is a cache dataclass, ``ValueError`` if another element made it."""
+        if not dataclasses.is_dataclass(cache) or isinstance(cache, type):
+            raise TypeError(f"cache must be the cache returned by {type(self).__name__}.forward (the second item of "
+                            f"Z, cache = forward(theta, Y)) or None, got {type(cache).__name__}")
+        origin = getattr(cache, "_meganet_origin", None)
+        if origin is not None and origin[0] is not self:
+            element = origin[0]
+            raise ValueError(f"cache was made by the forward pass of another element ({type(element).__name__} at "
+                             f"{id(element):#x}), not by this {type(self).__name__}; pass the cache that this "
+                             "element's forward returned, or cache=None to recompute it")
+        return origin
 
     def _stamp(self, cache, Y):
         """Record on ``cache`` which element and which input shape it belongs to (see :meth:`_check_cache`)."""

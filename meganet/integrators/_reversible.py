@@ -55,7 +55,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..core.element import Element
 from ..core.layout import Layout
-from ..core.validation import check_int, check_positive
+from ..core.validation import check_bool, check_int, check_positive
 from ._fused import FusedSweeps
 from .time_basis import as_time_basis
 
@@ -136,9 +136,7 @@ class ReversibleIntegrator(FusedSweeps, Element):
         if not self.h > 0.0:
             raise ValueError(f"step size h = final_time / n_steps = {final_time!r} / {n_steps} underflows to "
                              f"{self.h}; h must be positive")
-        if not isinstance(reversible, bool):
-            raise TypeError(f"reversible must be True or False, got {reversible!r}")
-        self.reversible = reversible
+        self.reversible = check_bool("reversible", reversible)
         self.basis = as_time_basis(basis, self.n_steps)
         self._n_theta_step = int(n_theta_step)
         self.layout = Layout([(str(k), self._n_theta_step) for k in range(self.basis.n_basis)])
@@ -285,9 +283,10 @@ class ReversibleIntegrator(FusedSweeps, Element):
 
     def _validated_theta_cache(self, theta, cache):
         """Checks for the public reconstruction helpers."""
-        if not isinstance(cache, IntegratorCache):
-            raise TypeError(f"cache must be the IntegratorCache returned by {type(self).__name__}.forward, "
-                            f"got {type(cache).__name__}")
+        if not isinstance(cache, (IntegratorCache, FusedIntegratorCache)):
+            raise TypeError(f"cache must be the IntegratorCache (or FusedIntegratorCache) returned by "
+                            f"{type(self).__name__}.forward, got {type(cache).__name__}")
+        self._check_cache_origin(cache)
         Z = self._output(cache.final)
         theta, _, _ = self._prepare(theta, Z, feature_shape=self.shape_out, Y_name="cache.final")
         return theta
