@@ -149,17 +149,20 @@ class Loss:
         Pixel grid of per-pixel labels (``()`` for one label per example).
     n_index : int
         Integer labels must lie in ``0 .. n_index − 1``.
+
+    Notes
+    -----
+    Empty data: the averages (:meth:`value`, :meth:`evaluate`, :meth:`accuracy`,
+    ``relative_error``) raise ``ValueError`` for ``Y`` with 0 examples or a
+    mask that selects no sample; the per-example maps (:meth:`logits`,
+    :meth:`predict`, ``probabilities``) return empty arrays with 0 rows.
     """
 
     def __init__(self, shape_in, n_classes, *, bias=True, per_pixel=False, min_classes=1):
         self.shape_in = check_shape_tuple("shape_in", shape_in)
         self.n_classes = check_int("n_classes", n_classes, minimum=min_classes)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        if not isinstance(per_pixel, bool):
-            raise TypeError(f"per_pixel must be True or False, got {per_pixel!r}")
-        self.bias = bias
-        self.per_pixel = per_pixel
+        self.bias = bias = check_bool("bias", bias)
+        self.per_pixel = per_pixel = check_bool("per_pixel", per_pixel)
         self.n_index = self.n_classes
         if per_pixel:
             if len(self.shape_in) < 2:
@@ -429,8 +432,8 @@ class Loss:
         """``(q, m, labelled)``: per-sample 0/1 weights (or None), their count, boolean mask (or None)."""
         n_samples = n * self.n_pixels
         if n_samples == 0:
-            raise ValueError(f"Y has {n} examples: the loss and the accuracy are means over the labelled examples "
-                             "and need at least one")
+            raise ValueError(f"Y has {n} examples; the loss (like the accuracy and the relative error) is an average "
+                             "over the labelled examples and needs at least one")
         if mask is None:
             return None, float(n_samples), None
         mod = get_array_module(mask, names=["mask"])

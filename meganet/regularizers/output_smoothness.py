@@ -65,6 +65,8 @@ class OutputSmoothness(_Movable):
         xp = get_array_module(Y, names=[name])
         if like is None:
             check_array(name, Y, shape=(None, *self.shape_in), xp=xp)
+            if Y.shape[0] == 0:
+                raise ValueError(f"{name} has 0 examples; R is an average over examples and needs at least one")
         else:
             check_array(name, Y, shape=tuple(like.shape), dtype=like.dtype, xp=get_array_module(like))
 

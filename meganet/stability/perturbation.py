@@ -17,7 +17,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_backend, to_numpy
 from ..core.element import Element
-from ..core.validation import check_int, check_positive
+from ..core.validation import check_bool, check_int, check_positive
 
 __all__ = ["perturbation_growth", "PerturbationGrowth", "block_states"]
 
@@ -147,9 +147,10 @@ def perturbation_growth(element, theta, Y0, *, delta=1e-3, rng=None, n_trials=1,
         raise TypeError(f"element must be an Element, got {type(element).__name__}")
     delta = check_positive("delta", delta)
     n_trials = check_int("n_trials", n_trials, minimum=1)
-    if not isinstance(per_step, bool):
-        raise TypeError(f"per_step must be True or False, got {per_step!r}")
+    per_step = check_bool("per_step", per_step)
     theta, xp, dtype = element._prepare(theta, Y0, Y_name="Y0")
+    if Y0.shape[0] == 0:
+        raise ValueError("Y0 has 0 examples; the growth ratio ‖Y_N − Ỹ_N‖ / ‖Y_0 − Ỹ_0‖ needs at least one")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     n = Y0.shape[0]
 

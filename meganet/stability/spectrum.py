@@ -32,7 +32,7 @@ import numpy as np
 
 from ..backend import is_cupy_array, to_numpy
 from ..core.element import Element
-from ..core.validation import check_int, check_option, check_positive
+from ..core.validation import check_bool, check_int, check_option, check_positive
 
 __all__ = ["jacobian_spectrum", "forward_euler_stable", "ForwardEulerStability"]
 
@@ -113,10 +113,12 @@ def jacobian_spectrum(element, theta, Y, *, method="auto", k=6, which="LM", per_
     check_option("which", which, _WHICH)
     k = check_int("k", k, minimum=1)
     dense_max_size = check_int("dense_max_size", dense_max_size, minimum=1)
-    if not isinstance(per_example, bool):
-        raise TypeError(f"per_example must be True or False, got {per_example!r}")
+    per_example = check_bool("per_example", per_example)
     # validates θ and Y (shapes, dtype, backend, finiteness) once
     theta, _, _ = element._prepare(theta, Y)
+    if Y.shape[0] == 0:
+        raise ValueError("Y has 0 examples; the Jacobian at a batch without examples has no eigenvalues: "
+                         "pass at least one example")
     if per_example:
         spectra = [_spectrum(element, theta, Y[i:i + 1], method, k, which, dense_max_size, eigs_kwargs)
                    for i in range(Y.shape[0])]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backend import check_dtype, get_array_module, resolve_xp, to_backend
-from ..core.validation import check_bool, check_option
+from ..core.validation import check_bool, check_int, check_option
 from .adjoint import dot_test
 from .taylor import taylor_test_line
 
@@ -84,11 +84,15 @@ def check_element(element, theta=None, Y=None, *, n_examples=3, rng=0, dtype=np.
     if theta is None:
         theta = element.init_theta(rng=rng, dtype=dtype, xp=xp)
     if Y is None:
+        n_examples = check_int("n_examples", n_examples, minimum=1)
         dtype = check_dtype(dtype)
         Y = to_backend(rng.standard_normal((n_examples, *element.shape_in)).astype(dtype), resolve_xp(xp))
     name = name or repr(element)
     report = ElementReport(name=name)
     Z, cache = element.forward(theta, Y)
+    if Y.shape[0] == 0:
+        raise ValueError("Y has 0 examples; the Taylor and dot tests would pass without testing anything: "
+                         "pass at least one example")
     if element.n_theta == 0:
         wrt = tuple(w for w in wrt if w == "Y")
     for w in wrt:
