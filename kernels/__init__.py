@@ -50,6 +50,7 @@ stderr (see :func:`set_compile_message`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 
@@ -98,12 +99,6 @@ DETERMINISTIC_PARTIAL_BYTES = 64 << 20
 _DETERMINISTIC = {"enabled": None}
 
 
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def set_deterministic(enabled=True):
     """Make the numba kernels' sums over examples independent of the number of threads (or not).
 
@@ -131,7 +126,9 @@ def set_deterministic(enabled=True):
     The environment variable ``MEGANET_DETERMINISTIC=1`` selects it too; this
     function overrides the variable (``None`` returns to it).
     """
-    _DETERMINISTIC["enabled"] = None if enabled is None else _check_flag("enabled", enabled)
+    from meganet.core.validation import check_bool
+
+    _DETERMINISTIC["enabled"] = None if enabled is None else check_bool("enabled", enabled)
 
 
 def deterministic():
@@ -173,7 +170,9 @@ def set_compile_message(enabled=True):
     environment variable ``MEGANET_QUIET=1`` silences it too; this function
     overrides the variable.
     """
-    _NOTICE["enabled"] = _check_flag("enabled", enabled)
+    from meganet.core.validation import check_bool
+
+    _NOTICE["enabled"] = check_bool("enabled", enabled)
 
 
 def _compile_notice(dispatcher):
@@ -193,29 +192,25 @@ def _compile_notice(dispatcher):
         print(COMPILE_MESSAGE, file=sys.stderr, flush=True)
 
 
-_WARNED_NO_JIT = []
-
-
+@functools.cache
 def _jit_disabled():
-    """True when numba is installed but its JIT is off (``NUMBA_DISABLE_JIT=1``).
+    """True when numba is installed but its JIT is off (``NUMBA_DISABLE_JIT=1``, read when numba is
+    imported, so the answer is computed once).
 
     The numba kernels then run as Python loops, hundreds of times slower than
     the numpy engine; ``engine='auto'`` uses the numpy engine instead and says
     so once (``engine='numba'`` still runs them, for stepping through a kernel
     in a debugger).
     """
-    _prepare_threads()
     import numba
 
     if not numba.config.DISABLE_JIT:
         return False
-    if not _WARNED_NO_JIT:
-        import warnings
+    import warnings
 
-        _WARNED_NO_JIT.append(True)
-        warnings.warn("meganet: numba's JIT is disabled (NUMBA_DISABLE_JIT), so its kernels would run as Python "
-                      "loops; engine='auto' uses the numpy engine instead (engine='numba' runs the kernels as "
-                      "Python, for debugging)", RuntimeWarning, stacklevel=4)
+    warnings.warn("meganet: numba's JIT is disabled (NUMBA_DISABLE_JIT), so its kernels would run as Python "
+                  "loops; engine='auto' uses the numpy engine instead (engine='numba' runs the kernels as "
+                  "Python, for debugging)", RuntimeWarning, stacklevel=4)
     return True
 
 

@@ -490,9 +490,8 @@ def _collect(cfg, data, levels, ml, progress, *, status, message):
                 vl, va = _safe_metrics(model, *obj.split(lev.x0), data.Y_val, data.C_val)
             else:
                 vl, va = progress.val.get((lev.n_steps, row.get("time")), (None, None))
-            merged = dict(row)
-            merged.update(level=lev.level, n_steps=lev.n_steps)
-            merged = {"level": merged.pop("level"), "n_steps": merged.pop("n_steps"), **merged}
+            merged = {"level": lev.level, "n_steps": lev.n_steps,
+                      **{k: v for k, v in row.items() if k not in ("level", "n_steps")}}
             if merged.get("f") is None:
                 merged["f"] = merged.get("f_batch")
             merged["work_units"] = work_offset + float(row.get("work_units") or 0.0)

@@ -43,6 +43,11 @@ __all__ = ["Element"]
 _WRT = ("both", "theta", "Y")
 
 
+def _input_key(Y):
+    """What a cache must match of its input: shape, dtype and backend (``'numpy'``/``'cupy'``)."""
+    return tuple(Y.shape), Y.dtype, type(Y).__module__.split(".")[0]
+
+
 class Element:
     """Base class of every meganet element.
 
@@ -160,11 +165,10 @@ class Element:
         origin = self._check_cache_origin(cache)
         if origin is None:
             return cache
-        _, shape, dtype, backend = origin
-        here = (tuple(Y.shape), Y.dtype, type(Y).__module__.split(".")[0])
-        if (shape, dtype, backend) != here:
-            raise ValueError(f"cache was made by forward on Y of shape {shape}, dtype {dtype} ({backend}), but Y has "
-                             f"shape {here[0]}, dtype {here[1]} ({here[2]}); pass the cache of this Y or cache=None")
+        made, here = origin[1], _input_key(Y)
+        if made != here:
+            raise ValueError(f"cache was made by forward on Y of shape {made[0]}, dtype {made[1]} ({made[2]}), but Y "
+                             f"has shape {here[0]}, dtype {here[1]} ({here[2]}); pass the cache of this Y or cache=None")
         return cache
 
     def _check_cache_origin(self, cache):
@@ -184,8 +188,7 @@ class Element:
     def _stamp(self, cache, Y):
         """Record on ``cache`` which element and which input shape it belongs to (see :meth:`_check_cache`)."""
         try:
-            object.__setattr__(cache, "_meganet_origin", (self, tuple(Y.shape), Y.dtype,
-                                                          type(Y).__module__.split(".")[0]))
+            object.__setattr__(cache, "_meganet_origin", (self, _input_key(Y)))
         except (AttributeError, TypeError):  # a cache without an instance dict: not checked
             pass
         return cache
