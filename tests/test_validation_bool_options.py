@@ -1,7 +1,8 @@
 """Every boolean option of the element, loss, stability and testing API goes through ``check_bool``
 (issue 9, defect 13a): ``'yes'``/``'no'``/``1`` raise ``TypeError`` naming the parameter and the value,
 numpy booleans are accepted like ``True``/``False``, and the table below is checked against the
-signatures and docstrings, so a new flag cannot be forgotten."""
+signatures and docstrings, so a new flag cannot be forgotten.  The flags of the normalizations, the
+compute kernels and the line search (outside the scanned packages) are checked too."""
 
 import importlib
 import inspect
@@ -11,12 +12,18 @@ import re
 import numpy as np
 import pytest
 
+import meganet.kernels as kernels
 from meganet.integrators import (AntisymmetricResNet, HamiltonianCNN, HamiltonianVerlet, Leapfrog, ParabolicCNN,
                                  SecondOrderCNN, symmetric_conv_layer)
 from meganet.layers import Connector, DoubleLayer, SingleLayer, SymmetricLayer
 from meganet.layers.connector import make_normalization
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
+from meganet.kernels.activation import bias_activation
+from meganet.kernels.conv2d import conv2d_adjoint_weight
+from meganet.kernels.timestep import resnet_dense_forward
 from meganet.networks import jmiv_network
+from meganet.normalization import BatchNorm, InstanceNorm, TVNorm
+from meganet.optimizers.linesearch import armijo_backtracking
 from meganet.stability import jacobian_spectrum, perturbation_growth
 from meganet.testing import check_element, dot_test, taylor_test
 from meganet.transforms import Dense
@@ -117,6 +124,35 @@ ALLOWS_NONE = {("Connector", "bias"), ("HamiltonianCNN", "bias"), ("ParabolicCNN
                ("symmetric_conv_layer", "bias"), ("SecondOrderCNN", "bias")}
 CASES = [pytest.param(key, make, id=f"{key[0]}-{key[1]}") for key, make in FLAGS.items()]
 
+# flags outside the scanned packages (normalizations, kernels, line search, module switches)
+OTHER_FLAGS = {
+    ("BatchNorm", "affine"): lambda v: BatchNorm(3, affine=v),
+    ("InstanceNorm", "affine"): lambda v: InstanceNorm((3, 4, 4), affine=v),
+    ("TVNorm", "affine"): lambda v: TVNorm((3, 4, 4), affine=v),
+    ("conv2d_adjoint_weight", "per_example"): lambda v: conv2d_adjoint_weight(
+        np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)), (3, 3), "zero", per_example=v),
+    ("armijo_backtracking", "interpolate"): lambda v: armijo_backtracking(lambda a: 1.0 - a, 1.0, -1.0,
+                                                                         interpolate=v),
+    ("bias_activation", "derivative"): lambda v: bias_activation(np.ones((2, 3)), np.zeros(3), "tanh",
+                                                                 derivative=v),
+    ("resnet_dense_forward", "store"): lambda v: resnet_dense_forward(np.ones((2, 3)), np.zeros((1, 3, 3)),
+                                                                      np.zeros((1, 3)), 0.1, store=v),
+    ("set_deterministic", "enabled"): kernels.set_deterministic,  # None is documented: back to the env variable
+    ("set_compile_message", "enabled"): kernels.set_compile_message,
+}
+OTHER_CASES = [pytest.param(key, make, id=f"{key[0]}-{key[1]}") for key, make in OTHER_FLAGS.items()]
+#: Flags for which None is an error too (not "decided from the other options").
+NONE_REJECTED = [
+    ("SingleLayer", "bias"), ("SymmetricLayer", "bias"), ("SoftmaxCrossEntropy", "bias"), ("LeastSquares", "bias"),
+    ("AntisymmetricResNet", "bias"), ("DoubleLayer", "bias1"), ("DoubleLayer", "bias2"),
+    ("LogisticRegression", "per_pixel"), ("HamiltonianVerlet", "reversible"), ("Leapfrog", "reversible"),
+    ("BatchNorm", "affine"), ("InstanceNorm", "affine"), ("TVNorm", "affine"), ("Element.JTmv", "per_example"),
+    ("Transform.dK_adj", "per_example"), ("conv2d_adjoint_weight", "per_example"), ("Loss.hess_mv", "gauss_newton"),
+    ("check_element", "verbose"), ("check_element", "taylor"), ("dot_test", "verbose"), ("taylor_test", "verbose"),
+    ("armijo_backtracking", "interpolate"), ("bias_activation", "derivative"), ("resnet_dense_forward", "store"),
+    ("set_compile_message", "enabled"),
+]
+
 
 def _public_bool_options():
     """(qualified name, parameter) of every public function/method/constructor parameter that defaults to a
@@ -153,11 +189,18 @@ def test_table_lists_every_bool_option():
     assert not missing, f"boolean options without a check in FLAGS: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("key, make", CASES)
+@pytest.mark.parametrize("key, make", CASES + OTHER_CASES)
 @pytest.mark.parametrize("value", ["yes", "no", "False", 1, 0])
 def test_non_bool_is_rejected(key, make, value):
     with pytest.raises(TypeError, match=rf"{key[1]} must be True or False, got {value!r}"):
         make(value)
+
+
+@pytest.mark.parametrize("key", NONE_REJECTED, ids="-".join)
+def test_none_is_rejected(key):
+    make = FLAGS.get(key) or OTHER_FLAGS[key]
+    with pytest.raises(TypeError, match=rf"{key[1]} must be True or False, got None"):
+        make(None)
 
 
 @pytest.mark.parametrize("key, make", CASES)
