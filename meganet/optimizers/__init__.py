@@ -18,7 +18,9 @@ first order                        :func:`minimize_sgd`, :func:`minimize_adam`,
 quasi-Newton / CG                  :func:`minimize_lbfgs`, :func:`minimize_nonlinear_cg`
 second order                       :func:`minimize_newton_cg` (Newton / Gauss-Newton-PCG),
                                    :func:`minimize_trust_region_steihaug`,
-                                   :func:`minimize_trust_region_krylov`
+                                   :func:`minimize_trust_region_krylov`,
+                                   :func:`minimize_gnvpro` (GNvpro: Gauss-Newton-Krylov trust
+                                   region on the reduced VarPro objective)
 box constraints                    :func:`minimize_projected_gradient`,
                                    :func:`minimize_projected_newton_cg` (and ``lower``/``upper``
                                    of SGD/Adam)
@@ -30,6 +32,7 @@ building blocks                    :func:`pcg`, :func:`steihaug_cg`,
 
 from .adam import minimize_adam
 from .cg import CGResult, SteihaugResult, pcg, steihaug_cg
+from .gnvpro import GNVPRO_LABEL, minimize_gnvpro
 from .krylov_trust_region import (
     LanczosSubproblem,
     TRSolution,
@@ -54,7 +57,7 @@ __all__ = [
     # solvers
     "minimize_sgd", "minimize_adam", "minimize_steepest_descent", "minimize_lbfgs", "minimize_nonlinear_cg",
     "minimize_newton_cg", "minimize_trust_region_steihaug", "minimize_trust_region_krylov",
-    "minimize_projected_gradient", "minimize_projected_newton_cg",
+    "minimize_gnvpro", "GNVPRO_LABEL", "minimize_projected_gradient", "minimize_projected_newton_cg",
     # schedules
     "LearningRateSchedule", "ConstantLR", "PiecewiseConstantLR", "ExponentialDecayLR",
     # building blocks

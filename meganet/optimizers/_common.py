@@ -93,6 +93,21 @@ def check_common(*, max_iter, gtol, rtol, ftol, callback, verbose, dtype):
     return max_iter, gtol, rtol, ftol, check_callback(callback), check_bool("verbose", verbose)
 
 
+def check_max_work_units(max_work_units, counter):
+    """``None`` or a positive finite budget of work units; a budget needs a problem that counts work."""
+    if max_work_units is None:
+        return None
+    if isinstance(max_work_units, bool) or not isinstance(max_work_units, numbers.Real):
+        raise TypeError(f"max_work_units must be None or a positive number, got {max_work_units!r}")
+    v = float(max_work_units)
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"max_work_units must be a positive finite number (or None: no budget), got {max_work_units!r}")
+    if counter is None:
+        raise ValueError(f"max_work_units = {v:g} needs a problem that counts its work (a `counter` attribute, "
+                         "e.g. meganet.objectives.NetworkObjective); this problem has none")
+    return v
+
+
 def check_problem(problem, solver, *methods):
     missing = [m for m in methods if not callable(getattr(problem, m, None))]
     if missing:
@@ -408,11 +423,17 @@ class Monitor:
     preconditioner where the solver has one, and the main options (``info``).
     """
 
-    def __init__(self, solver, columns, *, verbose, callback, evaluator, kind, info="", preconditioner=None):
+    def __init__(self, solver, columns, *, verbose, callback, evaluator, kind, info="", preconditioner=None,
+                 max_work_units=None):
         self.solver, self.columns, self.verbose, self.callback = solver, list(columns), verbose, callback
         self.evaluator = evaluator
         self.kind = kind
         self.history = History()
+        self.max_work_units = check_max_work_units(max_work_units, evaluator._counter)
+        if self.max_work_units is not None:
+            info = (info + ", " if info else "") + f"max_work_units = {self.max_work_units:g}"
+        #: The status of a stop asked for by :meth:`record` (callback or work-unit budget).
+        self.stop_status = Status.CALLBACK_STOP
         self.info = info
         self.preconditioner = preconditioner
         self.t0 = time.perf_counter()
@@ -440,13 +461,20 @@ class Monitor:
         return row
 
     def record(self, row, x=None, *, callback=True) -> bool:
-        """Append ``row`` (work units and time are added); return True if the callback asked to stop."""
+        """Append ``row`` (work units and time are added); return True if the run must stop after this
+        iteration: the callback raised ``StopIteration`` (:attr:`stop_status` ``callback_stop``) or the
+        work-unit budget is spent (``max_work_units``; checked after every iteration, i.e. before the
+        next one starts, as Meganet.m's ``trnewton``: a run ends within one iteration's work of it)."""
         row = self._append(row)
         if callback and self.callback is not None:
             try:
                 self.callback(readonly(x), dict(row))
             except StopIteration:
+                self.stop_status = Status.CALLBACK_STOP
                 return True
+        if callback and self.max_work_units is not None and self.evaluator.work_units >= self.max_work_units:
+            self.stop_status = Status.MAX_WORK_UNITS
+            return True
         return False
 
     def result(self, *, x, fun, grad, grad_norm, nit, status, n_inner=0, info=None, row=None):

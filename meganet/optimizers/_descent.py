@@ -52,7 +52,7 @@ class Direction:
 
 
 def run_descent(problem, x, descent, *, solver, kind, columns, search, c1, c2, max_ls, max_iter, gtol, rtol, ftol,
-                callback, verbose, info="", preconditioner=None):
+                callback, verbose, info="", preconditioner=None, max_work_units=None):
     """Generic line-search loop; ``x`` is validated and copied by the caller.
 
     ``solver`` is the label, ``kind`` the :class:`SolverKind` the stop
@@ -62,7 +62,7 @@ def run_descent(problem, x, descent, *, solver, kind, columns, search, c1, c2, m
     eps = eps_of(x.dtype)
     descent.evaluator = ev
     mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, kind=kind, info=info,
-                  preconditioner=preconditioner)
+                  preconditioner=preconditioner, max_work_units=max_work_units)
     mon.start(x.shape[0])
     f, g, state = ev.value_and_gradient(x)
     gnorm = norm(g)
@@ -130,7 +130,7 @@ def run_descent(problem, x, descent, *, solver, kind, columns, search, c1, c2, m
         elif ftol_reached(f_prev, f, ftol):
             status = Status.CONVERGED_FTOL
         elif stop:
-            status = Status.CALLBACK_STOP
+            status = mon.stop_status
     return mon.result(x=x, fun=f, grad=g, grad_norm=gnorm, nit=k, status=status, n_inner=n_inner,
                       row=dict(iter=k, f=f, grad_norm=gnorm))
 

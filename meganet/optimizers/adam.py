@@ -9,7 +9,7 @@ from .sgd import check_schedule, run_stochastic, schedule_text
 __all__ = ["minimize_adam"]
 
 
-def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_epochs=10, rng=None,
+def minimize_adam(problem, x0, *, max_work_units=None, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_epochs=10, rng=None,
                   lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
     """Adam: adaptive moment estimation (Kingma & Ba 2015, Alg. 1)::
 
@@ -32,6 +32,13 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
         ε > 0 added to ``sqrt(v̂)``.
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default ``"Adam"``).
+
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        epoch (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one epoch's work of the budget.  Default: no budget.
 
     Returns
     -------
@@ -58,5 +65,6 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
     label = check_label(label, "Adam")
     return run_stochastic(problem, x0, update, solver=label, schedule=schedule, n_epochs=n_epochs, rng=rng,
                           lower=lower, upper=upper, eval_full=eval_full, callback=callback, verbose=verbose,
-                          info=options_text(learning_rate=schedule_text(schedule), beta1=beta1, beta2=beta2))
+                          info=options_text(learning_rate=schedule_text(schedule), beta1=beta1, beta2=beta2),
+                          max_work_units=max_work_units)
 

@@ -40,7 +40,7 @@ from ._common import (
     options_text,
     prepare_x0,
 )
-from .trust_region import TRStep, _check_tr_options, run_trust_region
+from .trust_region import TRStep, _check_radius_rule, _check_tr_options, run_trust_region
 
 __all__ = ["TRSolution", "solve_trust_region_subproblem", "LanczosSubproblem", "minimize_trust_region_krylov"]
 
@@ -297,8 +297,9 @@ class LanczosSubproblem:
                       dict(krylov_dim=len(self.Q), sigma=sol.sigma))
 
 
-def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None, initial_radius=1.0,
-                                 max_radius=1000.0, eta=0.15, min_radius=None, max_iter=200, gtol=1e-5,
+def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim=20, krylov_rtol=None, initial_radius=1.0,
+                                 max_radius=1000.0, eta=0.15, shrink_below=0.25, grow_above=0.75, shrink_factor=0.25,
+        grow_factor=2.0, min_radius=None, max_iter=200, gtol=1e-5,
                                  rtol=0.0, ftol=0.0, preconditioner=True, callback=None, verbose=False,
                                  label=None):
     """Newton–Krylov trust-region method (GLTR; the GNvpro slides' subspace
@@ -330,6 +331,21 @@ def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None
         declares a Gauss-Newton Hessian product, else ``"trust-region
         Newton-Krylov (Lanczos)"``.
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
+    shrink_below, grow_above, shrink_factor, grow_factor : float
+        Radius rule: if ``ρ < shrink_below`` the radius becomes
+        ``shrink_factor · min(Δ, ‖p‖)``; if ``ρ > grow_above`` and the step
+        lies on the boundary, ``min(grow_factor · Δ, max_radius)``; a step is
+        accepted iff ``ρ > eta`` (``0 ≤ eta ≤ shrink_below < grow_above < 1``,
+        ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
+        2 (N&W Alg. 4.1); Meganet.m ``trnewton`` uses 0.1, 0.75, 0.5, 1.5 with
+        ``eta = 1e-4`` (see :func:`~meganet.optimizers.minimize_gnvpro`).
     Returns
     -------
     OptimizeResult
@@ -341,7 +357,9 @@ def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None
     x0 = prepare_x0(x0)
     max_iter, gtol, rtol, ftol, callback, verbose = check_common(
         max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, dtype=x0.dtype)
-    initial_radius, max_radius, eta, min_radius = _check_tr_options(initial_radius, max_radius, eta, min_radius)
+    initial_radius, max_radius, eta, min_radius = _check_tr_options(initial_radius, max_radius, eta, min_radius, allow_auto=True)
+    shrink_below, grow_above, shrink_factor, grow_factor = _check_radius_rule(eta, shrink_below, grow_above,
+                                                                               shrink_factor, grow_factor)
     krylov_dim = check_int("krylov_dim", krylov_dim, minimum=1)
     if krylov_rtol is not None:
         krylov_rtol = check_real("krylov_rtol", krylov_rtol, low=0.0, high=1.0, high_open=True)
@@ -361,8 +379,9 @@ def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None
                "sigma", "work_units"]
     return run_trust_region(
         problem, x0, make, solver=label, kind=kind, columns=columns,
-        initial_radius=initial_radius, max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter,
+        shrink_below=shrink_below, grow_above=grow_above, shrink_factor=shrink_factor,
+        grow_factor=grow_factor, initial_radius=initial_radius, max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter,
         gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
         preconditioner=describe_preconditioner(problem, preconditioner),
         info=options_text(krylov_dim=krylov_dim, krylov_rtol=krylov_rtol, initial_radius=initial_radius,
-                          max_iter=max_iter, gtol=gtol))
+                          max_iter=max_iter, gtol=gtol), max_work_units=max_work_units)

@@ -67,7 +67,7 @@ class _LBFGS:
             self.pairs.append((s, y, 1.0 / sy))
 
 
-def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_iter=1000, gtol=1e-5, rtol=0.0,
+def minimize_lbfgs(problem, x0, *, max_work_units=None, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_iter=1000, gtol=1e-5, rtol=0.0,
                    ftol=0.0, callback=None, verbose=False, label=None):
     """Minimize with L-BFGS and a strong Wolfe line search.
 
@@ -94,6 +94,13 @@ def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_it
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default ``"L-BFGS"``).
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
     Returns
     -------
     OptimizeResult
@@ -109,4 +116,4 @@ def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_it
     return run_descent(problem, x0, _LBFGS(memory, eps_of(x0.dtype)), solver=label, kind=SolverKind("quasi_newton"),
                        columns=columns, search="wolfe", c1=c1, c2=c2, max_ls=max_ls, max_iter=max_iter, gtol=gtol,
                        rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
-                       info=options_text(memory=memory, max_iter=max_iter, gtol=gtol))
+                       info=options_text(memory=memory, max_iter=max_iter, gtol=gtol), max_work_units=max_work_units)

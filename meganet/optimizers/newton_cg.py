@@ -80,7 +80,7 @@ class _NewtonCG:
         pass
 
 
-def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, preconditioner=True,
+def minimize_newton_cg(problem, x0, *, max_work_units=None, cg_max_iter=None, cg_rtol=None, preconditioner=True,
                        on_non_descent="steepest_descent", max_step=None, c1=1e-4, max_ls=30, max_iter=200,
                        gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Newton-CG / Gauss-Newton-PCG with an Armijo line search.
@@ -130,6 +130,13 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
         instead of ``-CG`` when a preconditioner is certainly in use (a given
         callable, or the problem names one in ``preconditioner_kind``).
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
     Returns
     -------
     OptimizeResult
@@ -159,4 +166,5 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
                        c2=None, max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback,
                        verbose=verbose, preconditioner=precond,
                        info=options_text(cg_max_iter=cg_max_iter, cg_rtol=FORCING_TERM if cg_rtol is None else cg_rtol,
-                                         max_step=max_step, max_iter=max_iter, gtol=gtol))
+                                         max_step=max_step, max_iter=max_iter, gtol=gtol),
+                                         max_work_units=max_work_units)

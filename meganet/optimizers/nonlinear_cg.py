@@ -79,7 +79,7 @@ class _NonlinearCG:
         self.since_restart += 1
 
 
-def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-4, c2=0.1, max_ls=25,
+def minimize_nonlinear_cg(problem, x0, *, max_work_units=None, beta="PR+", restart_every=None, c1=1e-4, c2=0.1, max_ls=25,
                           max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
                           label=None):
     """Minimize by nonlinear conjugate gradients (N&W Alg. 5.4 with the β
@@ -107,6 +107,13 @@ def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-
         The solver's name in the header and in ``result.solver`` (default
         ``"nonlinear CG (<beta>)"``).
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
     Returns
     -------
     OptimizeResult
@@ -125,4 +132,5 @@ def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-
     return run_descent(problem, x0, _NonlinearCG(beta, restart_every), solver=label, kind=SolverKind("quasi_newton"),
                        columns=columns, search="wolfe", c1=c1, c2=c2, max_ls=max_ls, max_iter=max_iter, gtol=gtol,
                        rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
-                       info=options_text(beta=beta, restart_every=restart_every, max_iter=max_iter, gtol=gtol))
+                       info=options_text(beta=beta, restart_every=restart_every, max_iter=max_iter, gtol=gtol),
+                       max_work_units=max_work_units)

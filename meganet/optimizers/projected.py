@@ -136,11 +136,11 @@ def _bounds_text(box):
 
 
 def _run_projected(problem, x, box, direction, *, solver, kind, columns, c1, max_ls, max_iter, gtol, rtol, ftol,
-                   callback, verbose, info="", preconditioner=None):
+                   callback, verbose, info="", preconditioner=None, max_work_units=None):
     ev = Evaluator(problem, x)
     eps = eps_of(x.dtype)
     mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, kind=kind, info=info,
-                  preconditioner=preconditioner)
+                  preconditioner=preconditioner, max_work_units=max_work_units)
     mon.start(x.shape[0])
     f, g, state = ev.value_and_gradient(x)
     pgn = norm(box.projected_gradient(x, g))
@@ -182,12 +182,12 @@ def _run_projected(problem, x, box, direction, *, solver, kind, columns, c1, max
         elif ftol_reached(f_prev, f, ftol):
             status = Status.CONVERGED_FTOL
         elif stop:
-            status = Status.CALLBACK_STOP
+            status = mon.stop_status
     return mon.result(x=x, fun=f, grad=g, grad_norm=pgn, nit=k, status=status, n_inner=n_inner,
                       row=dict(iter=k, f=f, grad_norm=pgn, pg_norm=pgn))
 
 
-def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_step=1.0, c1=1e-4, max_ls=30,
+def minimize_projected_gradient(problem, x0, *, max_work_units=None, lower=None, upper=None, initial_step=1.0, c1=1e-4, max_ls=30,
                                 max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
                                 label=None):
     """Projected gradient method for ``min f(x)`` s.t. ``lower ≤ x ≤ upper``.
@@ -219,6 +219,13 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
         The solver's name in the header and in ``result.solver`` (default
         ``"projected gradient"``).
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
     Returns
     -------
     OptimizeResult
@@ -238,6 +245,7 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
 
     def direction(ev, x, f, g, state, pgn, k):
         return dict(
+        
             trial_point=lambda a: box.project(x - a * g),
             rhs=lambda a, xt: -dot(g, xt - x),
             alpha0=memo["alpha0"],
@@ -250,10 +258,11 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
                           kind=SolverKind("first", bounded=True, step_option="initial_step"), columns=columns, c1=c1,
                           max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback,
                           verbose=verbose, info=options_text(bounds=_bounds_text(box), initial_step=initial_step,
-                                                             max_iter=max_iter, gtol=gtol))
+                                                             max_iter=max_iter, gtol=gtol),
+                                                             max_work_units=max_work_units)
 
 
-def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_tol=1e-3, cg_max_iter=None,
+def minimize_projected_newton_cg(problem, x0, *, max_work_units=None, lower=None, upper=None, active_tol=1e-3, cg_max_iter=None,
                                  cg_rtol=None, preconditioner=True, c1=1e-4, max_ls=30, max_iter=200, gtol=1e-5,
                                  rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Projected Newton / Gauss-Newton-PCG for box constraints (Bertsekas,
@@ -295,6 +304,13 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
         ``"projected "`` followed by the default label of
         :func:`~meganet.optimizers.minimize_newton_cg` (e.g.
         ``"projected Gauss-Newton-CG"``).
+
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
 
     Returns
     -------
@@ -350,4 +366,5 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
                           verbose=verbose, preconditioner=precond,
                           info=options_text(bounds=_bounds_text(box), cg_max_iter=cg_max_iter,
                                             cg_rtol=FORCING_TERM if cg_rtol is None else cg_rtol,
-                                            active_tol=active_tol, max_iter=max_iter, gtol=gtol))
+                                            active_tol=active_tol, max_iter=max_iter, gtol=gtol),
+                                            max_work_units=max_work_units)

@@ -38,6 +38,7 @@ class Status(str, enum.Enum):
     NON_FINITE = "non_finite"
     CALLBACK_STOP = "callback_stop"
     RADIUS_TOO_SMALL = "radius_too_small"
+    MAX_WORK_UNITS = "max_work_units"
 
     @property
     def message(self) -> str:
@@ -81,6 +82,10 @@ _MESSAGES = {
         "values is returned."
     ),
     Status.CALLBACK_STOP: "stopped by the callback (it raised StopIteration); the current iterate is returned.",
+    Status.MAX_WORK_UNITS: (
+        "stopped: the work-unit budget max_work_units (forward + adjoint passes over the training set, "
+        "counted by the problem) is spent; the current iterate is returned."
+    ),
     Status.RADIUS_TOO_SMALL: (
         "stopped: the trust-region radius fell below min_radius because the quadratic model keeps "
         "over-predicting the decrease. Check the gradient and Hessian products (Taylor test); at the "

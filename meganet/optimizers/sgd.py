@@ -116,7 +116,7 @@ def check_rng(rng):
 
 
 def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lower, upper, eval_full, callback,
-                   verbose, info=""):
+                   verbose, info="", max_work_units=None):
     """The epoch loop shared by SGD and Adam (private).
 
     ``update(x, g, lr, t) -> x_new`` performs one parameter update from the
@@ -149,11 +149,18 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
     header = options_text(n_batches=n_batches) + (f", {info}" if info else "")
     header += ", " + options_text(n_epochs=n_epochs, eval_full=eval_full)
     mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev,
-                  kind=SolverKind("stochastic", step_option="learning_rate"), info=header)
+                  kind=SolverKind("stochastic", step_option="learning_rate"), info=header,
+                  max_work_units=max_work_units)
     mon.start(x.shape[0])
 
     def full(x):
+        """The full objective and gradient for the history: monitoring, not training work, so the
+        problem's work counter is restored afterwards (SGD/Adam spend 2 work units per epoch)."""
+        c = ev._counter
+        saved = (c.forward, c.adjoint) if c is not None and hasattr(c, "forward") else None
         f, g, _ = ev.value_and_gradient(x)
+        if saved is not None:
+            c.forward, c.adjoint = saved
         return f, g, norm(g)
 
     f_full = g_full = gnorm = None
@@ -198,7 +205,7 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
             f_full, g_full, gnorm = f_new, g_new, gnorm_new
         row = dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm, lr=lr, step_norm=step_norm)
         if mon.record(row, x):
-            status = Status.CALLBACK_STOP
+            status = mon.stop_status
     if status is None:
         status = Status.COMPLETED
     fun = f_full if eval_full else (f_batch if f_batch is not None else math.nan)
@@ -207,7 +214,7 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
                       row=dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm))
 
 
-def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=False, n_epochs=10, rng=None,
+def minimize_sgd(problem, x0, *, max_work_units=None, learning_rate=0.01, momentum=0.0, nesterov=False, n_epochs=10, rng=None,
                  lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
     """Stochastic gradient descent with (Nesterov) momentum.
 
@@ -244,8 +251,9 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
     lower, upper : None, float or array
         Box constraints enforced by projection.
     eval_full : bool
-        Evaluate the full objective and gradient after every epoch (2 work
-        units each); otherwise the history reports the mean mini-batch loss.
+        Evaluate the full objective and gradient after every epoch for the
+        history (monitoring: not counted as work, so an epoch costs 2 work units
+        either way); otherwise the history reports the mean mini-batch loss.
     callback : callable ``(x, row)``, optional
         Called after every epoch; raise ``StopIteration`` to stop.
     verbose : bool
@@ -254,6 +262,13 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default
         ``"SGD"``, ``"SGD (Nesterov)"``).
+
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        epoch (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one epoch's work of the budget.  Default: no budget.
 
     Returns
     -------
@@ -282,4 +297,5 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
     label = check_label(label, "SGD" + (" (Nesterov)" if nesterov else ""))
     return run_stochastic(problem, x0, update, solver=label, schedule=schedule, n_epochs=n_epochs, rng=rng,
                           lower=lower, upper=upper, eval_full=eval_full, callback=callback, verbose=verbose,
-                          info=options_text(learning_rate=schedule_text(schedule), momentum=momentum))
+                          info=options_text(learning_rate=schedule_text(schedule), momentum=momentum),
+                          max_work_units=max_work_units)

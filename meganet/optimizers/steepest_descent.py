@@ -27,7 +27,7 @@ class _SteepestDescent:
         self.prev = (alpha, d.slope)
 
 
-def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=30, max_iter=1000, gtol=1e-5,
+def minimize_steepest_descent(problem, x0, *, max_work_units=None, initial_step=1.0, c1=1e-4, max_ls=30, max_iter=1000, gtol=1e-5,
                               rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Minimize by steepest descent ``x ← x − α ∇f(x)`` with an Armijo line search.
 
@@ -63,6 +63,13 @@ def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=
         The solver's name in the header and in ``result.solver`` (default
         ``"steepest descent"``).
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
     Returns
     -------
     OptimizeResult
@@ -79,4 +86,5 @@ def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=
                        kind=SolverKind("first", step_option="initial_step"), columns=columns, search="armijo",
                        c1=c1, c2=None, max_ls=max_ls, max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol,
                        callback=callback, verbose=verbose,
-                       info=options_text(initial_step=initial_step, max_iter=max_iter, gtol=gtol))
+                       info=options_text(initial_step=initial_step, max_iter=max_iter, gtol=gtol),
+                       max_work_units=max_work_units)

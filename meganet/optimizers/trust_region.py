@@ -96,15 +96,31 @@ class SteihaugSubproblem:
         return TRStep(res.p, res.hits_boundary, res.predicted_reduction, res.step_norm, res.n_iter, res.info)
 
 
-def _check_tr_options(initial_radius, max_radius, eta, min_radius):
-    initial_radius = check_real("initial_radius", initial_radius, low=0.0, low_open=True)
+def _check_tr_options(initial_radius, max_radius, eta, min_radius, *, allow_auto=False):
+    if allow_auto and isinstance(initial_radius, str):
+        if initial_radius != "auto":
+            raise ValueError(f"initial_radius must be a positive number or 'auto', got {initial_radius!r}")
+    else:
+        initial_radius = check_real("initial_radius", initial_radius, low=0.0, low_open=True)
     max_radius = check_real("max_radius", max_radius, low=0.0, low_open=True, allow_inf=True)
-    if initial_radius > max_radius:
+    if initial_radius != "auto" and initial_radius > max_radius:
         raise ValueError(f"initial_radius must be <= max_radius, got {initial_radius!r} > {max_radius!r}")
-    eta = check_real("eta", eta, low=0.0, high=0.25, high_open=True)
+    eta = check_real("eta", eta, low=0.0, high=1.0, high_open=True)
     if min_radius is not None:
         min_radius = check_real("min_radius", min_radius, low=0.0)
     return initial_radius, max_radius, eta, min_radius
+
+
+def _check_radius_rule(eta, shrink_below, grow_above, shrink_factor, grow_factor):
+    """The radius-update constants: ``0 ≤ η ≤ shrink_below < grow_above < 1``, ``0 < shrink_factor < 1 < grow_factor``."""
+    shrink_below = check_real("shrink_below", shrink_below, low=0.0, high=1.0, high_open=True)
+    grow_above = check_real("grow_above", grow_above, low=0.0, high=1.0, high_open=True)
+    shrink_factor = check_real("shrink_factor", shrink_factor, low=0.0, high=1.0, low_open=True, high_open=True)
+    grow_factor = check_real("grow_factor", grow_factor, low=1.0, low_open=True)
+    if not eta <= shrink_below < grow_above:
+        raise ValueError(f"the trust-region thresholds must satisfy eta <= shrink_below < grow_above, got "
+                         f"eta={eta!r}, shrink_below={shrink_below!r}, grow_above={grow_above!r}")
+    return shrink_below, grow_above, shrink_factor, grow_factor
 
 
 def trust_region_label(problem, method):
@@ -116,14 +132,20 @@ def trust_region_label(problem, method):
 
 
 def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, initial_radius, max_radius, eta,
-                     min_radius, max_iter, gtol, rtol, ftol, callback, verbose, info="", preconditioner=None):
+                     min_radius, max_iter, gtol, rtol, ftol, callback, verbose, info="", preconditioner=None,
+                     shrink_below=0.25, grow_above=0.75, shrink_factor=0.25, grow_factor=2.0, max_work_units=None):
     """The trust-region driver, N&W Alg. 4.1 (private; see the public minimizers).
 
     ``make_subproblem(evaluator, x, g, state)`` returns an object with
     ``solve(radius) -> TRStep``.  Per iteration: solve the subproblem, compute
-    ``ρ = (f(x) − f(x + p)) / (m(0) − m(p))``; if ``ρ < ¼`` shrink the radius
-    to ``¼ min(Δ, ‖p‖)`` (Meganet.m ``trnewton``), if ``ρ > ¾`` and the step
-    hit the boundary double it (up to ``max_radius``); accept when ``ρ > η``.
+    ``ρ = (f(x) − f(x + p)) / (m(0) − m(p))``; if ``ρ < shrink_below`` (¼)
+    shrink the radius to ``shrink_factor · min(Δ, ‖p‖)`` (¼; Meganet.m
+    ``trnewton``: ½), if ``ρ > grow_above`` (¾) and the step hit the boundary
+    multiply it by ``grow_factor`` (2; trnewton 1.5, up to ``max_radius``);
+    accept when ``ρ > η``.  ``initial_radius = "auto"`` (Meganet.m): the first
+    subproblem is solved without a bound (``solve(1e300)``) and its step
+    length becomes the radius when that step is interior (σ = 0, finite);
+    otherwise the radius starts at 1.
     Round-off in ``ρ`` near convergence is damped by adding
     ``δ = 10 ε max(1, |f|)`` to both reductions (Conn, Gould & Toint §17.4.2).
     A NaN/Inf trial value counts as ``ρ = −∞`` (reject and shrink); if the
@@ -134,10 +156,13 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
     x = x0  # validated and copied by the caller
     ev = Evaluator(problem, x)
     mon = Monitor(solver, columns, verbose=verbose, callback=callback, evaluator=ev, kind=kind, info=info,
-                  preconditioner=preconditioner)
+                  preconditioner=preconditioner, max_work_units=max_work_units)
     mon.start(x.shape[0])
     eps = eps_of(x.dtype)
     radius = initial_radius
+    auto = radius == "auto"
+    if auto:
+        radius = 1.0  # until the first subproblem is solved
     f, g, state = ev.value_and_gradient(x)
     gnorm = norm(g)
     gnorm0 = gnorm
@@ -155,7 +180,17 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
             break
         if sub is None:
             sub = make_subproblem(ev, x, g, state)
-        step = sub.solve(radius)
+        step = None
+        if auto:
+            auto = False
+            free = sub.solve(1e300)
+            length = free.step_norm
+            if (free.info not in ("indefinite_preconditioner", "non_finite") and math.isfinite(length)
+                    and 0.0 < length < 1e290 and not free.hits_boundary):
+                radius, step = min(length, max_radius), free
+            n_inner += free.n_inner if step is None else 0
+        if step is None:
+            step = sub.solve(radius)
         k += 1
         n_inner += step.n_inner
         if step.info in ("indefinite_preconditioner", "non_finite"):
@@ -172,10 +207,10 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
         else:
             rho = -math.inf
         radius_used = radius
-        if rho < 0.25:
-            radius = 0.25 * (min(radius, step.step_norm) if step.step_norm > 0.0 else radius)
-        elif rho > 0.75 and step.hits_boundary:
-            radius = min(2.0 * radius, max_radius)
+        if rho < shrink_below:
+            radius = shrink_factor * (min(radius, step.step_norm) if step.step_norm > 0.0 else radius)
+        elif rho > grow_above and (step.hits_boundary or abs(step.step_norm - radius) <= 1e-8 * radius):
+            radius = min(grow_factor * radius, max_radius)
         accepted = rho > eta
         if accepted:
             x_prev, f_prev, g_prev, gnorm_prev = x, f, g, gnorm
@@ -194,7 +229,7 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
         row = dict(iter=k, f=f, grad_norm=gnorm, radius=radius_used, step_norm=step.step_norm, rho=rho,
                    accepted=accepted, cg_iter=step.n_inner, cg_info=step.info, **step.extra)
         if mon.record(row, x) and status is None:
-            status = Status.CALLBACK_STOP
+            status = mon.stop_status
         floor = min_radius if min_radius is not None else eps * max(1.0, xnorm)
         if status is None and radius < floor:
             # the radius collapsed; if the trials were NaN/Inf, say so rather than blame the model
@@ -203,7 +238,8 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
                       info=dict(radius=radius), row=dict(iter=k, f=f, grad_norm=gnorm))
 
 
-def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radius=1000.0, eta=0.15,
+def minimize_trust_region_steihaug(problem, x0, *, max_work_units=None, initial_radius=1.0, max_radius=1000.0, eta=0.15, shrink_below=0.25, grow_above=0.75, shrink_factor=0.25,
+        grow_factor=2.0,
                                    min_radius=None, max_iter=200, gtol=1e-5, rtol=0.0, ftol=0.0,
                                    cg_max_iter=None, cg_rtol=None, preconditioner=True,
                                    callback=None, verbose=False, label=None):
@@ -256,6 +292,21 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
         Steihaug-CG"`` when it declares the exact Hessian, else
         ``"trust-region Steihaug-CG"``.
 
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked after every
+        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
+        one iteration's work of the budget.  Default: no budget.
+
+    shrink_below, grow_above, shrink_factor, grow_factor : float
+        Radius rule: if ``ρ < shrink_below`` the radius becomes
+        ``shrink_factor · min(Δ, ‖p‖)``; if ``ρ > grow_above`` and the step
+        lies on the boundary, ``min(grow_factor · Δ, max_radius)``; a step is
+        accepted iff ``ρ > eta`` (``0 ≤ eta ≤ shrink_below < grow_above < 1``,
+        ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
+        2 (N&W Alg. 4.1); Meganet.m ``trnewton`` uses 0.1, 0.75, 0.5, 1.5 with
+        ``eta = 1e-4`` (see :func:`~meganet.optimizers.minimize_gnvpro`).
     Returns
     -------
     OptimizeResult
@@ -267,6 +318,8 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
     max_iter, gtol, rtol, ftol, callback, verbose = check_common(
         max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, dtype=x0.dtype)
     initial_radius, max_radius, eta, min_radius = _check_tr_options(initial_radius, max_radius, eta, min_radius)
+    shrink_below, grow_above, shrink_factor, grow_factor = _check_radius_rule(eta, shrink_below, grow_above,
+                                                                               shrink_factor, grow_factor)
     n = x0.shape[0]
     cg_max_iter = min(n, 200) if cg_max_iter is None else check_int("cg_max_iter", cg_max_iter, minimum=1)
     if cg_rtol is not None:
@@ -283,8 +336,9 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
                       inner_rtol="cg_rtol", hessian=hessian_kind(problem))
     columns = ["iter", "f", "grad_norm", "radius", "step_norm", "rho", "accepted", "cg_iter", "cg_info", "work_units"]
     return run_trust_region(
-        problem, x0, make, solver=label, kind=kind, columns=columns, initial_radius=initial_radius,
+        problem, x0, make, solver=label, kind=kind, columns=columns, shrink_below=shrink_below, grow_above=grow_above, shrink_factor=shrink_factor,
+        grow_factor=grow_factor, initial_radius=initial_radius,
         max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter, gtol=gtol, rtol=rtol,
         ftol=ftol, callback=callback, verbose=verbose, preconditioner=describe_preconditioner(problem, preconditioner),
         info=options_text(cg_max_iter=cg_max_iter, cg_rtol=cg_rtol, initial_radius=initial_radius, max_iter=max_iter,
-                          gtol=gtol))
+                          gtol=gtol), max_work_units=max_work_units)

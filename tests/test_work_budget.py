@@ -1,0 +1,117 @@
+"""``max_work_units``: every solver stops on a budget of work units (forward + adjoint passes, Newman et
+al. 2020), within one iteration of it; SGD/Adam spend exactly 2 per epoch; a radius rule with other
+constants is followed exactly."""
+
+import math
+
+import numpy as np
+import pytest
+
+from meganet import optimizers as mo
+from meganet.objectives import NetworkObjective
+from tests.test_objectives import tiny_problem
+
+SOLVERS = {
+    "newton_cg": lambda p, x, **k: mo.minimize_newton_cg(p, x, cg_max_iter=5, **k),
+    "steihaug": lambda p, x, **k: mo.minimize_trust_region_steihaug(p, x, cg_max_iter=5, **k),
+    "krylov": lambda p, x, **k: mo.minimize_trust_region_krylov(p, x, krylov_dim=5, **k),
+    "lbfgs": lambda p, x, **k: mo.minimize_lbfgs(p, x, **k),
+    "nonlinear_cg": lambda p, x, **k: mo.minimize_nonlinear_cg(p, x, **k),
+    "steepest_descent": lambda p, x, **k: mo.minimize_steepest_descent(p, x, **k),
+    "projected_gradient": lambda p, x, **k: mo.minimize_projected_gradient(p, x, lower=-10.0, upper=10.0, **k),
+    "projected_newton_cg": lambda p, x, **k: mo.minimize_projected_newton_cg(p, x, lower=-10.0, upper=10.0,
+                                                                             cg_max_iter=5, **k),
+    "sgd": lambda p, x, **k: mo.minimize_sgd(p, x, learning_rate=0.05, n_epochs=k.pop("max_iter"), rng=0, **k),
+    "adam": lambda p, x, **k: mo.minimize_adam(p, x, learning_rate=0.01, n_epochs=k.pop("max_iter"), rng=0, **k),
+}
+
+
+def problem(batch=None):
+    return tiny_problem("softmax", np.float64, n=24, alpha=1e-3, batch_size=batch)
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_stops_within_one_iteration_of_the_budget(name):
+    batch = 6 if name in ("sgd", "adam") else None
+    p = problem(batch)
+    x0 = p.init_x(rng=0)
+    free = SOLVERS[name](p, x0, max_iter=40, gtol=0.0) if name not in ("sgd", "adam") else \
+        SOLVERS[name](p, x0, max_iter=40)
+    w = free.history.to_dict()["work_units"]
+    per_iter = max(b - a for a, b in zip(w, w[1:]))
+    budget = 0.5 * free.work_units
+    p2 = problem(batch)
+    kw = dict(max_iter=40, max_work_units=budget)
+    if name not in ("sgd", "adam"):
+        kw["gtol"] = 0.0
+    res = SOLVERS[name](p2, x0, **kw)
+    assert res.status.value == "max_work_units", res.message
+    assert budget <= res.work_units < budget + per_iter + 1e-9
+    assert res.work_units < free.work_units
+    assert "work-unit budget max_work_units" in res.message
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("eval_full", [False, True])
+def test_stochastic_methods_spend_two_work_units_per_epoch(name, eval_full):
+    p = problem(batch=5)  # 24 examples in batches of 5: the last batch is smaller, still one pass per epoch
+    fn = mo.minimize_sgd if name == "sgd" else mo.minimize_adam
+    res = fn(p, p.init_x(rng=0), learning_rate=0.01, n_epochs=7, rng=0, eval_full=eval_full)
+    assert res.work_units == pytest.approx(14.0, rel=1e-12)
+    assert p.counter.work_units == pytest.approx(14.0, rel=1e-12)
+    epochs = res.history.to_dict()["work_units"]
+    assert epochs == pytest.approx([2.0 * e for e in range(8)])
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1.0, ValueError), (math.nan, ValueError),
+                                      (math.inf, ValueError), ("10", TypeError), (True, TypeError)])
+def test_bad_budgets_are_refused(bad, exc):
+    p = problem()
+    with pytest.raises(exc, match="max_work_units"):
+        mo.minimize_lbfgs(p, p.init_x(rng=0), max_work_units=bad)
+
+
+def test_a_budget_needs_a_problem_that_counts_work():
+    q = mo.QuadraticProblem(np.diag([1.0, 2.0]), np.ones(2))
+    q.counter = None
+    with pytest.raises(ValueError, match="max_work_units = 5 needs a problem that counts its work"):
+        mo.minimize_newton_cg(q, np.zeros(2), max_work_units=5)
+
+
+def test_radius_rule_with_other_constants_is_followed():
+    """The recorded radii follow shrink_below / grow_above / shrink_factor / grow_factor exactly."""
+    p = problem()
+    res = mo.minimize_trust_region_krylov(p, p.init_x(rng=1), krylov_dim=4, max_iter=30, initial_radius=0.05,
+                                          eta=0.01, shrink_below=0.2, grow_above=0.6, shrink_factor=0.3,
+                                          grow_factor=1.7)
+    h = res.history.to_dict()
+    n = len(h["iter"])
+    checked = 0
+    for k in range(1, n - 1):
+        if h["rho"][k] is None or h["radius"][k + 1] is None:
+            continue
+        r, p_norm, rho = h["radius"][k], h["step_norm"][k], h["rho"][k]
+        if rho < 0.2:
+            expect = [0.3 * min(r, p_norm)]
+        elif rho > 0.6:
+            expect = [1.7 * r, r]  # grown only after boundary steps
+        else:
+            expect = [r]
+        assert any(h["radius"][k + 1] == pytest.approx(e, rel=1e-12) for e in expect), (k, rho, r, p_norm)
+        assert h["accepted"][k] == (rho > 0.01)
+        checked += 1
+    assert checked >= 5
+    assert any(h["radius"][k + 1] == pytest.approx(1.7 * h["radius"][k]) for k in range(1, n - 1)
+               if h["radius"][k + 1] is not None)
+
+
+def test_initial_radius_auto_takes_the_subspace_newton_step_on_a_quadratic():
+    A = np.diag([1.0, 3.0, 10.0])
+    b = np.array([1.0, -2.0, 0.5])
+    q = mo.QuadraticProblem(A, b)
+    res = mo.minimize_trust_region_krylov(q, np.zeros(3), initial_radius="auto", krylov_dim=3, max_iter=1,
+                                          krylov_rtol=1e-14)
+    cand = [np.linalg.solve(A, b), -np.linalg.solve(A, b)]  # whichever sign convention QuadraticProblem uses
+    xstar = min(cand, key=lambda x: np.linalg.norm(q.value_and_gradient(x)[1]))
+    assert np.allclose(res.x, xstar, rtol=1e-10, atol=1e-12)
+    assert res.history.to_dict()["radius"][1] == pytest.approx(np.linalg.norm(xstar), rel=1e-10)
