@@ -26,6 +26,8 @@ setup(
         "plot": ["matplotlib>=3.7"],
         # numba is in the test extra so that CI runs the numba engine of the kernels
         "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7", "numba>=0.59"],
+        # the B5 study's image problem (sklearn's 8x8 digits); not needed by meganet or its tests
+        "bench": ["scikit-learn>=1.3", "matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["meganet=meganet.cli:main"]},
     license="MIT",

@@ -37,7 +37,7 @@ __all__ = [
 FORMAT = "meganet-run"
 #: The files a report folder may hold (anything else makes it "not a report": it is never replaced).
 REPORT_FILES = frozenset({"model.json", "params.npz", "history.csv", "history.json", "summary.json", "data.npz",
-                          "decision_regions.png", "convergence.png"})
+                          "decision_regions.png", "predicted_vs_true.png", "convergence.png"})
 #: Marker file inside a folder that is being written (removed just before the final rename).
 MARKER = ".meganet-partial"
 #: Marker file inside a previous report moved aside during an overwrite.

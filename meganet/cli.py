@@ -49,14 +49,20 @@ import numpy as np
 __all__ = ["main", "build_parser", "TrainConfig", "TrainOutcome", "train", "network_regularizer", "DATASETS", "SOLVERS",
            "DEFAULTS"]
 
-DATASETS = ("peaks", "swiss_roll", "ellipses")
-SOLVERS = ("gn", "trn", "gnvpro", "lbfgs", "sgd", "adam", "steihaug")
+DATASETS = ("peaks", "swiss_roll", "ellipses", "cdr", "dcr")
+#: Least-squares (PDE-surrogate) problems; the others are classification problems.
+REGRESSION = ("cdr", "dcr")
+SOLVERS = ("gn", "trn", "gnvpro", "vpro_gncg", "lbfgs", "lbfgs_vpro", "sgd", "adam", "steihaug")
+#: Solvers of the reduced (variable projection) objective: θ only, the classifier eliminated.
+VARPRO_SOLVERS = ("gnvpro", "vpro_gncg", "lbfgs_vpro")
 _SOLVER_NAMES = {  # the Hessian products of the objectives are Gauss-Newton products
     "gn": "Gauss-Newton-{cg} (Armijo line search)",
     "trn": "trust-region Gauss-Newton-Krylov (Lanczos)",
     "steihaug": "trust-region Gauss-Newton with Steihaug-{cg}",
-    "gnvpro": "GNvpro: Gauss-Newton-{cg} on the reduced (variable projection) objective",
+    "gnvpro": "GNvpro: Gauss-Newton-Krylov trust region (Lanczos) on the reduced objective",
+    "vpro_gncg": "Gauss-Newton-{cg} (Armijo line search) on the reduced (variable projection) objective",
     "lbfgs": "L-BFGS (Wolfe line search)",
+    "lbfgs_vpro": "L-BFGS (Wolfe line search) on the reduced (variable projection) objective",
     "sgd": "SGD with momentum",
     "adam": "Adam",
 }
@@ -78,8 +84,8 @@ class TrainConfig:
     """
 
     data: str = "peaks"
-    network: str = "antisym"
-    solver: str = "gn"
+    network: str | None = None
+    solver: str | None = None
     steps: int | None = None
     levels: int | None = None
     final_time: float | None = None
@@ -94,6 +100,7 @@ class TrainConfig:
     n_train: int | None = None
     max_iter: int | None = None
     cg_iter: int | None = None
+    max_work_units: float | None = None
     lr: float | None = None
     batch_size: int | None = None
     seed: int = 0
@@ -111,7 +118,7 @@ class TrainConfig:
         check_option("data", self.data, DATASETS)
         d = dict(DEFAULTS["common"])
         d.update(DEFAULTS[self.data])
-        d.update(DEFAULTS["solver"].get(self.solver, {}))
+        d.update(DEFAULTS["solver"].get(self.solver if self.solver is not None else d["solver"], {}))
         values = asdict(self)
         for k, v in values.items():
             if v is None and k in d:
@@ -123,7 +130,9 @@ class TrainConfig:
         from .core.validation import check_bool, check_int, check_option, check_positive
 
         check_option("data", self.data, DATASETS)
-        check_option("network", self.network, ("antisym", "verlet", "resnet", "leapfrog"))
+        from .report import NETWORKS
+
+        check_option("network", self.network, NETWORKS)
         check_option("solver", self.solver, SOLVERS)
         check_option("opening", self.opening, ("dense", "pad"))
         check_option("dtype", self.dtype, ("float64", "float32"))
@@ -134,6 +143,10 @@ class TrainConfig:
         check_positive("final_time", self.final_time)
         for name in ("gamma", "alpha", "alpha_w", "weight_decay"):
             check_positive(name, getattr(self, name), allow_zero=True)
+        if not (isinstance(self.max_work_units, (int, float)) and not isinstance(self.max_work_units, bool)
+                and self.max_work_units > 0):
+            raise ValueError(f"max_work_units must be a positive number (math.inf: no budget), "
+                             f"got {self.max_work_units!r}")
         if not 0.0 < self.hessian_fraction <= 1.0:
             raise ValueError(f"hessian_fraction must lie in (0, 1], got {self.hessian_fraction!r}")
         if self.steps % 2 ** (self.levels - 1):
@@ -150,17 +163,26 @@ class TrainConfig:
 
 
 #: Smallest training set per data set (the validation set must not be empty).
-MIN_TRAIN = {"peaks": 4, "swiss_roll": 2, "ellipses": 4}
-_VAL_SIZE = {"peaks": "n_train // 4", "swiss_roll": "n_train", "ellipses": "n_train // 4"}
+MIN_TRAIN = {"peaks": 4, "swiss_roll": 2, "ellipses": 4, "cdr": 4, "dcr": 8}
+_VAL_SIZE = {"peaks": "n_train // 4", "swiss_roll": "n_train", "ellipses": "n_train // 4", "cdr": "n_train // 2",
+             "dcr": "n_train // 8"}
 
-#: Defaults: common, per data set, per solver (tuned on the peaks problem, seeds 0-2).
+#: The GNvpro setting of the PDE-surrogate problems (Meganet.m ``examples/GNvpro/EVP_CDR_GNvpro.m`` and
+#: ``EVP_DCR_GNvpro.m``): dense opening + antisymmetric RK4 ResNet, T = 1, 2 → 4 → 8 steps, γ = 1e-4,
+#: α1 = α2 = 1e-10, no smoothness term, the exact Gauss-Newton matrix, 200 (CDR) / 400 (DCR) work units per level.
+_SURROGATE = dict(network="antisym_rk4", solver="gnvpro", steps=8, levels=3, final_time=1.0, gamma=1e-4, alpha=0.0,
+                  weight_decay=1e-10, alpha_w=1e-10, hessian_fraction=1.0, max_iter=1000)
+
+#: Defaults: common, per data set, per solver (classification: tuned on the peaks problem, seeds 0-2).
 DEFAULTS = {
-    "common": dict(width=16, opening="dense", gamma=0.0, alpha=1e-3, weight_decay=1e-4, alpha_w=1e-3, cg_iter=20,
-                   precond=False, hessian_fraction=0.25, batch_size=64, lr=None, steps=32, levels=3,
-                   final_time=5.0, max_iter=50),
+    "common": dict(network="antisym", solver="gn", width=16, opening="dense", gamma=0.0, alpha=1e-3,
+                   weight_decay=1e-4, alpha_w=1e-3, cg_iter=20, precond=False, hessian_fraction=0.25, batch_size=64,
+                   lr=None, steps=32, levels=3, final_time=5.0, max_iter=50, max_work_units=math.inf),
     "peaks": dict(n_train=5000, max_iter=100),
     "swiss_roll": dict(n_train=512),
     "ellipses": dict(n_train=2000),
+    "cdr": dict(_SURROGATE, width=8, n_train=400, max_work_units=200.0),
+    "dcr": dict(_SURROGATE, width=16, n_train=8000, max_work_units=400.0),
     "solver": {
         "sgd": dict(lr=0.05),
         "adam": dict(lr=0.01),
@@ -220,25 +242,34 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     tr = sub.add_parser(
-        "train", help="train a stable network on a 2-D problem and write a report folder",
-        description=("Train a network on a 2-D classification problem (Haber & Ruthotto 2017, §6) and write a "
-                     "report folder: parameters (params.npz + model.json, load with meganet.report.load_run), "
-                     "history (CSV, JSON), decision-region and convergence plots, summary.json. Defaults: "
-                     "peaks, antisymmetric ResNet, width 16, T = 5, multilevel 8 -> 16 -> 32 steps, Gauss-Newton-PCG."))
+        "train", help="train a stable network on a 2-D or PDE-surrogate problem and write a report folder",
+        description=("Train a network on a 2-D classification problem (Haber & Ruthotto 2017, §6) or a PDE-surrogate "
+                     "regression problem (GNvpro, Newman et al. 2020) and write a report folder: parameters "
+                     "(params.npz + model.json, load with meganet.report.load_run), history (CSV, JSON), "
+                     "decision-region or predicted-vs-true and convergence plots, summary.json. Defaults: peaks, "
+                     "antisymmetric ResNet, width 16, T = 5, multilevel 8 -> 16 -> 32 steps, Gauss-Newton-CG; "
+                     "cdr/dcr: the GNvpro setting (antisymmetric RK4 ResNet, T = 1, 2 -> 4 -> 8 steps, GNvpro, "
+                     "200/400 work units per level)."))
     tr.set_defaults(_parser=tr)
     g = tr.add_argument_group("problem")
     g.add_argument("--data", choices=DATASETS, default="peaks",
                    help="data set: peaks (5 classes, §6.3; default), swiss_roll (2 spirals), ellipses "
-                        "(concentric rings)")
+                        "(concentric rings), cdr (CDR-like surrogate, y in R^55 -> c in R^72), dcr (DCR-like "
+                        "surrogate, y in R^3 -> c in R^882); cdr/dcr are generated by meganet's PDE solvers "
+                        "once and cached (see meganet.data.cdr)")
     g.add_argument("--n-train", type=_positive_int, default=None, metavar="N",
-                   help="number of training examples (validation: as many again for the swiss roll, a quarter "
-                        "for the others); default per data set (peaks 5000, swiss_roll 512, ellipses 2000)")
+                   help="number of training examples (validation: as many again for the swiss roll, half for "
+                        "cdr (and a test set of the same size), an eighth for dcr (and a test set), a quarter "
+                        "for the others); default per data set (peaks 5000, swiss_roll 512, ellipses 2000, "
+                        "cdr 400, dcr 8000)")
     g.add_argument("--seed", type=_nonneg_int, default=0,
-                   help="seed of the data and of the initial weights (default 0)")
+                   help="seed of the data and of the initial weights (default 0); the cdr/dcr data are the "
+                        "same for every seed (generator seed 0), the seed draws the initial weights")
     g = tr.add_argument_group("network")
-    g.add_argument("--network", choices=("antisym", "verlet", "resnet", "leapfrog"), default="antisym",
+    g.add_argument("--network", choices=("antisym", "verlet", "resnet", "leapfrog", "antisym_rk4"), default=None,
                    help="time-stepping block: antisymmetric ResNet (eq. 4.12), Hamiltonian Verlet (eq. 4.17), "
-                        "plain ResNet, leapfrog (eq. 4.16); default antisym")
+                        "plain ResNet, leapfrog (eq. 4.16), antisym_rk4 (RK4 of sigma((K - K^T - gamma I)u + b), "
+                        "the GNvpro network); default antisym, antisym_rk4 for cdr/dcr")
     g.add_argument("--width", type=_positive_int, default=None, help="network width (default 16)")
     g.add_argument("--opening", choices=("dense", "pad"), default=None,
                    help="lift the 2-D input to the width by a trainable tanh layer (dense) or by zero padding "
@@ -252,12 +283,18 @@ def build_parser():
                    help="shift gamma of the antisymmetric ResNet, K - K^T - gamma I (default 0)")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="default float64")
     g = tr.add_argument_group("optimization")
-    g.add_argument("--solver", choices=SOLVERS, default="gn",
-                   help="gn: Gauss-Newton-PCG; trn: Newton-Krylov trust region; steihaug: trust region with "
-                        "Steihaug-CG; gnvpro: GN-PCG on the variable-projection objective; lbfgs; sgd; adam "
-                        "(default gn)")
+    g.add_argument("--solver", choices=SOLVERS, default=None,
+                   help="gn: Gauss-Newton-CG (line search); trn: Gauss-Newton-Krylov trust region; steihaug: trust "
+                        "region with Steihaug-CG; gnvpro: GNvpro, the Gauss-Newton-Krylov trust region on the "
+                        "variable-projection (reduced) objective (Newman et al. 2020); vpro_gncg: Gauss-Newton-CG "
+                        "with line search on the reduced objective; lbfgs; lbfgs_vpro: L-BFGS on the reduced "
+                        "objective; sgd; adam (default gn, gnvpro for cdr/dcr)")
     g.add_argument("--max-iter", type=_nonneg_int, default=None, metavar="K",
-                   help="iterations per level (epochs for sgd/adam); default 100 for peaks, 50 otherwise")
+                   help="iterations per level (epochs for sgd/adam); default 100 for peaks, 1000 for cdr/dcr, "
+                        "50 otherwise")
+    g.add_argument("--max-work-units", type=_positive_float, default=None, metavar="W",
+                   help="work-unit budget per level (forward + adjoint passes over the training set; SGD/Adam "
+                        "spend 2 per epoch); default: none, 200 for cdr, 400 for dcr")
     g.add_argument("--cg-iter", type=_positive_int, default=None, metavar="K",
                    help="CG / Krylov iterations per Newton step (default 20)")
     g.add_argument("--alpha", type=_nonneg_float, default=None,
@@ -327,9 +364,14 @@ def main(argv=None):
 
 # ---------------------------------------------------------------------------- the training run
 def _make_data(cfg):
-    from .data import ellipses, peaks, swiss_roll
+    from . import data as datasets
 
     n = cfg.n_train
+    if cfg.data == "cdr":  # 400 / 200 / 200 as Meganet.m's setupCDR(400, 200); the data do not depend on --seed
+        return datasets.cdr(2 * n, n_train=n, n_val=n // 2, seed=0, progress=not cfg.quiet)
+    if cfg.data == "dcr":  # 8000 / 1000 / 1000 as setupDCR
+        return datasets.dcr(n + n // 4, n_train=n, n_val=n // 8, seed=0, progress=not cfg.quiet)
+    peaks, swiss_roll, ellipses = datasets.peaks, datasets.swiss_roll, datasets.ellipses
     if cfg.data == "peaks":
         return peaks(n + n // 4, val_fraction=(n // 4) / (n + n // 4), seed=cfg.seed)
     if cfg.data == "swiss_roll":
@@ -378,7 +420,7 @@ def _objective(cfg, model, data, *, rng):
     kw = dict(regularizer=R, classifier_regularizer=_classifier_regularizer(model, cfg.alpha_w),
               preconditioner="regularizer" if cfg.precond and R is not None else None,
               hessian_fraction=cfg.hessian_fraction)
-    if cfg.solver == "gnvpro":
+    if cfg.solver in VARPRO_SOLVERS:
         return objectives.VarProObjective(model.network, model.loss, Y, data.C_train, rng=rng, **kw)
     batch = cfg.batch_size if cfg.solver in ("sgd", "adam") else None
     return objectives.NetworkObjective(model.network, model.loss, Y, data.C_train, batch_size=batch, rng=rng, **kw)
@@ -389,26 +431,63 @@ def _solver(cfg, rng):
     from . import optimizers as opt
 
     k, label = cfg.max_iter, solver_label(cfg)
-    if cfg.solver in ("gn", "gnvpro"):
+    budget = None if math.isinf(cfg.max_work_units) else float(cfg.max_work_units)
+    if cfg.solver in ("gn", "vpro_gncg"):
         fn, opts = opt.minimize_newton_cg, dict(max_iter=k, cg_max_iter=cfg.cg_iter, gtol=1e-8)
+    elif cfg.solver == "gnvpro":
+        fn, opts = opt.minimize_gnvpro, dict(max_iter=k, krylov_dim=cfg.cg_iter, gtol=1e-12)
     elif cfg.solver == "trn":
         fn, opts = opt.minimize_trust_region_krylov, dict(max_iter=k, krylov_dim=cfg.cg_iter, gtol=1e-8)
     elif cfg.solver == "steihaug":
         fn, opts = opt.minimize_trust_region_steihaug, dict(max_iter=k, cg_max_iter=cfg.cg_iter, gtol=1e-8)
-    elif cfg.solver == "lbfgs":
+    elif cfg.solver in ("lbfgs", "lbfgs_vpro"):
         fn, opts = opt.minimize_lbfgs, dict(max_iter=k, gtol=1e-8)
     elif cfg.solver == "sgd":
         fn, opts = opt.minimize_sgd, dict(learning_rate=cfg.lr, momentum=0.9, n_epochs=k, rng=rng, eval_full=True)
     else:
         fn, opts = opt.minimize_adam, dict(learning_rate=cfg.lr, n_epochs=k, rng=rng, eval_full=True)
-    return fn, dict(opts, label=label)
+    return fn, dict(opts, label=label, max_work_units=budget)
 
 
 def _metrics(model, theta, w, Y, C):
-    """Loss (data term only) and accuracy of the model on raw inputs ``Y`` (not counted as work)."""
+    """Loss (data term only) and the metric of the model on raw inputs ``Y`` (not counted as work):
+    the accuracy (classification) or the mean per-sample relative error ``‖W[F; 1] − c‖/‖c‖`` (least squares)."""
     F = model.output(theta, Y)
     w = np.asarray(w, dtype=model.dtype)
-    return float(model.loss.value(F, w, C)), float(model.loss.accuracy(F, w, C))
+    loss = float(model.loss.value(F, w, C))
+    if model.spec["loss"] == "least_squares":
+        return loss, float(np.mean(_relative_errors(model, theta, w, Y, C)))
+    return loss, float(model.loss.accuracy(F, w, C))
+
+
+def _relative_errors(model, theta, w, Y, C):
+    from .plotting.observables import relative_errors
+
+    return relative_errors(model.predict(theta, w, Y), C)
+
+
+def relative_error_table(model, theta, w, data):
+    """Per-sample relative errors ``‖W[Y_N; 1] − c‖/‖c‖`` as mean, std, min, max on the training, validation
+    and (when the data set has one) test sets — the table Meganet.m's GNvpro EVP scripts print."""
+    sets = [("train", data.Y_train, data.C_train), ("val", data.Y_val, data.C_val)]
+    if getattr(data, "Y_test", None) is not None and len(data.Y_test):
+        sets.append(("test", data.Y_test, data.C_test))
+    table = {}
+    for name, Y, C in sets:
+        e = _relative_errors(model, theta, w, Y, C)
+        table[name] = dict(mean=float(e.mean()), std=float(e.std(ddof=1)) if e.size > 1 else 0.0,
+                           min=float(e.min()), max=float(e.max()), n=int(e.size))
+    return table
+
+
+def format_relative_error_table(table):
+    """The table of :func:`relative_error_table` as text (Meganet.m's layout)."""
+    lines = [f"{'':8s}{'mean':>10s} {'+/-std':>10s} {'min':>10s} {'max':>10s}"]
+    for name, label in (("train", "Train:"), ("val", "Val:"), ("test", "Test:")):
+        if name in table:
+            r = table[name]
+            lines.append(f"{label:8s}{r['mean']:10.4f} {r['std']:10.4f} {r['min']:10.4f} {r['max']:10.4f}")
+    return "\n".join(lines)
 
 
 def _default_out(cfg):
@@ -496,7 +575,7 @@ def _collect(cfg, data, levels, ml, progress, *, status, message):
                 merged["f"] = merged.get("f_batch")
             merged["work_units"] = work_offset + float(row.get("work_units") or 0.0)
             merged["time"] = time_offset + float(row.get("time") or 0.0)
-            merged["val_loss"], merged["val_accuracy"] = vl, va
+            merged["val_loss"], merged[_metric_column(model)] = vl, va
             history.append(merged)
         if res is not None:
             level_results.append(dict(level=lev.level, n_steps=lev.n_steps, status=res.status.value,
@@ -535,6 +614,11 @@ def _collect(cfg, data, levels, ml, progress, *, status, message):
     return dict(history=history, level_results=level_results, model=model, theta=np.asarray(theta),
                 w=np.asarray(w), status=status, message=message, success=success, final_objective=final_objective,
                 work_units=work_units)
+
+
+def _metric_column(model):
+    """History column of the validation metric."""
+    return "val_rel_error" if model.spec["loss"] == "least_squares" else "val_accuracy"
 
 
 def _safe_metrics(model, theta, w, Y, C):
@@ -596,16 +680,20 @@ def train(cfg):
     say(f"meganet train: generating the {cfg.data} data ...")
     data = _make_data(cfg)
     steps = _level_steps(cfg)
+    regression = cfg.data in REGRESSION
+    n_out = data.n_outputs if regression else data.n_classes
     spec = model_spec(network=cfg.network, opening=cfg.opening, n_inputs=data.Y_train.shape[1], width=cfg.width,
-                      n_steps=steps[0], final_time=cfg.final_time, gamma=cfg.gamma, loss="softmax",
-                      n_outputs=data.n_classes, dtype=cfg.dtype)
+                      n_steps=steps[0], final_time=cfg.final_time, gamma=cfg.gamma,
+                      loss="least_squares" if regression else "softmax", n_outputs=n_out, dtype=cfg.dtype)
     model0 = build_model(spec)
     rng = np.random.default_rng(cfg.seed)
     theta0 = model0.network.init_theta(rng=rng, dtype=dtype)
     w0 = model0.init_w(rng=rng)
+    what = f"{n_out} outputs, least squares" if regression else f"{n_out} classes"
     say(f"meganet train: {data.name} ({data.Y_train.shape[0]} training / {data.Y_val.shape[0]} validation examples, "
-        f"{data.n_classes} classes), {cfg.network} network of width {cfg.width}, T = {cfg.final_time:g}, "
-        f"levels {steps} steps, solver {cfg.solver} ({solver_label(cfg)})")
+        f"{what}), {cfg.network} network of width {cfg.width}, T = {cfg.final_time:g}, "
+        f"levels {steps} steps, solver {cfg.solver} ({solver_label(cfg)})"
+        + ("" if math.isinf(cfg.max_work_units) else f", {cfg.max_work_units:g} work units per level"))
 
     levels = {}  # n_steps -> (model, objective)
     progress = _Progress(model0, theta0, w0)
@@ -629,7 +717,7 @@ def train(cfg):
         warn(f"{describe(signum)} received while the report is written; stopping as soon as it is complete")
 
     fn, options = _solver(cfg, rng)
-    x0 = theta0 if cfg.solver == "gnvpro" else np.concatenate([theta0, w0])
+    x0 = theta0 if cfg.solver in VARPRO_SOLVERS else np.concatenate([theta0, w0])
     status, message, ml, stop_signal = "completed", "", None, None
     with SignalGuard(on_hold_signal=held) as guard:
         t_start = time.perf_counter()
@@ -664,6 +752,11 @@ def train(cfg):
         model, theta, w = rec["model"], rec["theta"], rec["w"]
         train_loss, train_acc = _safe_metrics(model, theta, w, data.Y_train, data.C_train)
         val_loss, val_acc = _safe_metrics(model, theta, w, data.Y_val, data.C_val)
+        rel_table = None
+        if regression:  # the metric is the mean relative error, not an accuracy
+            train_rel, val_rel, train_acc, val_acc = train_acc, val_acc, None, None
+            with contextlib.suppress(Exception):
+                rel_table = relative_error_table(model, theta, w, data)
         summary = dict(
             status=rec["status"], message=rec["message"], success=rec["success"],
             failed=rec["status"] in FAILED_STATUSES or rec["status"] == "interrupted",
@@ -672,11 +765,18 @@ def train(cfg):
             work_units=rec["work_units"], iterations=int(sum(r["nit"] for r in rec["level_results"])),
             levels=steps, n_steps=model.spec["n_steps"], solver=cfg.solver, solver_name=solver_label(cfg),
             data=data.name, n_train=int(data.Y_train.shape[0]), n_val=int(data.Y_val.shape[0]),
-            n_classes=int(data.n_classes), network=spec["network"], n_theta=int(model.network.n_theta),
+            n_classes=None if regression else int(n_out), n_outputs=int(n_out), network=spec["network"],
+            n_theta=int(model.network.n_theta),
             n_w=int(model.loss.n_w), config=asdict(cfg), level_results=rec["level_results"],
             command=" ".join(["meganet"] + sys.argv[1:]), out_requested=os.path.abspath(out),
             title=f"{data.name}: {spec['network']} network, solver {cfg.solver}",
         )
+        if regression:
+            summary.update(train_rel_error=train_rel, val_rel_error=val_rel, relative_errors=rel_table,
+                           n_test=int(len(data.Y_test)))
+            if rel_table is not None:
+                say("meganet train: per-sample relative errors |W[Y_N; 1] - c| / |c|\n"
+                    + format_relative_error_table(rel_table))
         say(f"meganet train: writing the report to {os.path.abspath(out)} ...")
         path, fallback = _save(out, overwrite=cfg.overwrite, warn=warn, model=model, theta=theta, w=w,
                                history=rec["history"], summary=summary, data=data, plots=cfg.plots)
@@ -689,7 +789,13 @@ def train(cfg):
     else:
         code = 3 if fallback is not None else 0
     pct = (lambda v: "n/a" if v is None else f"{100 * v:.2f} %")
-    line = (f"{status}: train accuracy {pct(train_acc)}, validation accuracy {pct(val_acc)}, "
+    if regression:
+        sci = (lambda v: "n/a" if v is None else f"{v:.4e}")
+        quality = (f"mean relative error: train {sci(summary['train_rel_error'])}, validation "
+                   f"{sci(summary['val_rel_error'])}")
+    else:
+        quality = f"train accuracy {pct(train_acc)}, validation accuracy {pct(val_acc)}"
+    line = (f"{status}: {quality}, "
             f"training loss {train_loss if train_loss is None else format(train_loss, '.4e')}, "
             f"{rec['work_units']:g} work units, {wall:.1f} s; report: {path}")
     if code:

@@ -6,8 +6,9 @@ A report folder holds everything needed to inspect and reuse a trained network::
     params.npz        theta (network weights) and w (classifier weights), float64 or float32
     history.csv/json  the per-iteration table of all levels (loss, |g|, work units, time, validation metrics)
     summary.json      final loss, accuracies, wall time, work units, solver status and message, options
-    data.npz          training and validation data the run used (optional)
-    *.png             decision regions with the data, convergence plot (when matplotlib is installed)
+    data.npz          training, validation (and test) data the run used (optional)
+    *.png             decision regions with the data (2-D classification) or predicted against true
+                      observables (regression), convergence plot (when matplotlib is installed)
 
 :func:`save_run` writes into a hidden sibling folder and renames it into
 place (``os.rename`` of a directory is atomic on POSIX), so an interrupted or
@@ -21,7 +22,7 @@ every file before use and names the file in every error.
 
 The model specification (:func:`model_spec`) is a small JSON-able dict::
 
-    {"network": "antisym" | "verlet" | "resnet" | "leapfrog",
+    {"network": "antisym" | "verlet" | "resnet" | "leapfrog" | "antisym_rk4",
      "opening": "dense" | "pad",       # 2-D input → width: trainable tanh layer, or zero padding
      "n_inputs": 2, "width": 8, "n_steps": 16, "final_time": 5.0,
      "activation": "tanh", "gamma": 0.01,
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 #: Time-stepping blocks a report can hold (names used by the command line).
-NETWORKS = ("antisym", "verlet", "resnet", "leapfrog")
+NETWORKS = ("antisym", "verlet", "resnet", "leapfrog", "antisym_rk4")
 #: How the input is embedded into the network width.
 OPENINGS = ("dense", "pad")
 #: Losses on the network output.
@@ -70,11 +71,18 @@ def model_spec(*, network="antisym", opening="dense", n_inputs=2, width=8, n_ste
 
     Parameters
     ----------
-    network : {'antisym', 'verlet', 'resnet', 'leapfrog'}
+    network : {'antisym', 'verlet', 'resnet', 'leapfrog', 'antisym_rk4'}
         :class:`~meganet.integrators.AntisymmetricResNet` (H&R 2017 eq. 4.12),
         :class:`~meganet.integrators.HamiltonianVerlet` (eq. 4.15/4.17, ``n_y = ⌈width/2⌉``),
         :class:`~meganet.integrators.ResNet` of a dense single layer,
-        :class:`~meganet.integrators.Leapfrog` (eq. 4.16).
+        :class:`~meganet.integrators.Leapfrog` (eq. 4.16),
+        ``'antisym_rk4'``: the network of the GNvpro experiments (Newman, Ruthotto,
+        Hart & van Bloemen Waanders 2020, slides "Numerical Experiments DNN
+        Setup"), :class:`~meganet.integrators.RK4ResNet` of the antisymmetric
+        layer ``σ((K − Kᵀ − γI)u + b)`` (no ½; the slides use γ = 1e-4), one
+        weight set per step (the slides put the weights on the nodes of an
+        equidistant grid and interpolate linearly; here they are piecewise
+        constant in time, and multilevel training interpolates them linearly).
     opening : {'dense', 'pad'}
         ``'dense'``: a trainable layer ``tanh(K Y + b)``, ``K`` of shape
         ``(width, n_inputs)``, before the block; ``'pad'``: the input is padded
@@ -86,7 +94,7 @@ def model_spec(*, network="antisym", opening="dense", n_inputs=2, width=8, n_ste
     activation : str
         Activation name (``'tanh'``, ``'relu'``, ...).
     gamma : float
-        Shift ``γ ≥ 0`` of the antisymmetric ResNet (ignored by the others).
+        Shift ``γ ≥ 0`` of the antisymmetric networks (ignored by the others).
     loss : {'softmax', 'least_squares'}
         Softmax cross-entropy (classification) or least squares (regression).
     n_outputs : int
@@ -116,9 +124,9 @@ def model_spec(*, network="antisym", opening="dense", n_inputs=2, width=8, n_ste
 
 
 def _block(spec):
-    from .integrators import AntisymmetricResNet, HamiltonianVerlet, Leapfrog, ResNet
+    from .integrators import AntisymmetricResNet, HamiltonianVerlet, Leapfrog, ResNet, RK4ResNet
     from .layers import SingleLayer
-    from .transforms import Dense
+    from .transforms import AntisymmetricDense, Dense
 
     n, N, T, act = spec["width"], spec["n_steps"], spec["final_time"], spec["activation"]
     kind = spec["network"]
@@ -129,6 +137,9 @@ def _block(spec):
         return HamiltonianVerlet(n_y, n - n_y, n_steps=N, final_time=T, activation=act, bias="vector")
     if kind == "resnet":
         return ResNet(SingleLayer(Dense(n, n), activation=act), n_steps=N, final_time=T)
+    if kind == "antisym_rk4":
+        layer = SingleLayer(AntisymmetricDense(n, gamma=spec["gamma"], scale=1.0), activation=act)
+        return RK4ResNet(layer, n_steps=N, final_time=T)
     return Leapfrog(n, n_steps=N, final_time=T, activation=act)
 
 
@@ -286,11 +297,13 @@ def save_run(path, *, model, theta, w, history=None, summary=None, data=None, pl
     history : History, dict of columns or list of rows, optional
     summary : dict, optional
         Written as ``summary.json`` (``files`` and ``plots`` entries are added).
-    data : Dataset, optional
-        Saved as ``data.npz`` and drawn in the decision-region plot.
+    data : Dataset or SurrogateDataset, optional
+        Saved as ``data.npz`` (with the test set and the target offset
+        ``c_mean`` when it has them) and drawn in the decision-region plot.
     plots : bool
-        Draw ``decision_regions.png`` (2-D classification with data) and
-        ``convergence.png``.  Without matplotlib the plots are skipped and
+        Draw ``decision_regions.png`` (2-D classification with data),
+        ``predicted_vs_true.png`` (least squares with data: four validation
+        samples) and ``convergence.png``.  Without matplotlib the plots are skipped and
         ``summary["plots"]`` says so.
     overwrite : bool
 
@@ -319,8 +332,10 @@ def save_run(path, *, model, theta, w, history=None, summary=None, data=None, pl
             _write_json(os.path.join(tmp, "history.json"), columns)
             files += ["history.csv", "history.json"]
         if data is not None:
+            extra = {k: getattr(data, k) for k in ("Y_test", "C_test", "c_mean") if getattr(data, k, None) is not None}
+            n_out = data.n_classes if hasattr(data, "n_classes") else data.n_outputs  # classes or regression outputs
             np.savez(os.path.join(tmp, "data.npz"), Y_train=data.Y_train, C_train=data.C_train, Y_val=data.Y_val,
-                     C_val=data.C_val, n_classes=data.n_classes, name=data.name)
+                     C_val=data.C_val, n_classes=n_out, name=data.name, **extra)
             files.append("data.npz")
         plot_note = "not requested"
         if plots:
@@ -339,7 +354,7 @@ def _plots(folder, model, theta, w, columns, data, summary):
         require_matplotlib()
     except ImportError as err:
         return f"skipped: {err}", []
-    from .plotting import convergence, decision_regions
+    from .plotting import convergence, decision_regions, predicted_vs_true
 
     made = []
     if data is not None and model.spec["loss"] == "softmax" and model.spec["n_inputs"] == 2:
@@ -355,8 +370,14 @@ def _plots(folder, model, theta, w, columns, data, summary):
         decision_regions(lambda P: model.predict(theta, w, P), data.Y_val, data.C_val, n_classes=data.n_classes,
                          bounds=bounds, title=title, path=os.path.join(folder, "decision_regions.png"))
         made.append("decision_regions.png")
+    if data is not None and model.spec["loss"] == "least_squares" and len(data.Y_val):
+        pred = model.predict(theta, w, data.Y_val)
+        predicted_vs_true(data.C_val, pred, n_samples=4, offset=getattr(data, "c_mean", None),
+                          path=os.path.join(folder, "predicted_vs_true.png"),
+                          title=f"{data.name}: validation samples, true and predicted observables")
+        made.append("predicted_vs_true.png")
     if columns and "f" in columns and "work_units" in columns:
-        metric = "val_accuracy" if "val_accuracy" in columns else ("val_loss" if "val_loss" in columns else "none")
+        metric = next((m for m in ("val_accuracy", "val_rel_error", "val_loss") if m in columns), "none")
         convergence(columns, loss="f", metric=metric, path=os.path.join(folder, "convergence.png"),
                     title=summary.get("title"))
         made.append("convergence.png")

@@ -228,7 +228,8 @@ def test_python_dash_m(tmp_path):
 @pytest.mark.parametrize("solver, precond, header", [
     ("gn", False, "== Gauss-Newton-CG (Armijo line search) (n = "),
     ("gn", True, "== Gauss-Newton-PCG (Armijo line search) (n = "),
-    ("gnvpro", False, "== GNvpro: Gauss-Newton-CG on the reduced (variable projection) objective (n = "),
+    ("gnvpro", False, "== GNvpro: Gauss-Newton-Krylov trust region (Lanczos) on the reduced objective (n = "),
+    ("vpro_gncg", False, "== Gauss-Newton-CG (Armijo line search) on the reduced (variable projection) objective (n = "),
     ("trn", False, "== trust-region Gauss-Newton-Krylov (Lanczos) (n = "),
     ("steihaug", True, "== trust-region Gauss-Newton with Steihaug-PCG (n = "),
 ])
@@ -245,3 +246,43 @@ def test_tables_name_the_solver_that_runs(tmp_path, capsys, solver, precond, hea
     assert s["solver_name"] == header[3:-6]
     assert "second-order method" not in s["message"]
     assert all("second-order method" not in lv["message"] for lv in s["level_results"])
+
+
+# ------------------------------------------------------------------ PDE surrogates (issue 10)
+def test_cdr_with_gnvpro_end_to_end(tmp_path, monkeypatch):
+    """``meganet train --data cdr`` (the GNvpro default) writes a loadable report with the relative-error
+    table of Meganet.m's EVP scripts (train / validation / test) and the predicted-vs-true plot."""
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("MEGANET_DATA_DIR", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    code = main(["train", "--data", "cdr", "--n-train", "12", "--steps", "2", "--levels", "2", "--cg-iter", "4",
+                 "--max-work-units", "30", "--out", out, "--quiet"])
+    assert code == 0
+    s = _summary(out)
+    assert s["solver"] == "gnvpro" and s["network"] == "antisym_rk4" and s["n_outputs"] == 72
+    assert s["config"]["max_work_units"] == 30.0
+    for lev in s["level_results"]:  # the budget is per level; a level ends within one iteration of it
+        assert lev["status"] in ("max_work_units", "converged_gtol", "converged_ftol")
+        assert lev["work_units"] <= 30 + 2 + 2 * 4
+    table = s["relative_errors"]
+    assert set(table) == {"train", "val", "test"} and table["test"]["n"] == 12 and table["val"]["n"] == 6
+    run = load_run(out)
+    data = run.load_data()
+    P = run.predict(data.Y_val)
+    e = np.linalg.norm(P - data.C_val, axis=1) / np.linalg.norm(data.C_val, axis=1)
+    assert table["val"]["mean"] == pytest.approx(float(e.mean()), rel=1e-10)
+    assert s["val_rel_error"] == pytest.approx(float(e.mean()), rel=1e-10)
+    assert s["val_accuracy"] is None
+    hist = _history(out)
+    assert "val_rel_error" in hist and "val_accuracy" not in hist
+    assert "predicted_vs_true.png" in s["files"] and os.path.isfile(os.path.join(out, "predicted_vs_true.png"))
+
+
+def test_surrogate_defaults_are_the_gnvpro_setting():
+    cfg = TrainConfig(data="dcr").resolved()
+    assert (cfg.network, cfg.solver, cfg.width, cfg.final_time, cfg.gamma) == ("antisym_rk4", "gnvpro", 16, 1.0, 1e-4)
+    assert cli._level_steps(cfg) == [2, 4, 8] and cfg.max_work_units == 400.0 and cfg.hessian_fraction == 1.0
+    assert TrainConfig(data="cdr").resolved().max_work_units == 200.0
+    assert TrainConfig(data="cdr", solver="sgd").resolved().lr == DEFAULTS["solver"]["sgd"]["lr"]
+    with pytest.raises(ValueError, match="max_work_units must be a positive number"):
+        TrainConfig(max_work_units=0).resolved()
