@@ -115,3 +115,71 @@ def test_initial_radius_auto_takes_the_subspace_newton_step_on_a_quadratic():
     xstar = min(cand, key=lambda x: np.linalg.norm(q.value_and_gradient(x)[1]))
     assert np.allclose(res.x, xstar, rtol=1e-10, atol=1e-12)
     assert res.history.to_dict()["radius"][1] == pytest.approx(np.linalg.norm(xstar), rel=1e-10)
+
+
+def test_budget_checked_before_the_first_iteration_and_named_in_header_and_message(capsys):
+    p = problem()
+    res = mo.minimize_lbfgs(p, p.init_x(rng=0), max_work_units=1.5, verbose=True)  # f and g at x0 cost 2
+    assert res.status.value == "max_work_units" and res.nit == 0 and res.work_units == pytest.approx(2.0)
+    out = capsys.readouterr().out
+    assert "max_work_units = 1.5" in out.splitlines()[0]
+    assert "max_work_units = 1.5, spent 2 work units" in res.message
+
+
+def test_trust_region_header_shows_the_radius_rule(capsys):
+    p = problem()
+    mo.minimize_trust_region_steihaug(p, p.init_x(rng=0), max_iter=1, eta=0.05, shrink_below=0.1, grow_factor=1.5,
+                                      max_radius=math.inf, verbose=True)
+    head = capsys.readouterr().out.splitlines()[0]
+    for text in ("max_radius = inf", "eta = 0.05", "shrink_below = 0.1", "grow_above = 0.75", "shrink_factor = 0.25",
+                 "grow_factor = 1.5"):
+        assert text in head, head
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(shrink_below=0.8), "eta <= shrink_below < grow_above"),
+    (dict(eta=0.2, shrink_below=0.1), "eta <= shrink_below"),
+    (dict(grow_above=1.0), r"grow_above must lie in \[0.0, 1.0\)"),
+    (dict(shrink_factor=0.0), "shrink_factor must lie in"),
+    (dict(grow_factor=0.9), "grow_factor must lie in"),
+    (dict(initial_radius="auto"), "initial_radius"),
+])
+def test_bad_radius_rules_are_refused(kw, match):
+    q = mo.QuadraticProblem(np.diag([1.0, 2.0]), np.ones(2))
+    exc = TypeError if kw.get("initial_radius") == "auto" else ValueError
+    with pytest.raises(exc, match=match):
+        mo.minimize_trust_region_steihaug(q, np.zeros(2), **kw)
+
+
+def test_eval_full_is_not_work_without_a_counter_either():
+    class Plain:  # no counter, no mini-batches: work = value and gradient calls
+        def value_and_gradient(self, x):
+            return float(x @ x), 2.0 * x, None
+
+    res = mo.minimize_sgd(Plain(), np.ones(2), learning_rate=0.1, n_epochs=5, eval_full=True)
+    assert res.work_units == pytest.approx(10.0)  # one full-batch value and gradient per epoch
+
+
+def test_initial_radius_auto_falls_back_to_one_when_the_model_is_not_convex():
+    q = mo.QuadraticProblem(np.diag([-1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0]))
+    res = mo.minimize_trust_region_krylov(q, np.zeros(3), initial_radius="auto", krylov_dim=3, max_iter=1)
+    assert res.history.to_dict()["radius"][1] == 1.0
+    assert res.history.to_dict()["step_norm"][1] == pytest.approx(1.0)
+
+
+def test_initial_radius_auto_is_capped_by_max_radius():
+    A = np.diag([1.0, 3.0, 10.0])
+    q = mo.QuadraticProblem(A, np.array([10.0, -20.0, 5.0]))
+    res = mo.minimize_trust_region_krylov(q, np.zeros(3), initial_radius="auto", max_radius=2.0, krylov_dim=3,
+                                          max_iter=1)
+    h = res.history.to_dict()
+    assert h["radius"][1] == 2.0 and h["step_norm"][1] == pytest.approx(2.0)
+
+
+def test_subproblem_with_an_infinite_radius():
+    H = np.diag([2.0, 4.0])
+    g = np.array([1.0, 1.0])
+    sol = mo.solve_trust_region_subproblem(H, g, math.inf)
+    assert np.allclose(sol.p, [-0.5, -0.25]) and sol.sigma == 0.0 and not sol.hits_boundary
+    bad = mo.solve_trust_region_subproblem(np.diag([-1.0, 1.0]), g, math.inf)
+    assert np.isnan(bad.p).all()

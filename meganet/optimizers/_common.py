@@ -6,6 +6,7 @@ Private module; solvers import from here, users do not.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
@@ -237,6 +238,7 @@ class Evaluator:
         self.shape = tuple(x.shape)
         self.n_fev = self.n_gev = self.n_hmv = self.n_prec = self.n_sgev = 0
         self._stoch_units = 0.0
+        self._uncounted = 0.0  # work done by uncounted() blocks when the counter cannot be restored
         counter = getattr(problem, "counter", None)
         self._counter = counter if counter is not None and hasattr(counter, "work_units") else None
         self._work0 = float(self._counter.work_units) if self._counter is not None else 0.0
@@ -248,9 +250,31 @@ class Evaluator:
     # ---------------------------------------------------------------- counters
     @property
     def work_units(self) -> float:
+        """Work units spent by this solve: the problem's ``counter.work_units`` since the evaluator was
+        made if it has a counter, else ``n_fev + n_gev + 2 n_hmv`` (+ 2/n_batches per mini-batch
+        gradient); work done inside :meth:`uncounted` is left out either way."""
         if self._counter is not None:
-            return float(self._counter.work_units) - self._work0
-        return float(self.n_fev + self.n_gev + 2 * self.n_hmv) + self._stoch_units
+            return float(self._counter.work_units) - self._work0 - self._uncounted
+        return float(self.n_fev + self.n_gev + 2 * self.n_hmv) + self._stoch_units - self._uncounted
+
+    @contextlib.contextmanager
+    def uncounted(self):
+        """Evaluations inside this block are monitoring, not training work (SGD/Adam's ``eval_full``):
+        the problem's counter is restored afterwards (``forward``/``adjoint`` saved and put back, so
+        ``problem.counter.work_units`` does not see them either) and :attr:`work_units` leaves them out.
+        The call counts ``n_fev``/``n_gev`` still count them."""
+        c = self._counter
+        saved = (c.forward, c.adjoint) if c is not None and hasattr(c, "forward") and hasattr(c, "adjoint") else None
+        before = self.work_units
+        try:
+            yield
+        finally:
+            if saved is not None:
+                c.forward, c.adjoint = saved
+            else:
+                self._uncounted += self.work_units - before
+            # forget the cached point: a later counted call at the same x must be paid for
+            self._x = self._f = self._g = self._state = None
 
     def counts(self) -> dict:
         return dict(n_fev=self.n_fev, n_gev=self.n_gev, n_hmv=self.n_hmv, work_units=self.work_units)
@@ -432,8 +456,6 @@ class Monitor:
         self.max_work_units = check_max_work_units(max_work_units, evaluator._counter)
         if self.max_work_units is not None:
             info = (info + ", " if info else "") + f"max_work_units = {self.max_work_units:g}"
-        #: The status of a stop asked for by :meth:`record` (callback or work-unit budget).
-        self.stop_status = Status.CALLBACK_STOP
         self.info = info
         self.preconditioner = preconditioner
         self.t0 = time.perf_counter()
@@ -461,21 +483,21 @@ class Monitor:
         return row
 
     def record(self, row, x=None, *, callback=True) -> bool:
-        """Append ``row`` (work units and time are added); return True if the run must stop after this
-        iteration: the callback raised ``StopIteration`` (:attr:`stop_status` ``callback_stop``) or the
-        work-unit budget is spent (``max_work_units``; checked after every iteration, i.e. before the
-        next one starts, as Meganet.m's ``trnewton``: a run ends within one iteration's work of it)."""
+        """Append ``row`` (work units and time are added); return True if the callback asked to stop
+        (it raised ``StopIteration``)."""
         row = self._append(row)
         if callback and self.callback is not None:
             try:
                 self.callback(readonly(x), dict(row))
             except StopIteration:
-                self.stop_status = Status.CALLBACK_STOP
                 return True
-        if callback and self.max_work_units is not None and self.evaluator.work_units >= self.max_work_units:
-            self.stop_status = Status.MAX_WORK_UNITS
-            return True
         return False
+
+    def budget_spent(self) -> bool:
+        """True when a work-unit budget is set and this solve has spent it: the drivers ask at the start
+        of every iteration (epoch), as Meganet.m ``trnewton`` (``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of ``max_work_units``."""
+        return self.max_work_units is not None and self.evaluator.work_units >= self.max_work_units
 
     def result(self, *, x, fun, grad, grad_norm, nit, status, n_inner=0, info=None, row=None):
         """The :class:`OptimizeResult`.
@@ -497,7 +519,8 @@ class Monitor:
         res = OptimizeResult(
             x=x, fun=fun, grad=grad, grad_norm=grad_norm, nit=nit, n_fev=ev.n_fev, n_gev=ev.n_gev,
             n_hmv=ev.n_hmv, n_inner=n_inner, work_units=ev.work_units, status=status,
-            message=stop_message(status, self.kind, preconditioned=preconditioned), history=self.history,
+            message=stop_message(status, self.kind, preconditioned=preconditioned,
+                                 work_units=ev.work_units, max_work_units=self.max_work_units), history=self.history,
             solver=self.solver, wall_time=time.perf_counter() - self.t0, info=info,
         )
         if self.verbose:

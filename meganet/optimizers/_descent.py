@@ -77,6 +77,9 @@ def run_descent(problem, x, descent, *, solver, kind, columns, search, c1, c2, m
         if k >= max_iter:
             status = Status.MAX_ITER
             break
+        if mon.budget_spent():
+            status = Status.MAX_WORK_UNITS
+            break
         d = descent.direction(x, f, g, state, gnorm, k)
         n_inner += d.n_inner
         if d.status is not None:
@@ -130,7 +133,7 @@ def run_descent(problem, x, descent, *, solver, kind, columns, search, c1, c2, m
         elif ftol_reached(f_prev, f, ftol):
             status = Status.CONVERGED_FTOL
         elif stop:
-            status = mon.stop_status
+            status = Status.CALLBACK_STOP
     return mon.result(x=x, fun=f, grad=g, grad_norm=gnorm, nit=k, status=status, n_inner=n_inner,
                       row=dict(iter=k, f=f, grad_norm=gnorm))
 

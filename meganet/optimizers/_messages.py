@@ -109,11 +109,21 @@ def _non_finite(kind):
     return text[0].upper() + text[1:]
 
 
-def stop_message(status, kind: SolverKind, *, preconditioned=False) -> str:
+def _max_work_units(kind, work_units, max_work_units):
+    spent = "" if max_work_units is None else (
+        f"Budget max_work_units = {max_work_units:g}, spent {work_units:g} work units "
+        f"(the budget is checked before each {'epoch' if kind.order == 'stochastic' else 'iteration'}, "
+        "so a run may overshoot it by up to one). ")
+    return spent + "Raise max_work_units (or pass None) to train longer."
+
+
+def stop_message(status, kind: SolverKind, *, preconditioned=False, work_units=None, max_work_units=None) -> str:
     """``Status(status).message`` followed by what to try next, for a solver of ``kind``.
 
     ``preconditioned``: a preconditioner was applied during the run (second
     order only; otherwise the hint at ``max_iter`` suggests one).
+    ``work_units``, ``max_work_units``: the work spent and the budget, named
+    in the message of a ``max_work_units`` stop.
     """
     status = Status(status)
     hint = None
@@ -127,4 +137,6 @@ def stop_message(status, kind: SolverKind, *, preconditioned=False) -> str:
         hint = _not_descent(kind)
     elif status is Status.NON_FINITE:
         hint = _non_finite(kind)
+    elif status is Status.MAX_WORK_UNITS:
+        hint = _max_work_units(kind, work_units, max_work_units)
     return status.message if hint is None else f"{status.message} {hint}"

@@ -9,8 +9,9 @@ from .sgd import check_schedule, run_stochastic, schedule_text
 __all__ = ["minimize_adam"]
 
 
-def minimize_adam(problem, x0, *, max_work_units=None, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_epochs=10, rng=None,
-                  lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
+def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_epochs=10,
+                  max_work_units=None, rng=None, lower=None, upper=None, eval_full=False, callback=None,
+                  verbose=False, label=None):
     """Adam: adaptive moment estimation (Kingma & Ba 2015, Alg. 1)::
 
         m ← β₁ m + (1 − β₁) g,        v ← β₂ v + (1 − β₂) g²
@@ -36,9 +37,11 @@ def minimize_adam(problem, x0, *, max_work_units=None, learning_rate=1e-3, beta1
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        epoch (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one epoch's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        epoch (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one epoch's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

@@ -99,7 +99,9 @@ def solve_trust_region_subproblem(H, g, radius, *, rtol=1e-12, max_iter=200):
         Symmetric.
     g : array_like, shape (n,)
     radius : float
-        Δ > 0.
+        Δ > 0, or ``math.inf`` for the unconstrained problem: its minimizer
+        ``−H⁻¹g`` (σ = 0, interior) when ``H`` is positive definite, else (the
+        model is unbounded below) a NaN step with σ = NaN.
     rtol : float
         Accept σ when ``|‖p‖ − Δ| ≤ rtol Δ``.
     max_iter : int
@@ -116,9 +118,14 @@ def solve_trust_region_subproblem(H, g, radius, *, rtol=1e-12, max_iter=200):
         raise ValueError(f"H must be (n, n) and g (n,), got {H.shape} and {g.shape}")
     if not (np.isfinite(H).all() and np.isfinite(g).all()):
         raise ValueError("H and g must be finite")
-    radius = check_real("radius", radius, low=0.0, low_open=True)
+    radius = check_real("radius", radius, low=0.0, low_open=True, allow_inf=True)
     lam, V = np.linalg.eigh(0.5 * (H + H.T))
     a = V.T @ g
+    if math.isinf(radius):
+        if float(lam[0]) > 0.0:
+            y = -a / lam
+            return TRSolution(V @ y, 0.0, False, False, float(a @ y + 0.5 * (lam * y * y).sum()))
+        return TRSolution(np.full_like(a, np.nan), math.nan, False, False, math.nan)
     eps = np.finfo(np.float64).eps
     scale = max(float(np.abs(lam).max()), float(np.linalg.norm(g)) / radius, np.finfo(np.float64).tiny)
 
@@ -297,11 +304,10 @@ class LanczosSubproblem:
                       dict(krylov_dim=len(self.Q), sigma=sol.sigma))
 
 
-def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim=20, krylov_rtol=None, initial_radius=1.0,
+def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None, initial_radius=1.0,
                                  max_radius=1000.0, eta=0.15, shrink_below=0.25, grow_above=0.75, shrink_factor=0.25,
-        grow_factor=2.0, min_radius=None, max_iter=200, gtol=1e-5,
-                                 rtol=0.0, ftol=0.0, preconditioner=True, callback=None, verbose=False,
-                                 label=None):
+                                 grow_factor=2.0, min_radius=None, max_iter=200, max_work_units=None, gtol=1e-5,
+                                 rtol=0.0, ftol=0.0, preconditioner=True, callback=None, verbose=False, label=None):
     """Newton–Krylov trust-region method (GLTR; the GNvpro slides' subspace
     trust-region Newton; Meganet.m ``trnewton``), driven by N&W Alg. 4.1.
 
@@ -321,8 +327,16 @@ def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim
     krylov_rtol : float, optional
         Relative residual target of the projected solve (default
         ``min(0.5, sqrt‖g‖)``).
-    initial_radius, max_radius, eta, min_radius, max_iter, gtol, rtol, ftol,
-    preconditioner, callback, verbose
+    initial_radius : float or "auto"
+        The first radius (default 1.0).  ``"auto"`` (Meganet.m ``trnewton``,
+        ``Delta = norm(z)``): the first Lanczos subproblem is solved with an
+        infinite radius, i.e. the (Gauss-)Newton step in the Krylov space;
+        when the projected matrix is positive definite and that step finite,
+        it is taken as the first step and its length is the first radius (so
+        the first history row has ``radius == step_norm`` and ``sigma == 0``;
+        capped at ``max_radius``, the subproblem then being re-solved), else
+        the radius starts at 1.0.
+    max_radius, eta, min_radius, max_iter, gtol, rtol, ftol, preconditioner, callback, verbose
         As in :func:`~meganet.optimizers.minimize_trust_region_steihaug`; the
         header shows ``krylov_dim`` instead of ``cg_max_iter``.
     label : str, optional
@@ -334,9 +348,11 @@ def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     shrink_below, grow_above, shrink_factor, grow_factor : float
         Radius rule: if ``ρ < shrink_below`` the radius becomes
@@ -346,6 +362,7 @@ def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim
         ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
         2 (N&W Alg. 4.1); Meganet.m ``trnewton`` uses 0.1, 0.75, 0.5, 1.5 with
         ``eta = 1e-4`` (see :func:`~meganet.optimizers.minimize_gnvpro`).
+
     Returns
     -------
     OptimizeResult
@@ -357,7 +374,8 @@ def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim
     x0 = prepare_x0(x0)
     max_iter, gtol, rtol, ftol, callback, verbose = check_common(
         max_iter=max_iter, gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose, dtype=x0.dtype)
-    initial_radius, max_radius, eta, min_radius = _check_tr_options(initial_radius, max_radius, eta, min_radius, allow_auto=True)
+    initial_radius, max_radius, eta, min_radius = _check_tr_options(initial_radius, max_radius, eta, min_radius,
+                                                                    allow_auto=True)
     shrink_below, grow_above, shrink_factor, grow_factor = _check_radius_rule(eta, shrink_below, grow_above,
                                                                                shrink_factor, grow_factor)
     krylov_dim = check_int("krylov_dim", krylov_dim, minimum=1)
@@ -378,10 +396,12 @@ def minimize_trust_region_krylov(problem, x0, *, max_work_units=None, krylov_dim
     columns = ["iter", "f", "grad_norm", "radius", "step_norm", "rho", "accepted", "cg_iter", "krylov_dim",
                "sigma", "work_units"]
     return run_trust_region(
-        problem, x0, make, solver=label, kind=kind, columns=columns,
-        shrink_below=shrink_below, grow_above=grow_above, shrink_factor=shrink_factor,
-        grow_factor=grow_factor, initial_radius=initial_radius, max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter,
-        gtol=gtol, rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
-        preconditioner=describe_preconditioner(problem, preconditioner),
+        problem, x0, make, solver=label, kind=kind, columns=columns, initial_radius=initial_radius,
+        max_radius=max_radius, eta=eta, shrink_below=shrink_below, grow_above=grow_above,
+        shrink_factor=shrink_factor, grow_factor=grow_factor, min_radius=min_radius, max_iter=max_iter, gtol=gtol,
+        rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
+        preconditioner=describe_preconditioner(problem, preconditioner), max_work_units=max_work_units,
         info=options_text(krylov_dim=krylov_dim, krylov_rtol=krylov_rtol, initial_radius=initial_radius,
-                          max_iter=max_iter, gtol=gtol), max_work_units=max_work_units)
+                          max_iter=max_iter, gtol=gtol, max_radius=max_radius, eta=eta,
+                          shrink_below=shrink_below, grow_above=grow_above, shrink_factor=shrink_factor,
+                          grow_factor=grow_factor))

@@ -67,8 +67,8 @@ class _LBFGS:
             self.pairs.append((s, y, 1.0 / sy))
 
 
-def minimize_lbfgs(problem, x0, *, max_work_units=None, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_iter=1000, gtol=1e-5, rtol=0.0,
-                   ftol=0.0, callback=None, verbose=False, label=None):
+def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_iter=1000, max_work_units=None,
+                   gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Minimize with L-BFGS and a strong Wolfe line search.
 
     N&W Alg. 7.5: the direction comes from the two-loop recursion (Alg. 7.4)
@@ -97,9 +97,11 @@ def minimize_lbfgs(problem, x0, *, max_work_units=None, memory=10, c1=1e-4, c2=0
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

@@ -80,9 +80,9 @@ class _NewtonCG:
         pass
 
 
-def minimize_newton_cg(problem, x0, *, max_work_units=None, cg_max_iter=None, cg_rtol=None, preconditioner=True,
+def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, preconditioner=True,
                        on_non_descent="steepest_descent", max_step=None, c1=1e-4, max_ls=30, max_iter=200,
-                       gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
+                       max_work_units=None, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
     """Newton-CG / Gauss-Newton-PCG with an Armijo line search.
 
     Newton or Gauss-Newton according to what ``problem.hessian_matvec``
@@ -133,9 +133,11 @@ def minimize_newton_cg(problem, x0, *, max_work_units=None, cg_max_iter=None, cg
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

@@ -79,8 +79,8 @@ class _NonlinearCG:
         self.since_restart += 1
 
 
-def minimize_nonlinear_cg(problem, x0, *, max_work_units=None, beta="PR+", restart_every=None, c1=1e-4, c2=0.1, max_ls=25,
-                          max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
+def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-4, c2=0.1, max_ls=25, max_iter=1000,
+                          max_work_units=None, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
                           label=None):
     """Minimize by nonlinear conjugate gradients (N&W Alg. 5.4 with the β
     rules and restarts of :class:`_NonlinearCG`) and a strong Wolfe line
@@ -110,9 +110,11 @@ def minimize_nonlinear_cg(problem, x0, *, max_work_units=None, beta="PR+", resta
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

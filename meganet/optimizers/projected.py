@@ -155,6 +155,9 @@ def _run_projected(problem, x, box, direction, *, solver, kind, columns, c1, max
         if k >= max_iter:
             status = Status.MAX_ITER
             break
+        if mon.budget_spent():
+            status = Status.MAX_WORK_UNITS
+            break
         step = direction(ev, x, f, g, state, pgn, k)
         n_inner += step.get("n_inner", 0)
         if step.get("status") is not None:
@@ -182,14 +185,14 @@ def _run_projected(problem, x, box, direction, *, solver, kind, columns, c1, max
         elif ftol_reached(f_prev, f, ftol):
             status = Status.CONVERGED_FTOL
         elif stop:
-            status = mon.stop_status
+            status = Status.CALLBACK_STOP
     return mon.result(x=x, fun=f, grad=g, grad_norm=pgn, nit=k, status=status, n_inner=n_inner,
                       row=dict(iter=k, f=f, grad_norm=pgn, pg_norm=pgn))
 
 
-def minimize_projected_gradient(problem, x0, *, max_work_units=None, lower=None, upper=None, initial_step=1.0, c1=1e-4, max_ls=30,
-                                max_iter=1000, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
-                                label=None):
+def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_step=1.0, c1=1e-4, max_ls=30,
+                                max_iter=1000, max_work_units=None, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None,
+                                verbose=False, label=None):
     """Projected gradient method for ``min f(x)`` s.t. ``lower ≤ x ≤ upper``.
 
     ``x_{k+1} = P(x_k − α_k ∇f(x_k))`` with the Armijo rule along the
@@ -222,9 +225,11 @@ def minimize_projected_gradient(problem, x0, *, max_work_units=None, lower=None,
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------
@@ -245,7 +250,6 @@ def minimize_projected_gradient(problem, x0, *, max_work_units=None, lower=None,
 
     def direction(ev, x, f, g, state, pgn, k):
         return dict(
-        
             trial_point=lambda a: box.project(x - a * g),
             rhs=lambda a, xt: -dot(g, xt - x),
             alpha0=memo["alpha0"],
@@ -262,9 +266,10 @@ def minimize_projected_gradient(problem, x0, *, max_work_units=None, lower=None,
                                                              max_work_units=max_work_units)
 
 
-def minimize_projected_newton_cg(problem, x0, *, max_work_units=None, lower=None, upper=None, active_tol=1e-3, cg_max_iter=None,
-                                 cg_rtol=None, preconditioner=True, c1=1e-4, max_ls=30, max_iter=200, gtol=1e-5,
-                                 rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
+def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_tol=1e-3, cg_max_iter=None,
+                                 cg_rtol=None, preconditioner=True, c1=1e-4, max_ls=30, max_iter=200,
+                                 max_work_units=None, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
+                                 label=None):
     """Projected Newton / Gauss-Newton-PCG for box constraints (Bertsekas,
     SIAM J. Control Optim. 20, 1982, "Projected Newton methods for
     optimization problems with simple constraints"; Kelley §5.5).
@@ -308,9 +313,11 @@ def minimize_projected_newton_cg(problem, x0, *, max_work_units=None, lower=None
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

@@ -154,13 +154,11 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
     mon.start(x.shape[0])
 
     def full(x):
-        """The full objective and gradient for the history: monitoring, not training work, so the
-        problem's work counter is restored afterwards (SGD/Adam spend 2 work units per epoch)."""
-        c = ev._counter
-        saved = (c.forward, c.adjoint) if c is not None and hasattr(c, "forward") else None
-        f, g, _ = ev.value_and_gradient(x)
-        if saved is not None:
-            c.forward, c.adjoint = saved
+        """The full objective and gradient for the history (``eval_full``): monitoring, not training, so
+        it is not counted as work (:meth:`Evaluator.uncounted` restores the problem's counter); an
+        epoch costs 2 work units with or without it."""
+        with ev.uncounted():
+            f, g, _ = ev.value_and_gradient(x)
         return f, g, norm(g)
 
     f_full = g_full = gnorm = None
@@ -172,6 +170,9 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
     f_batch = None
     epoch = 0
     while status is None and epoch < n_epochs:
+        if mon.budget_spent():
+            status = Status.MAX_WORK_UNITS
+            break
         lr = float(schedule(epoch))
         if not (math.isfinite(lr) and lr > 0.0):
             raise ValueError(f"the learning-rate schedule returned {lr!r} at epoch {epoch}; it must be positive")
@@ -205,7 +206,7 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
             f_full, g_full, gnorm = f_new, g_new, gnorm_new
         row = dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm, lr=lr, step_norm=step_norm)
         if mon.record(row, x):
-            status = mon.stop_status
+            status = Status.CALLBACK_STOP
     if status is None:
         status = Status.COMPLETED
     fun = f_full if eval_full else (f_batch if f_batch is not None else math.nan)
@@ -214,8 +215,8 @@ def run_stochastic(problem, x0, update, *, solver, schedule, n_epochs, rng, lowe
                       row=dict(epoch=epoch, f_batch=f_batch, f=f_full, grad_norm=gnorm))
 
 
-def minimize_sgd(problem, x0, *, max_work_units=None, learning_rate=0.01, momentum=0.0, nesterov=False, n_epochs=10, rng=None,
-                 lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
+def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=False, n_epochs=10, max_work_units=None,
+                 rng=None, lower=None, upper=None, eval_full=False, callback=None, verbose=False, label=None):
     """Stochastic gradient descent with (Nesterov) momentum.
 
     With mini-batch gradient ``g``, momentum μ and learning rate ``lr``
@@ -266,9 +267,11 @@ def minimize_sgd(problem, x0, *, max_work_units=None, learning_rate=0.01, moment
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        epoch (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one epoch's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        epoch (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one epoch's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

@@ -27,8 +27,9 @@ class _SteepestDescent:
         self.prev = (alpha, d.slope)
 
 
-def minimize_steepest_descent(problem, x0, *, max_work_units=None, initial_step=1.0, c1=1e-4, max_ls=30, max_iter=1000, gtol=1e-5,
-                              rtol=0.0, ftol=0.0, callback=None, verbose=False, label=None):
+def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=30, max_iter=1000,
+                              max_work_units=None, gtol=1e-5, rtol=0.0, ftol=0.0, callback=None, verbose=False,
+                              label=None):
     """Minimize by steepest descent ``x ← x − α ∇f(x)`` with an Armijo line search.
 
     The step satisfies ``f(x − αg) ≤ f(x) − c₁ α ‖g‖²``; it is found by
@@ -66,9 +67,11 @@ def minimize_steepest_descent(problem, x0, *, max_work_units=None, initial_step=
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

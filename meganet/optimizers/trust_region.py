@@ -12,7 +12,7 @@ product.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ._common import (
     Evaluator,
@@ -112,7 +112,8 @@ def _check_tr_options(initial_radius, max_radius, eta, min_radius, *, allow_auto
 
 
 def _check_radius_rule(eta, shrink_below, grow_above, shrink_factor, grow_factor):
-    """The radius-update constants: ``0 ≤ η ≤ shrink_below < grow_above < 1``, ``0 < shrink_factor < 1 < grow_factor``."""
+    """The radius-update constants: ``0 ≤ η ≤ shrink_below < grow_above < 1``,
+    ``0 < shrink_factor < 1 < grow_factor``."""
     shrink_below = check_real("shrink_below", shrink_below, low=0.0, high=1.0, high_open=True)
     grow_above = check_real("grow_above", grow_above, low=0.0, high=1.0, high_open=True)
     shrink_factor = check_real("shrink_factor", shrink_factor, low=0.0, high=1.0, low_open=True, high_open=True)
@@ -140,12 +141,17 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
     ``solve(radius) -> TRStep``.  Per iteration: solve the subproblem, compute
     ``ρ = (f(x) − f(x + p)) / (m(0) − m(p))``; if ``ρ < shrink_below`` (¼)
     shrink the radius to ``shrink_factor · min(Δ, ‖p‖)`` (¼; Meganet.m
-    ``trnewton``: ½), if ``ρ > grow_above`` (¾) and the step hit the boundary
-    multiply it by ``grow_factor`` (2; trnewton 1.5, up to ``max_radius``);
-    accept when ``ρ > η``.  ``initial_radius = "auto"`` (Meganet.m): the first
-    subproblem is solved without a bound (``solve(1e300)``) and its step
-    length becomes the radius when that step is interior (σ = 0, finite);
-    otherwise the radius starts at 1.
+    ``trnewton``: ½), if ``ρ > grow_above`` (¾) and the step lies on the
+    boundary (the subproblem says so, or ``|‖p‖ − Δ| ≤ 10⁻⁸ Δ``) multiply it
+    by ``grow_factor`` (2; trnewton 1.5), up to ``max_radius``; accept when
+    ``ρ > η``.  ``initial_radius = "auto"`` (Meganet.m ``trnewton``: ``Delta =
+    norm(z)`` of the first step): the first subproblem is solved with an
+    infinite radius (``solve(math.inf)``; for the Lanczos subproblem the
+    Gauss-Newton/Newton step in the Krylov space); when that step is interior
+    and finite (the projected matrix positive definite) it is the first step
+    and its length the first radius (capped at ``max_radius``, then re-solved),
+    otherwise the radius starts at 1.  The budget ``max_work_units`` is checked
+    at the start of every iteration (:meth:`Monitor.budget_spent`).
     Round-off in ``ρ`` near convergence is damped by adding
     ``δ = 10 ε max(1, |f|)`` to both reductions (Conn, Gould & Toint §17.4.2).
     A NaN/Inf trial value counts as ``ρ = −∞`` (reject and shrink); if the
@@ -178,18 +184,29 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
         if k >= max_iter:
             status = Status.MAX_ITER
             break
+        if mon.budget_spent():
+            status = Status.MAX_WORK_UNITS
+            break
         if sub is None:
             sub = make_subproblem(ev, x, g, state)
         step = None
         if auto:
+            # initial_radius="auto": solve the subproblem without a bound; its interior (σ = 0), finite
+            # step is the first step and its length the first radius; otherwise start from radius 1
             auto = False
-            free = sub.solve(1e300)
+            free = sub.solve(math.inf)
             length = free.step_norm
-            if (free.info not in ("indefinite_preconditioner", "non_finite") and math.isfinite(length)
-                    and 0.0 < length < 1e290 and not free.hits_boundary):
-                radius, step = min(length, max_radius), free
-            n_inner += free.n_inner if step is None else 0
-        if step is None:
+            if (free.info not in ("indefinite_preconditioner", "non_finite") and not free.hits_boundary
+                    and math.isfinite(length) and length > 0.0):
+                if length <= max_radius:
+                    radius, step = length, free
+                else:
+                    radius = max_radius
+            if step is None:
+                step = sub.solve(radius)
+                # the unbounded solve's inner iterations (Hessian products) were spent on this step too
+                step = replace(step, n_inner=step.n_inner + free.n_inner)
+        else:
             step = sub.solve(radius)
         k += 1
         n_inner += step.n_inner
@@ -229,7 +246,7 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
         row = dict(iter=k, f=f, grad_norm=gnorm, radius=radius_used, step_norm=step.step_norm, rho=rho,
                    accepted=accepted, cg_iter=step.n_inner, cg_info=step.info, **step.extra)
         if mon.record(row, x) and status is None:
-            status = mon.stop_status
+            status = Status.CALLBACK_STOP
         floor = min_radius if min_radius is not None else eps * max(1.0, xnorm)
         if status is None and radius < floor:
             # the radius collapsed; if the trials were NaN/Inf, say so rather than blame the model
@@ -238,11 +255,10 @@ def run_trust_region(problem, x0, make_subproblem, *, solver, kind, columns, ini
                       info=dict(radius=radius), row=dict(iter=k, f=f, grad_norm=gnorm))
 
 
-def minimize_trust_region_steihaug(problem, x0, *, max_work_units=None, initial_radius=1.0, max_radius=1000.0, eta=0.15, shrink_below=0.25, grow_above=0.75, shrink_factor=0.25,
-        grow_factor=2.0,
-                                   min_radius=None, max_iter=200, gtol=1e-5, rtol=0.0, ftol=0.0,
-                                   cg_max_iter=None, cg_rtol=None, preconditioner=True,
-                                   callback=None, verbose=False, label=None):
+def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radius=1000.0, eta=0.15, shrink_below=0.25,
+                                   grow_above=0.75, shrink_factor=0.25, grow_factor=2.0, min_radius=None,
+                                   max_iter=200, max_work_units=None, gtol=1e-5, rtol=0.0, ftol=0.0, cg_max_iter=None,
+                                   cg_rtol=None, preconditioner=True, callback=None, verbose=False, label=None):
     """Trust-region Newton / Gauss-Newton with Steihaug-CG (Nocedal & Wright,
     Alg. 7.2 inside Alg. 4.1; scipy's ``trust-ncg``; Meganet.m ``steihaugPCG``).
 
@@ -257,9 +273,12 @@ def minimize_trust_region_steihaug(problem, x0, *, max_work_units=None, initial_
     x0 : array, shape (n,)
         Finite float32/float64 numpy or cupy vector (not modified).
     initial_radius, max_radius : float
-        Trust-region radii (M-norm when preconditioned).
+        Trust-region radii (M-norm when preconditioned); ``max_radius`` may be
+        ``math.inf`` (no cap).
     eta : float
-        Acceptance threshold in ``[0, 1/4)`` on ``ρ = ared / pred``.
+        Acceptance threshold on ``ρ = ared / pred``: a step is accepted iff
+        ``ρ > eta``; ``0 ≤ eta ≤ shrink_below`` (default 0.15; Meganet.m
+        ``trnewton``'s ``rho0`` is 1e-4).
     min_radius : float, optional
         Stop with ``radius_too_small`` below it (default ``ε max(1, ‖x‖)``).
     max_iter : int
@@ -295,9 +314,11 @@ def minimize_trust_region_steihaug(problem, x0, *, max_work_units=None, initial_
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked after every
-        iteration (Meganet.m ``trnewton``'s ``maxWorkUnits``): the run ends within
-        one iteration's work of the budget.  Default: no budget.
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     shrink_below, grow_above, shrink_factor, grow_factor : float
         Radius rule: if ``ρ < shrink_below`` the radius becomes
@@ -307,6 +328,7 @@ def minimize_trust_region_steihaug(problem, x0, *, max_work_units=None, initial_
         ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
         2 (N&W Alg. 4.1); Meganet.m ``trnewton`` uses 0.1, 0.75, 0.5, 1.5 with
         ``eta = 1e-4`` (see :func:`~meganet.optimizers.minimize_gnvpro`).
+
     Returns
     -------
     OptimizeResult
@@ -336,9 +358,12 @@ def minimize_trust_region_steihaug(problem, x0, *, max_work_units=None, initial_
                       inner_rtol="cg_rtol", hessian=hessian_kind(problem))
     columns = ["iter", "f", "grad_norm", "radius", "step_norm", "rho", "accepted", "cg_iter", "cg_info", "work_units"]
     return run_trust_region(
-        problem, x0, make, solver=label, kind=kind, columns=columns, shrink_below=shrink_below, grow_above=grow_above, shrink_factor=shrink_factor,
-        grow_factor=grow_factor, initial_radius=initial_radius,
-        max_radius=max_radius, eta=eta, min_radius=min_radius, max_iter=max_iter, gtol=gtol, rtol=rtol,
-        ftol=ftol, callback=callback, verbose=verbose, preconditioner=describe_preconditioner(problem, preconditioner),
-        info=options_text(cg_max_iter=cg_max_iter, cg_rtol=cg_rtol, initial_radius=initial_radius, max_iter=max_iter,
-                          gtol=gtol), max_work_units=max_work_units)
+        problem, x0, make, solver=label, kind=kind, columns=columns, initial_radius=initial_radius,
+        max_radius=max_radius, eta=eta, shrink_below=shrink_below, grow_above=grow_above,
+        shrink_factor=shrink_factor, grow_factor=grow_factor, min_radius=min_radius, max_iter=max_iter, gtol=gtol,
+        rtol=rtol, ftol=ftol, callback=callback, verbose=verbose,
+        preconditioner=describe_preconditioner(problem, preconditioner), max_work_units=max_work_units,
+        info=options_text(cg_max_iter=cg_max_iter, cg_rtol=cg_rtol, initial_radius=initial_radius,
+                          max_iter=max_iter, gtol=gtol, max_radius=max_radius, eta=eta,
+                          shrink_below=shrink_below, grow_above=grow_above, shrink_factor=shrink_factor,
+                          grow_factor=grow_factor))
