@@ -102,7 +102,8 @@ def check_max_work_units(max_work_units, counter):
         raise TypeError(f"max_work_units must be None or a positive number, got {max_work_units!r}")
     v = float(max_work_units)
     if not (math.isfinite(v) and v > 0.0):
-        raise ValueError(f"max_work_units must be a positive finite number (or None: no budget), got {max_work_units!r}")
+        raise ValueError(f"max_work_units must be a positive finite number (or None: no budget), "
+                         f"got {max_work_units!r}")
     if counter is None:
         raise ValueError(f"max_work_units = {v:g} needs a problem that counts its work (a `counter` attribute, "
                          "e.g. meganet.objectives.NetworkObjective); this problem has none")

@@ -110,10 +110,10 @@ def _non_finite(kind):
 
 
 def _max_work_units(kind, work_units, max_work_units):
+    unit = "epoch" if kind.order == "stochastic" else "iteration"
     spent = "" if max_work_units is None else (
         f"Budget max_work_units = {max_work_units:g}, spent {work_units:g} work units "
-        f"(the budget is checked before each {'epoch' if kind.order == 'stochastic' else 'iteration'}, "
-        "so a run may overshoot it by up to one). ")
+        f"(checked before each {unit}, so a run may overshoot it by up to one {unit}'s work). ")
     return spent + "Raise max_work_units (or pass None) to train longer."
 
 
