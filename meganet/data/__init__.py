@@ -1,5 +1,10 @@
-"""Data sets: the 2-D problems of Haber & Ruthotto 2017 (generated, not downloaded)."""
+"""Data sets: the 2-D problems of Haber & Ruthotto 2017 and the PDE-surrogate problems of the GNvpro
+paper (CDR-like, DCR-like), all generated, not downloaded."""
 
+from ._surrogate import SurrogateDataset
+from .cdr import cdr
+from .dcr import dcr
 from .synthetic import Dataset, ellipses, one_hot, peaks, peaks_function, split, swiss_roll
 
-__all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_hot", "split"]
+__all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_hot", "split",
+           "SurrogateDataset", "cdr", "dcr"]
