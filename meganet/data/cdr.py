@@ -20,8 +20,8 @@ ours ("CDR-like"), not the paper's.  Our choices (``/work/shared/research/pde_su
   of the flow) at the 12 times ``t_k = kT/12``, ``k = 1..12``; ``c[6(k−1) + s] = u_s(t_k)``
   (72 values).  No scaling (``c_mean = 0``).  The reaction damps the transported source strongly,
   so the outputs span many orders of magnitude (``~1e-8`` far downstream early on, ``~0.7`` next to
-  the source); across samples each output varies by about 27 % of its mean (std/|mean|,
-  averaged over the 72 outputs).
+  the source); across the 800 default samples each output varies by about 28 % of its mean
+  (std/|mean|, averaged over the 72 outputs; median 26 %, range 7–52 %).
 
 Discretization (:mod:`meganet.data._finite_volume`): cell-centred finite volumes on a
 ``grid × grid`` grid, zero-flux boundary, first-order upwind convection in conservative form
@@ -32,8 +32,8 @@ the ``O(Δt)`` error of the scheme).  The cell Péclet number ``h|v|/D`` is abou
 upwinding adds numerical diffusion of the order of ``D``; the problem is defined by the discrete
 scheme at the default sizes.
 
-Cost: about 5 ms per sample at the defaults (grid 32, 100 steps; one core of the development
-machine), so the 800 samples take about 4 s; they are cached (see :func:`cdr`).
+Cost: about 7 ms per sample at the defaults (grid 32, 100 steps; measured on 20 samples, one core of
+the development machine), so the 800 samples take about 9 s; they are cached (see :func:`cdr`).
 """
 
 from __future__ import annotations
@@ -232,10 +232,10 @@ def cdr(n_examples=800, *, n_train=400, n_val=200, seed=0, grid=32, n_time_steps
     ``n_examples − n_train − n_val`` test examples (Meganet.m: 800 = 400 / 200 / 200); no scaling
     (``c_mean = 0``).
 
-    Generating costs about 5 ms per sample at the defaults; the raw ``Y, C`` are cached in
-    ``cache_dir`` (default ``$MEGANET_DATA_DIR`` or ``~/.cache/meganet/data``) under a name hashing
-    ``name, version, seed, n_examples, grid, n_time_steps``; a damaged or mismatching cache file is
-    regenerated with a warning.
+    Generating costs about 7 ms per sample at the defaults (800 samples: about 9 s); the raw ``Y, C``
+    are cached in ``cache_dir`` (default ``$MEGANET_DATA_DIR`` or ``~/.cache/meganet/data``) under a
+    name hashing ``name, version, seed, n_examples, grid, n_time_steps``; a damaged or mismatching
+    cache file is regenerated with a warning.
 
     Parameters
     ----------
