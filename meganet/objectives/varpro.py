@@ -14,11 +14,15 @@ from ..losses.base import LossEval
 from ..losses.least_squares import LeastSquares
 from . import _classifier
 from ._base import DataView, ObjectiveBase, check_rng, check_state_type, same_point
+from ._inner_krylov import KrylovLowRankSolver, hessian_operator, solve_classifier_krylov
 from ._inner_newton import InnerResult, solve_classifier
 
 __all__ = ["VarProObjective", "VarProState"]
 
 _INNER_METHODS = ("auto", "dense", "cg")
+_INNER_SOLVERS = ("trust_region", "krylov")
+_DEFAULT_INNER_SOLVER = "trust_region"  # see the class docstring ("Choice of the inner solver")
+_DEFAULT_KRYLOV_DIM = None  # None: n_w
 
 
 @dataclass
@@ -151,7 +155,8 @@ class VarProObjective(ObjectiveBase):
 
     def __init__(self, network, loss, Y, C, *, regularizer=None, classifier_regularizer=None, mask=None,
                  inner_tol=1e-10, inner_max_iter=50, hessian_fraction=None, rng=None, output_regularizer=None,
-                 preconditioner=None, inner_method="auto", inner_dense_max=1000, w0=None):
+                 preconditioner=None, inner_method="auto", inner_dense_max=1000, w0=None,
+                 inner_solver=_DEFAULT_INNER_SOLVER, inner_krylov_dim=_DEFAULT_KRYLOV_DIM):
         super().__init__(network, loss, Y, C, regularizer=regularizer, classifier_regularizer=classifier_regularizer,
                          output_regularizer=output_regularizer, mask=mask, hessian_fraction=hessian_fraction,
                          rng=rng, preconditioner=preconditioner)
@@ -159,6 +164,18 @@ class VarProObjective(ObjectiveBase):
         self.inner_max_iter = check_int("inner_max_iter", inner_max_iter, minimum=1)
         self.inner_method = check_option("inner_method", inner_method, _INNER_METHODS)
         self.inner_dense_max = check_int("inner_dense_max", inner_dense_max, minimum=1)
+        if not isinstance(inner_solver, str):
+            raise TypeError(f"inner_solver must be a str, one of {_INNER_SOLVERS}; got {type(inner_solver).__name__}")
+        self.inner_solver = check_option("inner_solver", inner_solver, _INNER_SOLVERS)
+        if inner_krylov_dim is None:
+            self.inner_krylov_dim = loss.n_w
+        else:
+            if isinstance(inner_krylov_dim, bool) or not isinstance(inner_krylov_dim, (int, np.integer)):
+                raise TypeError(f"inner_krylov_dim must be an int or None; got {type(inner_krylov_dim).__name__}")
+            if not 1 <= int(inner_krylov_dim) <= loss.n_w:
+                raise ValueError(f"inner_krylov_dim must be in [1, n_w] = [1, {loss.n_w}] (None: n_w); "
+                                 f"got {inner_krylov_dim}")
+            self.inner_krylov_dim = int(inner_krylov_dim)
         self.use_svd = isinstance(loss, LeastSquares) and _classifier.is_identity_tikhonov(classifier_regularizer)
         if not isinstance(loss, LeastSquares):
             reg = classifier_regularizer
@@ -231,11 +248,18 @@ class VarProObjective(ObjectiveBase):
             gn = _classifier.norm(g)
             res = InnerResult(w=w, loss_eval=ev, value=f, grad_norm=gn, n_iter=0, n_cg=0,
                               status="closed_form", solver=svd)
+        elif self.inner_solver == "krylov":
+            res = solve_classifier_krylov(loss, Z64, C64, view.mask, self._reg64, tol=self.inner_tol,
+                                          max_iter=self.inner_max_iter, krylov_dim=self.inner_krylov_dim)
         else:
             res = solve_classifier(loss, Z64, C64, view.mask, self._reg64, w_start, tol=self.inner_tol,
                                    max_iter=self.inner_max_iter, method=self.inner_method,
                                    dense_max=self.inner_dense_max, radius0=self._radius_last)
         return res
+
+    @property
+    def _krylov(self):
+        return self.inner_solver == "krylov" and not self.use_svd
 
     def _record_inner(self, res):
         st = self.inner_stats
@@ -312,7 +336,7 @@ class VarProObjective(ObjectiveBase):
         if view.idx is None:
             Z, cache, ev = state.Z, state.net_cache, state.loss_eval
             ev64 = state.ev64
-            solver = state.inner.solver if self.use_svd else None
+            solver = state.inner.solver if (self.use_svd or self._krylov) else None
         else:
             Z, cache = self._forward(theta, view)
             if not self._finite(Z):
@@ -322,6 +346,16 @@ class VarProObjective(ObjectiveBase):
             C64 = self._C64[self.xp.asarray(view.idx)]
             ev64 = self.loss.evaluate(Z64, state.w64, C64, mask=view.mask)
             solver = _classifier.SVDLeastSquares(self.loss, ev64, self._reg64) if self.use_svd else None
+        if solver is None and self._krylov:
+            # subsample (or no solver from the inner solve): Lanczos on the subsampled Hessian at w(θ),
+            # started from the subsample's gradient ∇_w Φ_S(w(θ)) (nonzero: w(θ) minimizes the full Φ)
+            start = ev64.grad_w
+            if self._reg64 is not None:
+                start = start + self._reg64.gradient(state.w64)
+            if not _classifier.norm(start) > 0:
+                start = self.xp.ones(self.n_w, dtype=np.float64)
+            solver = KrylovLowRankSolver(hessian_operator(self.loss, ev64, self._reg64, state.w64), start,
+                                         self.inner_krylov_dim)
         if solver is None:
             solver = _classifier.make_solver(self.loss, ev64, self._reg64, state.w64, self.inner_method,
                                              dense_max=self.inner_dense_max)
@@ -408,4 +442,10 @@ class VarProObjective(ObjectiveBase):
 
     def __repr__(self):
         return (f"VarProObjective(n_theta={self.n}, n_w={self.n_w}, n_examples={self.n_examples}, "
-                f"loss={self.loss!r}, inner={'svd' if self.use_svd else self.inner_method})")
+                f"loss={self.loss!r}, inner={'svd' if self.use_svd else self._inner_name})")
+
+    @property
+    def _inner_name(self):
+        if self.inner_solver == "krylov":
+            return f"krylov(r={self.inner_krylov_dim})"
+        return self.inner_method
