@@ -51,12 +51,14 @@ class InnerResult:
     n_iter : int
         Trust-region iterations (accepted and rejected steps).
     n_cg : int
-        Steihaug-CG iterations (matrix-free solver only).
+        Krylov iterations (Hessian products): Steihaug-CG of the matrix-free
+        solver, or Lanczos steps of the GNvpro solver (:mod:`._inner_krylov`).
     status : str
         ``'converged'``, ``'closed_form'`` (least squares via the SVD),
         ``'max_iter'``, ``'stalled'`` (no step decreases the objective or
         its gradient: round-off level) or ``'non_finite'``.
-    solver : the Hessian solver at ``w`` when still valid (else None)
+    solver : the Hessian solver at ``w`` when still valid (else None); for the
+        GNvpro solver the low-rank ``KrylovLowRankSolver`` (kind ``'krylov_lowrank'``)
     radius : float
         The final trust radius (a good initial radius for the next, warm-started solve).
     """
