@@ -341,3 +341,11 @@ def test_bad_inputs_raise_naming_the_parameter(tmp_path, call, exc, match):
     with pytest.raises(exc, match=match):
         call(tmp_path)
     assert not os.listdir(tmp_path)  # validated before anything was generated or written
+
+
+def test_package_exports_the_solvers():
+    import meganet.data as data
+
+    for name in ("cdr", "dcr", "cdr_solve", "dcr_solve", "SurrogateDataset"):
+        assert name in data.__all__ and callable(getattr(data, name))
+    assert data.cdr_solve is cdr_mod.cdr_solve and data.dcr_solve is dcr_mod.dcr_solve

@@ -2,9 +2,9 @@
 paper (CDR-like, DCR-like), all generated, not downloaded."""
 
 from ._surrogate import SurrogateDataset
-from .cdr import cdr
-from .dcr import dcr
+from .cdr import cdr, cdr_solve
+from .dcr import dcr, dcr_solve
 from .synthetic import Dataset, ellipses, one_hot, peaks, peaks_function, split, swiss_roll
 
 __all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_hot", "split",
-           "SurrogateDataset", "cdr", "dcr"]
+           "SurrogateDataset", "cdr", "dcr", "cdr_solve", "dcr_solve"]

@@ -29,7 +29,9 @@ paper's (``/work/shared/research/pde_surrogates.md``):
 * observables: for each source the potentials at the 21 electrodes minus their mean,
   ``c[21 s + k]`` (882 values).  They vary only a few % around their mean over the samples
   (over the 10,000 default samples: std/|mean| has median 2.7 % per output, the mean std is 2.4 % of
-  the mean |c|, and the centred targets are 1.8 % of the raw ones in norm), so :func:`dcr` centres
+  the mean |c|, and the centred targets are 1.8 % of the raw ones in norm; the *average* of
+  std/|mean| over the 882 outputs is about 15 % on 400 samples, but only because a few outputs, whose
+  electrode sits near the mean potential, have a mean close to zero: max 26), so :func:`dcr` centres
   them by the training mean.
 
 Discretization (:mod:`meganet.data._finite_volume`): cell-centred finite volumes, ``m`` averaged
