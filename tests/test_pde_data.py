@@ -306,6 +306,22 @@ def test_corrupted_or_mismatching_cache_is_regenerated_with_a_warning(tmp_path):
     assert not glob.glob(str(tmp_path / ".tmp_*"))  # no temporary file left behind
 
 
+def test_cache_from_another_generator_version_is_regenerated(tmp_path, monkeypatch):
+    cdr(12, n_train=6, n_val=3, seed=0, cache_dir=tmp_path, **CDR_SMALL)
+    (fname,) = glob.glob(str(tmp_path / "*.npz"))
+    with np.load(fname, allow_pickle=False) as z:
+        parts = {k: z[k] for k in z.files}
+    parts["version"] = np.array(cdr_mod.GENERATOR_VERSION + 1)  # same file name, stale contents
+    np.savez(fname, **parts)
+    calls = []
+    real = cdr_mod.cdr_solve
+    monkeypatch.setattr(cdr_mod, "cdr_solve", lambda y, **kw: calls.append(1) or real(y, **kw))
+    with pytest.warns(RuntimeWarning, match="other parameters"):
+        cdr(12, n_train=6, n_val=3, seed=0, cache_dir=tmp_path, **CDR_SMALL)
+    assert len(calls) == 12
+    with np.load(fname, allow_pickle=False) as z:
+        assert int(z["version"]) == cdr_mod.GENERATOR_VERSION
+
 def test_default_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MEGANET_DATA_DIR", str(tmp_path / "env"))
     cdr(12, n_train=6, n_val=3, seed=0, **CDR_SMALL)
