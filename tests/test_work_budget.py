@@ -186,3 +186,49 @@ def test_subproblem_with_an_infinite_radius():
     assert np.allclose(sol.p, [-0.5, -0.25]) and sol.sigma == 0.0 and not sol.hits_boundary
     bad = mo.solve_trust_region_subproblem(np.diag([-1.0, 1.0]), g, math.inf)
     assert np.isnan(bad.p).all()
+
+
+def test_a_budget_met_exactly_stops_the_run():
+    """Spent work equal to the budget stops the run (the test is ``work >= max_work_units``; Meganet.m
+    trnewton's ``workUnits <= maxWorkUnits`` would go on at equality): L-BFGS spends 2 units at x0, SGD
+    2 epochs of 4 mini-batches (exactly 4 units)."""
+    p = problem()
+    res = mo.minimize_lbfgs(p, p.init_x(rng=0), max_work_units=2.0)
+    assert res.status.value == "max_work_units" and res.nit == 0 and res.work_units == 2.0
+    p = problem(batch=6)
+    res = mo.minimize_sgd(p, p.init_x(rng=0), learning_rate=0.05, n_epochs=10, rng=0, max_work_units=4.0)
+    assert res.status.value == "max_work_units" and res.info["epochs"] == 2
+    assert res.work_units == pytest.approx(4.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["steihaug", "krylov"])
+def test_radius_rule_and_acceptance_recomputed_on_rosenbrock(name):
+    """Both public trust-region minimizers follow the rule with non-default constants: every next radius
+    (and the final ``info["radius"]``) is recomputed from the recorded rho, radius, |p| and boundary flag,
+    and a step is accepted iff rho > eta; the run has steps with 0 < rho <= eta (rejected although f
+    decreased), so an acceptance test on another threshold would be caught."""
+    eta, below, above, down, up = 0.1, 0.2, 0.5, 0.4, 3.0
+    fn = mo.minimize_trust_region_steihaug if name == "steihaug" else mo.minimize_trust_region_krylov
+    extra = {} if name == "steihaug" else dict(krylov_dim=2)
+    res = fn(mo.Rosenbrock(2), np.array([-1.2, 1.0]), initial_radius=1.0, max_radius=1e3, eta=eta,
+             shrink_below=below, grow_above=above, shrink_factor=down, grow_factor=up, max_iter=200, **extra)
+    assert res.status.value == "converged_gtol", res.message
+    h = res.history.to_dict()
+    rows = [k for k in range(1, len(h["iter"])) if h["rho"][k] is not None]
+    assert len(rows) == res.nit >= 20
+    info = h["cg_info"] if "cg_info" in h else [None] * len(h["iter"])
+    sigma = h["sigma"] if "sigma" in h else [0.0] * len(h["iter"])
+    for k in rows:
+        r, p_norm, rho = h["radius"][k], h["step_norm"][k], h["rho"][k]
+        on_boundary = info[k] in ("boundary", "negative_curvature") or sigma[k] > 0.0 or abs(p_norm - r) <= 1e-8 * r
+        if rho < below:
+            expect = down * min(r, p_norm)
+        elif rho > above and on_boundary:
+            expect = min(up * r, 1e3)
+        else:
+            expect = r
+        nxt = h["radius"][k + 1] if k + 1 < len(h["iter"]) and h["radius"][k + 1] is not None else res.info["radius"]
+        assert nxt == pytest.approx(expect, rel=1e-12), (k, rho, r, p_norm)
+        assert h["accepted"][k] == (rho > eta), (k, rho)
+    assert any(0.0 < h["rho"][k] <= eta for k in rows)
+    assert any(h["rho"][k] > above and h["radius"][k + 1] == pytest.approx(up * h["radius"][k]) for k in rows[:-1])

@@ -497,7 +497,8 @@ class Monitor:
     def budget_spent(self) -> bool:
         """True when a work-unit budget is set and this solve has spent it: the drivers ask at the start
         of every iteration (epoch), as Meganet.m ``trnewton`` (``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of ``max_work_units``."""
+        maxWorkUnits``), so a run ends within one iteration's work of ``max_work_units``.  Unlike trnewton,
+        work exactly equal to the budget stops the run."""
         return self.max_work_units is not None and self.evaluator.work_units >= self.max_work_units
 
     def result(self, *, x, fun, grad, grad_norm, nit, status, n_inner=0, info=None, row=None):

@@ -31,9 +31,6 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
         Decay rates of the moment estimates, in ``[0, 1)``.
     epsilon : float
         ε > 0 added to ``sqrt(v̂)``.
-    label : str, optional
-        The solver's name in the header and in ``result.solver`` (default ``"Adam"``).
-
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
@@ -42,6 +39,8 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
         maxWorkUnits``), so a run ends within one epoch's work of the budget.
         ``None`` (default): no budget.  A positive finite number; a problem
         without a ``counter`` raises ``ValueError``.  Shown in the header.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default ``"Adam"``).
 
     Returns
     -------

@@ -121,15 +121,6 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
         with the label, the preconditioner (``none``, ``the problem's (...)``
         or ``given callable (name)``), ``cg_max_iter``, ``cg_rtol`` and
         ``max_iter``.
-    label : str, optional
-        The solver's name in the header and in ``result.solver``, e.g.
-        ``"GNvpro (Gauss-Newton-PCG, reduced objective)"``.  Default:
-        ``"Gauss-Newton-CG"`` when the problem declares a Gauss-Newton Hessian
-        product (``problem.hessian == "gauss_newton"`` or
-        ``problem.gauss_newton is True``), else ``"Newton-CG"``; ``-PCG``
-        instead of ``-CG`` when a preconditioner is certainly in use (a given
-        callable, or the problem names one in ``preconditioner_kind``).
-
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
@@ -138,6 +129,14 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
         maxWorkUnits``), so a run ends within one iteration's work of the budget.
         ``None`` (default): no budget.  A positive finite number; a problem
         without a ``counter`` raises ``ValueError``.  Shown in the header.
+    label : str, optional
+        The solver's name in the header and in ``result.solver``, e.g.
+        ``"GNvpro (Gauss-Newton-PCG, reduced objective)"``.  Default:
+        ``"Gauss-Newton-CG"`` when the problem declares a Gauss-Newton Hessian
+        product (``problem.hessian == "gauss_newton"`` or
+        ``problem.gauss_newton is True``), else ``"Newton-CG"``; ``-PCG``
+        instead of ``-CG`` when a preconditioner is certainly in use (a given
+        callable, or the problem names one in ``preconditioner_kind``).
 
     Returns
     -------

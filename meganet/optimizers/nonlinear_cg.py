@@ -103,10 +103,6 @@ def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-
         Line-search evaluations per iteration.
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`.
-    label : str, optional
-        The solver's name in the header and in ``result.solver`` (default
-        ``"nonlinear CG (<beta>)"``).
-
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
@@ -115,6 +111,9 @@ def minimize_nonlinear_cg(problem, x0, *, beta="PR+", restart_every=None, c1=1e-
         maxWorkUnits``), so a run ends within one iteration's work of the budget.
         ``None`` (default): no budget.  A positive finite number; a problem
         without a ``counter`` raises ``ValueError``.  Shown in the header.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default
+        ``"nonlinear CG (<beta>)"``).
 
     Returns
     -------

@@ -218,10 +218,6 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`, with the
         projected-gradient norm in place of ``‖g‖``.
-    label : str, optional
-        The solver's name in the header and in ``result.solver`` (default
-        ``"projected gradient"``).
-
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
@@ -230,6 +226,9 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
         maxWorkUnits``), so a run ends within one iteration's work of the budget.
         ``None`` (default): no budget.  A positive finite number; a problem
         without a ``counter`` raises ``ValueError``.  Shown in the header.
+    label : str, optional
+        The solver's name in the header and in ``result.solver`` (default
+        ``"projected gradient"``).
 
     Returns
     -------
@@ -304,12 +303,6 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
     c1, max_ls, max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`minimize_projected_gradient`; the header shows the
         preconditioner as :func:`~meganet.optimizers.minimize_newton_cg` does.
-    label : str, optional
-        The solver's name in the header and in ``result.solver``.  Default:
-        ``"projected "`` followed by the default label of
-        :func:`~meganet.optimizers.minimize_newton_cg` (e.g.
-        ``"projected Gauss-Newton-CG"``).
-
     max_work_units : float, optional
         Stop with status ``max_work_units`` once this solve has spent that many
         work units (forward + adjoint passes over the training set, counted by
@@ -318,6 +311,11 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
         maxWorkUnits``), so a run ends within one iteration's work of the budget.
         ``None`` (default): no budget.  A positive finite number; a problem
         without a ``counter`` raises ``ValueError``.  Shown in the header.
+    label : str, optional
+        The solver's name in the header and in ``result.solver``.  Default:
+        ``"projected "`` followed by the default label of
+        :func:`~meganet.optimizers.minimize_newton_cg` (e.g.
+        ``"projected Gauss-Newton-CG"``).
 
     Returns
     -------

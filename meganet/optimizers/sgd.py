@@ -247,6 +247,14 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
         Nesterov momentum (needs ``momentum > 0``).
     n_epochs : int
         Passes over the mini-batches.
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        epoch (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one epoch's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
     rng : None, int or numpy.random.Generator
         Batch order, and passed to the problem.
     lower, upper : None, float or array
@@ -263,15 +271,6 @@ def minimize_sgd(problem, x0, *, learning_rate=0.01, momentum=0.0, nesterov=Fals
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default
         ``"SGD"``, ``"SGD (Nesterov)"``).
-
-    max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        epoch (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one epoch's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

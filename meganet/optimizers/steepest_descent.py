@@ -50,6 +50,14 @@ def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=
     max_ls : int
         Backtracking steps per iteration.
     max_iter : int
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
     gtol, rtol : float
         Converged when ``‖g‖ ≤ max(gtol, rtol ‖g₀‖)``.
     ftol : float
@@ -63,15 +71,6 @@ def minimize_steepest_descent(problem, x0, *, initial_step=1.0, c1=1e-4, max_ls=
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default
         ``"steepest descent"``).
-
-    max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
 
     Returns
     -------

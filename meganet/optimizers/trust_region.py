@@ -279,10 +279,28 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
         Acceptance threshold on ``ρ = ared / pred``: a step is accepted iff
         ``ρ > eta``; ``0 ≤ eta ≤ shrink_below`` (default 0.15; Meganet.m
         ``trnewton``'s ``rho0`` is 1e-4).
+    shrink_below, grow_above, shrink_factor, grow_factor : float
+        Radius rule: if ``ρ < shrink_below`` the radius becomes
+        ``shrink_factor · min(Δ, ‖p‖)``; if ``ρ > grow_above`` and the step
+        lies on the boundary, ``min(grow_factor · Δ, max_radius)``; a step is
+        accepted iff ``ρ > eta`` (``0 ≤ eta ≤ shrink_below < grow_above < 1``,
+        ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
+        2 (N&W Alg. 4.1); Meganet.m
+        ``optimization/trnewton.m`` (``trtest``: ``rhoL``, ``rhoH``, ``wdown``,
+        ``wup``) uses 0.1, 0.75, 0.5, 1.5 with ``eta = rho0 = 1e-4`` (the
+        defaults of :func:`~meganet.optimizers.minimize_gnvpro`).
     min_radius : float, optional
         Stop with ``radius_too_small`` below it (default ``ε max(1, ‖x‖)``).
     max_iter : int
         Iterations, rejected steps included.
+    max_work_units : float, optional
+        Stop with status ``max_work_units`` once this solve has spent that many
+        work units (forward + adjoint passes over the training set, counted by
+        ``problem.counter``; Newman et al. 2020), checked at the start of every
+        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
+        maxWorkUnits``), so a run ends within one iteration's work of the budget.
+        ``None`` (default): no budget.  A positive finite number; a problem
+        without a ``counter`` raises ``ValueError``.  Shown in the header.
     gtol, rtol : float
         Converged when ``‖g‖ ≤ max(gtol, rtol ‖g₀‖)``.
     ftol : float
@@ -310,24 +328,6 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
         or ``problem.gauss_newton is True``), ``"trust-region Newton
         Steihaug-CG"`` when it declares the exact Hessian, else
         ``"trust-region Steihaug-CG"``.
-
-    max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
-
-    shrink_below, grow_above, shrink_factor, grow_factor : float
-        Radius rule: if ``ρ < shrink_below`` the radius becomes
-        ``shrink_factor · min(Δ, ‖p‖)``; if ``ρ > grow_above`` and the step
-        lies on the boundary, ``min(grow_factor · Δ, max_radius)``; a step is
-        accepted iff ``ρ > eta`` (``0 ≤ eta ≤ shrink_below < grow_above < 1``,
-        ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
-        2 (N&W Alg. 4.1); Meganet.m ``trnewton`` uses 0.1, 0.75, 0.5, 1.5 with
-        ``eta = 1e-4`` (see :func:`~meganet.optimizers.minimize_gnvpro`).
 
     Returns
     -------
