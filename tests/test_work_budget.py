@@ -232,3 +232,20 @@ def test_radius_rule_and_acceptance_recomputed_on_rosenbrock(name):
         assert h["accepted"][k] == (rho > eta), (k, rho)
     assert any(0.0 < h["rho"][k] <= eta for k in rows)
     assert any(h["rho"][k] > above and h["radius"][k + 1] == pytest.approx(up * h["radius"][k]) for k in rows[:-1])
+
+
+def test_initial_radius_auto_takes_the_newton_step_in_a_smaller_krylov_space():
+    """With krylov_dim = 2 < n the "auto" first step is the Newton step restricted to span{g, Ag}
+    (p = −Q (QᵀAQ)⁻¹ Qᵀg), not the full Newton step, and its length is the first radius."""
+    A = np.diag([1.0, 2.0, 4.0, 7.0, 11.0])
+    q = mo.QuadraticProblem(A, np.array([1.0, -1.0, 2.0, 0.5, -3.0]))
+    x0 = np.zeros(5)
+    g = q.value_and_gradient(x0)[1]
+    Q, _ = np.linalg.qr(np.column_stack([g, A @ g]))
+    p = -Q @ np.linalg.solve(Q.T @ A @ Q, Q.T @ g)
+    assert np.linalg.norm(p - (-np.linalg.solve(A, g))) > 0.1  # not the full Newton step
+    res = mo.minimize_trust_region_krylov(q, x0, initial_radius="auto", krylov_dim=2, krylov_rtol=1e-14, max_iter=1)
+    h = res.history.to_dict()
+    assert h["accepted"][1] and h["sigma"][1] == 0.0
+    assert np.allclose(res.x - x0, p, rtol=1e-10, atol=1e-12)
+    assert h["radius"][1] == pytest.approx(np.linalg.norm(p), rel=1e-10)
