@@ -265,7 +265,7 @@ def test_cdr_with_gnvpro_end_to_end(tmp_path, monkeypatch):
         assert lev["status"] in ("max_work_units", "converged_gtol", "converged_ftol")
         assert lev["work_units"] <= 30 + 2 + 2 * 4
     table = s["relative_errors"]
-    assert set(table) == {"train", "val", "test"} and table["test"]["n"] == 12 and table["val"]["n"] == 6
+    assert set(table) == {"train", "val", "test"} and table["test"]["n"] == 6 and table["val"]["n"] == 6
     run = load_run(out)
     data = run.load_data()
     P = run.predict(data.Y_val)

@@ -2,8 +2,8 @@ r"""GNvpro: the Gauss-Newton–Krylov trust-region method on the reduced (variab
 
 Newman, Ruthotto, Hart & van Bloemen Waanders, "Train like a (Var)Pro:
 efficient training of neural networks with variable projection" (SIAM J.
-Math. Data Sci. 2021; arXiv 2007.13171; slides "Optimizing θ: Gauss-Newton-
-Krylov VarPro (GNvpro)", ``../shared/seeds/002_*.txt``):
+Math. Data Sci. 2021; arXiv 2007.13171; the GNvpro slides, "Optimizing θ:
+Gauss-Newton-Krylov VarPro (GNvpro)" and "The GNVpro Jacobian"):
 
 .. math::
 
