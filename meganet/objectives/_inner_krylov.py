@@ -24,7 +24,8 @@ and the GNvpro slides ("Newton-Krylov Trust Region Method"):
   = ``Q_rᵀ ∇²Φ Q_r``); ``ρ < 10⁻⁴``: reject, ``Δ ← ½ min(Δ, ‖δw‖)`` (the
   Krylov space at ``w`` is kept, only the secular equation is re-solved);
   ``ρ < 0.1``: accept, ``Δ ← ½Δ``; ``ρ ≤ 0.75``: accept; ``ρ > 0.75``:
-  accept and ``Δ ← 1.5Δ`` when the step was on the boundary.  (Meganet.m,
+  accept and ``Δ ← 1.5Δ`` when the step was on the boundary and
+  ``Δ ≤ 10⁴ ‖∇_wΦ‖`` (trnewton's ``C``).  (Meganet.m,
   on ``ρ > 0.75`` at the boundary, enlarges Δ and re-solves *without*
   accepting the step; here the step is accepted — it has decreased Φ as
   predicted.)  Near convergence, when ``ared`` and ``pred`` are at round-off
@@ -55,6 +56,8 @@ from scipy.optimize import brentq
 from ..backend import get_array_module, to_backend, to_numpy
 from . import _classifier
 from ._inner_newton import InnerResult, _value_grad
+
+_GROW_CAP = 1e4  # Meganet.m trnewton's C: Δ grows only while Δ ≤ C ‖∇_wΦ‖
 
 __all__ = ["lanczos", "krylov_tr_step", "KrylovLowRankSolver", "solve_classifier_krylov", "hessian_operator"]
 
@@ -287,7 +290,7 @@ def solve_classifier_krylov(loss, Z, C, mask, reg, *, tol, max_iter, krylov_dim,
             continue
         if rho < 0.1:
             radius = 0.5 * radius
-        elif rho > 0.75 and hits:
+        elif rho > 0.75 and hits and radius <= _GROW_CAP * gnorm:  # trnewton: grow only while Δ ≤ C‖∇_wΦ‖
             radius = 1.5 * radius
         w, f, g, ev = wt, ft, gt, evt
         gnorm = _classifier.norm(g)

@@ -100,10 +100,11 @@ class VarProObjective(ObjectiveBase):
       gives the minimum-norm ``W`` and the Hessian solves act on the range of
       the features — set ``α > 0`` unless there are many more labelled
       samples than features;
-    * any other case (cross-entropy, logistic regression, other ``S``): Newton's
-      method with line search to ``‖∇_w Φ‖ ≤ inner_tol``, warm-started from the
-      previous ``w``; Newton systems solved densely (eigendecomposition, for
-      ``n_w ≤ inner_dense_max``) or by CG.  Cross-entropy and logistic
+    * any other case (cross-entropy, logistic regression, other ``S``):
+      ``inner_solver="trust_region"`` (default): trust-region Newton
+      (:mod:`._inner_newton`) to ``‖∇_w Φ‖ ≤ inner_tol``, warm-started from the
+      previous ``w``; subproblems solved exactly (Moré–Sorensen with Cholesky
+      factors, for ``n_w ≤ inner_dense_max``) or by Steihaug-CG.  Cross-entropy and logistic
       regression need a classifier regularizer (``α > 0``), else ``w(θ)`` need
       not exist (separable data).  ``inner_solver="krylov"`` instead uses the
       published GNvpro inner solver (:mod:`._inner_krylov`): a Newton–Krylov
@@ -119,17 +120,26 @@ class VarProObjective(ObjectiveBase):
       squares keeps the SVD closed form whatever ``inner_solver`` says.
 
     **Choice of the inner solver** (``benchmarks/inner_ce_solvers.py``,
-    ``benchmarks/results/inner_ce/README.md``): the default stays
-    ``"trust_region"``.  On peaks (n_w = 45) it solves to the
-    same ``w`` 3–4× faster per inner solve (0.01 s vs 0.03–0.04 s for
-    ``"krylov"``, 8–9 trust-region steps each, from ``w = 0``), is
-    warm-started, and its implicit solves are exact; ``"krylov"`` with
-    ``r = n_w`` gives the same outer iterates (Φ_red after 8 outer iterations
-    equal to 1e-10) at 1.0–4.7× the wall time.  The default
-    ``inner_krylov_dim=None`` (``r = n_w``) because with ``r < n_w`` the
-    low-rank inverse misses the implicit-derivative right-hand sides (relative
-    error 0.95–1.5 vs ~6e-14 at ``r = n_w``; 10-class n_w = 250 problem and
-    peaks, 2-core AMD EPYC, noisy timings).
+    ``benchmarks/results/inner_ce/README.md``; peaks with 5 classes, n_w = 45,
+    and a 10-class Gaussian mixture with width-24 features, n_w = 250; θ after
+    0, 3, 6, 9 outer iterations; 2-core AMD EPYC, single-threaded BLAS): the
+    default stays ``"trust_region"``.  Both solvers reach ``inner_tol`` from
+    ``w = 0`` in 7–9 trust-region steps and give the same ``w``, but
+    ``"trust_region"`` is ~3× faster per inner solve (peaks 0.007–0.010 s vs
+    0.031 s; n_w = 250: 0.087–0.120 s from 0 and 0.033–0.070 s warm-started,
+    vs 0.27–0.31 s for ``"krylov"`` with ``r = n_w``), and its implicit
+    solves are exact.  ``"krylov"`` with ``r = n_w`` gives the same outer
+    iterates (Φ_red after 10 outer iterations equal to ~1e-11) at 1.9× and
+    4× the outer wall time.  The default ``inner_krylov_dim=None``
+    (``r = n_w``, as Meganet.m's ``EVP_Circle_GNvpro.m``, whose
+    ``GMRES('m',[])`` means ``m = n_w``; its Indian Pines examples use
+    ``m = 500`` for n_w = 528): with ``r < n_w`` the low-rank inverse misses
+    the implicit-derivative right-hand sides (relative error 0.95–1.2 vs
+    4e-14–6e-12 at ``r = n_w``; it returns mostly < 50 % of their norm).
+    The outer objective after 10 iterations with ``r < n_w`` was then
+    lower on the 10-class problem and higher on peaks (3 seeds each), the
+    same pattern as dropping the implicit term altogether (W held fixed),
+    i.e. an effect of the outer curvature model, not of the inner solver.
 
     **Reduced gradient**: since ``∇_w Φ(θ, w(θ)) = 0``,
     ``∇Φ_red(θ) = ∇_θ Φ(θ, w(θ)) = J_θᵀ ∇_F L + ∇R`` (one adjoint pass).
@@ -165,10 +175,11 @@ class VarProObjective(ObjectiveBase):
     inner_max_iter : int
         Maximum Newton iterations of one inner solve.
     inner_method : {'auto', 'dense', 'cg'}
-        Newton and implicit-derivative solves: dense eigendecomposition of the
+        Newton and implicit-derivative solves of ``inner_solver='trust_region'``:
+        dense factorisation (Cholesky; eigendecomposition when singular) of the
         assembled ``∇²_ww Φ`` (``'auto'`` when ``n_w ≤ inner_dense_max``) or
-        matrix-free CG.  Least squares with an identity Tikhonov (or none)
-        always uses the SVD.
+        matrix-free CG.  Ignored by ``inner_solver='krylov'``.  Least squares
+        with an identity Tikhonov (or none) always uses the SVD.
     inner_dense_max : int
         Largest ``n_w`` solved densely under ``'auto'`` (default 1000).
     w0 : array, optional
