@@ -107,6 +107,40 @@ def test_low_rank_inverse_exact_for_full_rank_and_on_the_krylov_space():
     assert err > 1e-6  # not exact off the Krylov space
 
 
+def test_trust_region_radius_rules_of_trnewton():
+    """Every trial step follows Meganet.m trnewton's rules (constants 1e-4, 0.1, 0.75, ½, 1.5, C = 1e4),
+    recomputed from the recorded ρ, ‖δw‖ and Δ; the problem (large features, weak regularizer) is chosen
+    so that a rejection, a growth and a growth refused by the cap Δ ≤ C‖∇_wΦ‖ all occur."""
+    loss, Z, C, reg = ce_problem(5, 8, n=200, alpha=1e-5, seed=1)
+    hist = []
+    res = solve_classifier_krylov(loss, 30.0 * Z, C, None, reg, tol=1e-10, max_iter=300, krylov_dim=loss.n_w,
+                                  history=hist)
+    assert res.status == "converged" and len(hist) == res.n_iter
+    kinds = dict(reject=0, grow=0, capped=0)
+    for h in hist:
+        D, s, rho = h["radius"], h["step_norm"], h["rho"]
+        if h["on_boundary"]:
+            assert s == pytest.approx(D, rel=1e-8)
+        else:
+            assert s <= D * (1 + 1e-12)
+        if not h["roundoff"]:
+            assert rho == pytest.approx(h["ared"] / h["pred"], rel=1e-12) and h["pred"] > 0
+        if rho < 1e-4:
+            expected, kinds["reject"] = 0.5 * min(D, s), kinds["reject"] + 1
+            assert not h["accepted"]
+        else:
+            assert h["accepted"]
+            if rho < 0.1:
+                expected = 0.5 * D
+            elif rho > 0.75 and h["on_boundary"] and D <= 1e4 * h["grad_norm"]:
+                expected, kinds["grow"] = 1.5 * D, kinds["grow"] + 1
+            else:
+                expected = D
+                kinds["capped"] += rho > 0.75 and h["on_boundary"]
+        assert h["new_radius"] == pytest.approx(expected, rel=1e-15), h
+    assert all(v >= 1 for v in kinds.values()), kinds
+
+
 # --------------------------------------------------------------------------- in VarProObjective
 def kvarpro(kind="softmax", **kwargs):
     kwargs.setdefault("inner_solver", "krylov")

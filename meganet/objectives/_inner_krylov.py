@@ -221,7 +221,7 @@ class KrylovLowRankSolver:
         return self._M @ (self.Q.T @ b)
 
 
-def solve_classifier_krylov(loss, Z, C, mask, reg, *, tol, max_iter, krylov_dim, eta=1e-4):
+def solve_classifier_krylov(loss, Z, C, mask, reg, *, tol, max_iter, krylov_dim, eta=1e-4, history=None):
     """Minimize ``L(W Z + μ, C) + S(w)`` from ``w = 0`` by the Newton–Krylov trust region (float64).
 
     Parameters
@@ -233,6 +233,11 @@ def solve_classifier_krylov(loss, Z, C, mask, reg, *, tol, max_iter, krylov_dim,
         Trust-region iterations (accepted and rejected steps).
     krylov_dim : int
         ``r``, the Krylov dimension of each step and of the low-rank inverse (≤ n_w).
+    history : list, optional
+        When given, one dict per trial step is appended: ``rho``, ``pred``,
+        ``ared``, ``step_norm``, ``on_boundary``, ``radius`` (before) and
+        ``new_radius``, ``accepted``, ``grad_norm`` (at the point the step
+        starts from), ``roundoff`` (judged by the gradient norm).
 
     Returns
     -------
@@ -276,22 +281,30 @@ def solve_classifier_krylov(loss, Z, C, mask, reg, *, tol, max_iter, krylov_dim,
         ft, gt, evt = _value_grad(loss, Z, C, mask, reg, wt)
         actual = f - ft
         noise = 100.0 * eps * max(abs(f), 1.0)
+        roundoff = False
         if not math.isfinite(ft):
             rho = -1.0
         elif pred <= noise and abs(actual) <= noise:
+            roundoff = True
             rho = 1.0 if _classifier.norm(gt) < gnorm else -1.0  # round-off: judge by the gradient
         else:
             rho = actual / pred if pred > 0 else -1.0
+        old_radius = radius
         if rho < eta:  # reject
             radius = 0.5 * min(radius, pnorm)
+        elif rho < 0.1:
+            radius = 0.5 * radius
+        elif rho > 0.75 and hits and radius <= _GROW_CAP * gnorm:  # trnewton: grow only while Δ ≤ C‖∇_wΦ‖
+            radius = 1.5 * radius
+        if history is not None:
+            history.append(dict(rho=rho, pred=pred, ared=actual, step_norm=pnorm, on_boundary=hits,
+                                radius=old_radius, new_radius=radius, accepted=rho >= eta, grad_norm=gnorm,
+                                roundoff=roundoff))
+        if rho < eta:
             if radius <= 1e-14 * max(1.0, _classifier.norm(w)):
                 status = "stalled"
                 break
             continue
-        if rho < 0.1:
-            radius = 0.5 * radius
-        elif rho > 0.75 and hits and radius <= _GROW_CAP * gnorm:  # trnewton: grow only while Δ ≤ C‖∇_wΦ‖
-            radius = 1.5 * radius
         w, f, g, ev = wt, ft, gt, evt
         gnorm = _classifier.norm(g)
         sub = None
