@@ -166,10 +166,18 @@ def test_reduced_gauss_newton_equals_dense_assembly_krylov(kind):
     ref = varpro(kind, inner_tol=1e-13, mask=True)
     net, loss = obj.network, obj.loss
     th = theta0(obj)
-    Jw = _fd_classifier_jacobian(obj, th)
+    Jw_fd = _fd_classifier_jacobian(obj, th)
     _, state = obj.value(th)
     w = state.w
     F, cache = net.forward(th, obj.Y)
+    # exact J_θw column by column, independent of the objective's solver: dense ∇²_wwΦ assembled from
+    # unit vectors, the implicit function theorem ∇²_wwΦ J_θw = −∇²_wF L J_θF; checked against differences
+    ev = loss.evaluate(F, w, obj.C, mask=obj.mask)
+    Hww = np.stack([loss.hess_w_mv(e, ev) for e in np.eye(loss.n_w)], axis=1)
+    Hww += obj.classifier_regularizer.hessian_matrix(w).toarray()
+    JF = np.stack([net.Jthetamv(e, th, obj.Y, cache) for e in np.eye(obj.n)], axis=0)
+    Jw = -np.linalg.solve(Hww, np.stack([loss.hess_wY_mv(dF, ev) for dF in JF], axis=1))
+    np.testing.assert_allclose(Jw, Jw_fd, rtol=0, atol=1e-6 * np.abs(Jw).max())
     k, f = loss.n_classes, loss.n_features
     W, mu = w[: k * f].reshape(k, f), w[k * f:]
     Z = F @ W.T + mu
@@ -188,15 +196,17 @@ def test_reduced_gauss_newton_equals_dense_assembly_krylov(kind):
     M = Jred.T @ Hz @ Jred + Jw.T @ obj.classifier_regularizer.hessian_matrix(w).toarray() @ Jw
     M += obj.regularizer.hessian_matrix(th).toarray()
     H = np.stack([obj.hessian_matvec(th, np.eye(obj.n)[i], state) for i in range(obj.n)], axis=1)
-    np.testing.assert_allclose(H, M, rtol=1e-5, atol=1e-6 * np.abs(M).max())
+    np.testing.assert_allclose(H, M, rtol=0, atol=1e-8 * np.abs(M).max())
     # against today's (exact dense) inner solver: the same matrix to ~1e-8
     _, rstate = ref.value(th)
     Href = np.stack([ref.hessian_matvec(th, np.eye(obj.n)[i], rstate) for i in range(obj.n)], axis=1)
     np.testing.assert_allclose(H, Href, rtol=0, atol=1e-8 * np.abs(Href).max())
     np.testing.assert_allclose(H, H.T, rtol=0, atol=1e-10 * np.abs(H).max())
     v = np.random.default_rng(2).standard_normal(obj.n)
+    np.testing.assert_allclose(obj.implicit_derivative(th, v, state), Jw @ v, rtol=0,
+                               atol=1e-9 * np.abs(Jw @ v).max())
     np.testing.assert_allclose(obj.implicit_derivative(th, v, state), ref.implicit_derivative(th, v, rstate),
-                               rtol=0, atol=1e-8 * np.abs(Jw @ v).max())
+                               rtol=0, atol=1e-9 * np.abs(Jw @ v).max())
 
 
 def test_krylov_low_rank_reduced_gauss_newton_is_an_approximation():
