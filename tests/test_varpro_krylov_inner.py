@@ -82,7 +82,7 @@ def test_lanczos_arnoldi_relation_and_projected_step():
     assert pred2 > 0 and g @ p2 < 0
 
 
-def test_low_rank_inverse_exact_for_full_rank_and_on_the_krylov_space():
+def test_low_rank_inverse_exact_for_full_rank_and_on_the_krylov_space(record_property):
     loss, Z, C, reg = ce_problem(5, 8, n=150)
     res = solve_classifier_krylov(loss, Z, C, None, reg, tol=1e-12, max_iter=100, krylov_dim=loss.n_w)
     ev, w = res.loss_eval, res.w
@@ -104,7 +104,8 @@ def test_low_rank_inverse_exact_for_full_rank_and_on_the_krylov_space():
     b = B[:, 0]
     err = np.linalg.norm(Sr.solve(b) - D.solve(b)) / np.linalg.norm(D.solve(b))
     print(f"low-rank r={r}/{loss.n_w}: relative error on a random b {err:.2e}")
-    assert err > 1e-6  # not exact off the Krylov space
+    record_property("lowrank_r12_rel_err_random_b", err)  # in the junit XML (--junitxml), not only -s output
+    assert 1e-6 < err < 10.0, err  # not exact off the Krylov space (measured ~1), but finite
 
 
 def test_trust_region_radius_rules_of_trnewton():
