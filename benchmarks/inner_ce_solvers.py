@@ -23,7 +23,8 @@ term ``J_θw`` (``W`` held fixed, as Meganet.m's ``dnnVarProObjFctn``), to
 tell apart "a better inner solver" from "a different outer curvature model".
 
 Output: JSON lines on stdout and in ``benchmarks/results/inner_ce/results.jsonl``.
-Run: ``python benchmarks/inner_ce_solvers.py [--quick]``.
+Run: ``python benchmarks/inner_ce_solvers.py [--quick]`` (``--quick`` writes
+``results_quick.jsonl``, leaving the full results alone).
 
 BLAS runs single-threaded (``OPENBLAS_NUM_THREADS=1`` etc., set before numpy
 is imported unless already set): on the shared 2-core machine, multi-threaded
@@ -209,7 +210,7 @@ def main(argv=None):
                 blas_threads=os.environ.get("OPENBLAS_NUM_THREADS"))
     n = 400 if args.quick else 800
     n_outer = 4 if args.quick else 10
-    with open(OUT / "results.jsonl", "w") as fh:
+    with open(OUT / ("results_quick.jsonl" if args.quick else "results.jsonl"), "w") as fh:  # quick: keep the full
         run("peaks5", n, n_outer, [0, 3, 6, 9] if not args.quick else [0, 2], [None, 20, 10], 3 if not args.quick else 1,
             fh, meta, seeds=(1, 2, 3) if not args.quick else (1,))
         run("gmm10", n, n_outer, [0, 3, 6, 9] if not args.quick else [0, 2], [None, 50, 20], 3 if not args.quick else 1,
