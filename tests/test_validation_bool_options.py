@@ -31,7 +31,8 @@ from meganet.transforms import Dense
 PACKAGES = ["core", "losses", "layers", "transforms", "integrators", "networks", "regularizers", "objectives",
             "activations", "multilevel", "stability", "testing"]
 # flags of the validators themselves (always called with literals inside meganet)
-NOT_OPTIONS = {("check_array", "finite"), ("check_int", "odd"), ("check_positive", "allow_zero")}
+NOT_OPTIONS = {("check_array", "finite"), ("check_int", "odd"), ("check_positive", "allow_zero"),
+               ("lanczos", "restart")}  # the private Lanczos of the VarPro inner solver, called with literals
 
 _IMG = dict(n_steps=2, final_time=1.0)
 
