@@ -104,7 +104,7 @@ def test_low_rank_inverse_exact_for_full_rank_and_on_the_krylov_space(record_pro
     b = B[:, 0]
     err = np.linalg.norm(Sr.solve(b) - D.solve(b)) / np.linalg.norm(D.solve(b))
     print(f"low-rank r={r}/{loss.n_w}: relative error on a random b {err:.2e}")
-    record_property("lowrank_r12_rel_err_random_b", err)  # in the junit XML (--junitxml), not only -s output
+    record_property("lowrank_r12_rel_err_random_b", float(err))  # in the junit XML (--junitxml), not only -s output
     assert 1e-6 < err < 10.0, err  # not exact off the Krylov space (measured ~1), but finite
 
 
