@@ -10,6 +10,15 @@ examples), prints the solvers' iteration tables and writes a report folder
 (see :mod:`meganet.report`) under ``./runs/``.  Time and accuracy: see the
 README ("The main job"), which states the measured numbers and the machine.
 
+``--data cdr`` / ``--data dcr`` train the PDE surrogates of the GNvpro paper
+(Newman, Ruthotto, Hart & van Bloemen Waanders 2020; data from
+:func:`meganet.data.cdr` / :func:`meganet.data.dcr`) in its setting: the
+antisymmetric RK4 network (``antisym_rk4``), T = 1, 2 → 4 → 8 steps,
+α₁ = α₂ = 1e-10, least squares with the classifier eliminated and
+:func:`meganet.optimizers.minimize_gnvpro`, 200 (CDR) / 400 (DCR) work units
+per level; the report adds the per-sample relative errors (mean, std, min,
+max on the training, validation and test sets) and ``predicted_vs_true.png``.
+
 What may happen to files (the README's "What happens to your files"):
 ``--out`` must not exist, or be a meganet report folder replaced with
 ``--overwrite`` (anything else is refused before training); the default
