@@ -32,13 +32,8 @@ def minimize_adam(problem, x0, *, learning_rate=1e-3, beta1=0.9, beta2=0.999, ep
     epsilon : float
         ε > 0 added to ``sqrt(v̂)``.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        epoch (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one epoch's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every epoch; as in
+        :func:`~meganet.optimizers.minimize_sgd`.
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default ``"Adam"``).
 

@@ -340,23 +340,10 @@ def minimize_trust_region_krylov(problem, x0, *, krylov_dim=20, krylov_rtol=None
         As in :func:`~meganet.optimizers.minimize_trust_region_steihaug`; the
         header shows ``krylov_dim`` instead of ``cg_max_iter``.
     shrink_below, grow_above, shrink_factor, grow_factor : float
-        Radius rule: if ``ρ < shrink_below`` the radius becomes
-        ``shrink_factor · min(Δ, ‖p‖)``; if ``ρ > grow_above`` and the step
-        lies on the boundary, ``min(grow_factor · Δ, max_radius)``; a step is
-        accepted iff ``ρ > eta`` (``0 ≤ eta ≤ shrink_below < grow_above < 1``,
-        ``0 < shrink_factor < 1 < grow_factor``).  Defaults 0.25, 0.75, 0.25,
-        2 (N&W Alg. 4.1); Meganet.m
-        ``optimization/trnewton.m`` (``trtest``: ``rhoL``, ``rhoH``, ``wdown``,
-        ``wup``) uses 0.1, 0.75, 0.5, 1.5 with ``eta = rho0 = 1e-4`` (the
-        defaults of :func:`~meganet.optimizers.minimize_gnvpro`).
+        Radius rule, as in :func:`~meganet.optimizers.minimize_trust_region_steihaug`.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every iteration; as in
+        :func:`~meganet.optimizers.minimize_steepest_descent`.
     label : str, optional
         The solver's name in the header and in ``result.solver``.  Default:
         ``"trust-region Gauss-Newton-Krylov (Lanczos)"`` when the problem

@@ -92,13 +92,8 @@ def minimize_lbfgs(problem, x0, *, memory=10, c1=1e-4, c2=0.9, max_ls=25, max_it
     max_iter, gtol, rtol, ftol, callback, verbose
         As in :func:`~meganet.optimizers.minimize_steepest_descent`.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every iteration; as in
+        :func:`~meganet.optimizers.minimize_steepest_descent`.
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default ``"L-BFGS"``).
 

@@ -122,13 +122,8 @@ def minimize_newton_cg(problem, x0, *, cg_max_iter=None, cg_rtol=None, precondit
         or ``given callable (name)``), ``cg_max_iter``, ``cg_rtol`` and
         ``max_iter``.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every iteration; as in
+        :func:`~meganet.optimizers.minimize_steepest_descent`.
     label : str, optional
         The solver's name in the header and in ``result.solver``, e.g.
         ``"GNvpro (Gauss-Newton-PCG, reduced objective)"``.  Default:

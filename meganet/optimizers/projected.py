@@ -219,13 +219,8 @@ def minimize_projected_gradient(problem, x0, *, lower=None, upper=None, initial_
         As in :func:`~meganet.optimizers.minimize_steepest_descent`, with the
         projected-gradient norm in place of ``‖g‖``.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every iteration; as in
+        :func:`~meganet.optimizers.minimize_steepest_descent`.
     label : str, optional
         The solver's name in the header and in ``result.solver`` (default
         ``"projected gradient"``).
@@ -304,13 +299,8 @@ def minimize_projected_newton_cg(problem, x0, *, lower=None, upper=None, active_
         As in :func:`minimize_projected_gradient`; the header shows the
         preconditioner as :func:`~meganet.optimizers.minimize_newton_cg` does.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every iteration; as in
+        :func:`~meganet.optimizers.minimize_steepest_descent`.
     label : str, optional
         The solver's name in the header and in ``result.solver``.  Default:
         ``"projected "`` followed by the default label of

@@ -294,13 +294,8 @@ def minimize_trust_region_steihaug(problem, x0, *, initial_radius=1.0, max_radiu
     max_iter : int
         Iterations, rejected steps included.
     max_work_units : float, optional
-        Stop with status ``max_work_units`` once this solve has spent that many
-        work units (forward + adjoint passes over the training set, counted by
-        ``problem.counter``; Newman et al. 2020), checked at the start of every
-        iteration (Meganet.m ``trnewton``: ``while iter <= maxIter && workUnits <=
-        maxWorkUnits``), so a run ends within one iteration's work of the budget.
-        ``None`` (default): no budget.  A positive finite number; a problem
-        without a ``counter`` raises ``ValueError``.  Shown in the header.
+        Work-unit budget, checked at the start of every iteration; as in
+        :func:`~meganet.optimizers.minimize_steepest_descent`.
     gtol, rtol : float
         Converged when ``‖g‖ ≤ max(gtol, rtol ‖g₀‖)``.
     ftol : float
