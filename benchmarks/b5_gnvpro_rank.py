@@ -24,19 +24,7 @@ import benchmarks.b5_second_order_vs_sgd as b5  # noqa: E402  (sets the thread l
 
 def run(args):
     problem, r, seed = args
-    from meganet import optimizers as opt
-
-    original = opt.minimize_gnvpro
-
-    def with_rank(obj, x0, **kw):
-        kw["krylov_dim"] = r
-        return original(obj, x0, **kw)
-
-    opt.minimize_gnvpro = with_rank
-    try:
-        rec = b5.run_one(problem, "gnvpro", seed)
-    finally:
-        opt.minimize_gnvpro = original
+    rec = b5.run_one(problem, "gnvpro", seed, krylov_dim=r)
     rec.pop("curve", None)
     rec["krylov_dim"] = r
     return rec

@@ -152,14 +152,16 @@ def _model(name, data):
 def _metric(model, theta, w, Y, C, kind):
     """Validation metric: mean per-sample relative error (regression) or accuracy (classification)."""
     if kind == "regression":
-        P = model.predict(theta, w, Y)
-        return float(np.mean(np.linalg.norm(P - C, axis=1) / np.linalg.norm(C, axis=1)))
+        from meganet.plotting.observables import relative_errors
+
+        return float(np.mean(relative_errors(model.predict(theta, w, Y), C)))
     F = model.output(theta, Y)
     return float(model.loss.accuracy(F, w, C))
 
 
-def run_one(name, method, seed, lr=None):
-    """Train once; returns a record with the curve (work units, seconds, training loss, validation metric)."""
+def run_one(name, method, seed, lr=None, krylov_dim=20):
+    """Train once; returns a record with the curve (work units, seconds, training loss, validation metric).
+    ``krylov_dim``: the Krylov dimension (rank of the Gauss-Newton model) of gnvpro and trn."""
     from meganet import optimizers as opt
     from meganet.objectives import NetworkObjective, VarProObjective
     from meganet.regularizers import Tikhonov
@@ -198,11 +200,11 @@ def run_one(name, method, seed, lr=None):
 
     common = dict(max_work_units=budget)
     if method == "gnvpro":
-        fn, opts = opt.minimize_gnvpro, dict(max_iter=100000, krylov_dim=20, gtol=1e-14)
+        fn, opts = opt.minimize_gnvpro, dict(max_iter=100000, krylov_dim=krylov_dim, gtol=1e-14)
     elif method == "gn":
         fn, opts = opt.minimize_newton_cg, dict(max_iter=100000, cg_max_iter=20, gtol=1e-14)
     elif method == "trn":
-        fn, opts = opt.minimize_trust_region_krylov, dict(max_iter=100000, krylov_dim=20, gtol=1e-14)
+        fn, opts = opt.minimize_trust_region_krylov, dict(max_iter=100000, krylov_dim=krylov_dim, gtol=1e-14)
     elif method in ("lbfgs", "lbfgs_vpro"):
         fn, opts = opt.minimize_lbfgs, dict(max_iter=100000, gtol=1e-14)
     elif method == "sgd":

@@ -373,14 +373,13 @@ def main(argv=None):
 
 # ---------------------------------------------------------------------------- the training run
 def _make_data(cfg):
-    from . import data as datasets
+    from .data import cdr, dcr, ellipses, peaks, swiss_roll
 
     n = cfg.n_train
     if cfg.data == "cdr":  # 400 / 200 / 200 as Meganet.m's setupCDR(400, 200); the data do not depend on --seed
-        return datasets.cdr(2 * n, n_train=n, n_val=n // 2, seed=0, progress=not cfg.quiet)
+        return cdr(2 * n, n_train=n, n_val=n // 2, seed=0, progress=not cfg.quiet)
     if cfg.data == "dcr":  # 8000 / 1000 / 1000 as setupDCR
-        return datasets.dcr(n + n // 4, n_train=n, n_val=n // 8, seed=0, progress=not cfg.quiet)
-    peaks, swiss_roll, ellipses = datasets.peaks, datasets.swiss_roll, datasets.ellipses
+        return dcr(n + n // 4, n_train=n, n_val=n // 8, seed=0, progress=not cfg.quiet)
     if cfg.data == "peaks":
         return peaks(n + n // 4, val_fraction=(n // 4) / (n + n // 4), seed=cfg.seed)
     if cfg.data == "swiss_roll":
