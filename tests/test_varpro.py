@@ -259,15 +259,10 @@ def test_implicit_derivative_matches_finite_differences(kind):
                                atol=1e-7 * np.abs(Jw @ v).max())
 
 
-@pytest.mark.parametrize("kind", ["softmax", "least_squares", "logistic"])
-def test_reduced_gauss_newton_equals_dense_assembly(kind):
-    obj = varpro(kind, inner_tol=1e-13, mask=True)
+def dense_reduced_gauss_newton(obj, th, w, Jw, F, cache):
+    """``J_redᵀ H_z J_red + J_θwᵀ ∇²S J_θw + ∇²R`` assembled column by column from the classifier Jacobian
+    ``Jw`` (n_w × n_θ), with ``J_red e_i = W J_θF e_i + (Fᵀ ⊗ I) Jw e_i`` and the per-sample Hessians."""
     net, loss = obj.network, obj.loss
-    th = theta0(obj)
-    Jw = _fd_classifier_jacobian(obj, th)
-    _, state = obj.value(th)
-    w = state.w
-    F, cache = net.forward(th, obj.Y)
     k, f = loss.n_classes, loss.n_features
     W, mu = w[: k * f].reshape(k, f), w[k * f:]
     Z = F @ W.T + mu
@@ -285,6 +280,19 @@ def test_reduced_gauss_newton_equals_dense_assembly(kind):
         Hz[s * k:(s + 1) * k, s * k:(s + 1) * k] = Hs[s]
     M = Jred.T @ Hz @ Jred + Jw.T @ obj.classifier_regularizer.hessian_matrix(w).toarray() @ Jw
     M += obj.regularizer.hessian_matrix(th).toarray()
+    return M
+
+
+@pytest.mark.parametrize("kind", ["softmax", "least_squares", "logistic"])
+def test_reduced_gauss_newton_equals_dense_assembly(kind):
+    obj = varpro(kind, inner_tol=1e-13, mask=True)
+    net, loss = obj.network, obj.loss
+    th = theta0(obj)
+    Jw = _fd_classifier_jacobian(obj, th)
+    _, state = obj.value(th)
+    w = state.w
+    F, cache = net.forward(th, obj.Y)
+    M = dense_reduced_gauss_newton(obj, th, w, Jw, F, cache)
     H = np.stack([obj.hessian_matvec(th, np.eye(obj.n)[i], state) for i in range(obj.n)], axis=1)
     np.testing.assert_allclose(H, M, rtol=1e-5, atol=1e-6 * np.abs(M).max())
     np.testing.assert_allclose(H, H.T, rtol=0, atol=1e-12 * np.abs(H).max())  # exact solves: symmetric

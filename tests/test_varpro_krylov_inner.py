@@ -21,8 +21,7 @@ from meganet.objectives._inner_krylov import (KrylovLowRankSolver, hessian_opera
 from meganet.objectives._inner_newton import _value_grad, solve_classifier
 from meganet.regularizers import Tikhonov
 from meganet.testing import taylor_test
-from tests.test_varpro import _fd_classifier_jacobian, theta0, varpro
-from tests.test_objectives import per_sample_hessians
+from tests.test_varpro import _fd_classifier_jacobian, dense_reduced_gauss_newton, theta0, varpro
 
 
 def ce_problem(n_classes, n_features, n=200, seed=0, alpha=1e-3):
@@ -179,23 +178,7 @@ def test_reduced_gauss_newton_equals_dense_assembly_krylov(kind):
     JF = np.stack([net.Jthetamv(e, th, obj.Y, cache) for e in np.eye(obj.n)], axis=0)
     Jw = -np.linalg.solve(Hww, np.stack([loss.hess_wY_mv(dF, ev) for dF in JF], axis=1))
     np.testing.assert_allclose(Jw, Jw_fd, rtol=0, atol=1e-6 * np.abs(Jw).max())
-    k, f = loss.n_classes, loss.n_features
-    W, mu = w[: k * f].reshape(k, f), w[k * f:]
-    Z = F @ W.T + mu
-    cols = []
-    for i in range(obj.n):
-        e = np.zeros(obj.n)
-        e[i] = 1.0
-        dF = net.Jthetamv(e, th, obj.Y, cache)
-        dw = Jw[:, i]
-        cols.append((dF @ W.T + F @ dw[: k * f].reshape(k, f).T + dw[k * f:]).reshape(-1))
-    Jred = np.stack(cols, axis=1)
-    Hs = per_sample_hessians(loss, Z, obj.C, obj.mask)
-    Hz = np.zeros((Z.size, Z.size))
-    for s in range(Z.shape[0]):
-        Hz[s * k:(s + 1) * k, s * k:(s + 1) * k] = Hs[s]
-    M = Jred.T @ Hz @ Jred + Jw.T @ obj.classifier_regularizer.hessian_matrix(w).toarray() @ Jw
-    M += obj.regularizer.hessian_matrix(th).toarray()
+    M = dense_reduced_gauss_newton(obj, th, w, Jw, F, cache)
     H = np.stack([obj.hessian_matvec(th, np.eye(obj.n)[i], state) for i in range(obj.n)], axis=1)
     np.testing.assert_allclose(H, M, rtol=0, atol=1e-8 * np.abs(M).max())
     # against today's (exact dense) inner solver: the same matrix to ~1e-8
