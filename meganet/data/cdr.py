@@ -43,7 +43,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ._finite_volume import (Grid2D, diffusion_matrix, divergence, face_gradient,
                              face_velocity_from_streamfunction, upwind_convection_matrix)
@@ -170,6 +169,8 @@ def implicit_euler(K, f, u0, *, final_time, n_time_steps, record=None):
     """
     dt = final_time / n_time_steps
     n = K.shape[0]
+    import scipy.sparse.linalg as spla  # here, not at import: it adds ~0.1 s to `import meganet`
+
     lu = spla.splu(sp.csc_matrix(sp.identity(n, format="csc") + dt * K))
     u = np.array(u0, dtype=np.float64)
     g = dt * np.asarray(f, dtype=np.float64)

@@ -55,7 +55,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ._finite_volume import Grid2D, diffusion_matrix, divergence, face_gradient, harmonic_face_average
 from ._surrogate import check_split, load_or_generate, split_surrogate
@@ -178,6 +177,8 @@ def grounded_lu(A):
     Deleting one unknown of a connected zero-flux operator ("grounding" it, ``u = 0`` there)
     removes the constant null space: the remaining matrix is symmetric positive definite.
     """
+    import scipy.sparse.linalg as spla  # here, not at import (start-up time of `import meganet`)
+
     return spla.splu(sp.csc_matrix(A)[:-1, :-1].tocsc())
 
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..backend import get_array_module, to_backend, to_numpy
 from . import _classifier
@@ -170,6 +169,8 @@ class _ProjectedTR:
         hi = max(hi, 1e-300)
         while phi(hi) > 0:  # round-off guard
             hi *= 2.0
+        from scipy.optimize import brentq  # here, not at import: scipy.optimize adds ~0.1 s to `import meganet`
+
         lam = brentq(phi, 0.0, hi, xtol=1e-14 * hi, rtol=1e-12, maxiter=200)
         return self.z(lam), lam, True
 
