@@ -17,6 +17,17 @@ A pass over ``k`` of the ``n`` training examples (a mini-batch, the Hessian
 subsample) counts ``k/n``.  Loss, regularizer and small classifier
 computations (the VarPro inner solve included) touch no network and count
 nothing; neither do :meth:`metrics` evaluations (validation/reporting).
+
+Memory-bounded passes (``chunk_size``, Meganet.m ``forwardProp`` in batches,
+``dnnBatchObjFctn``): the forward pass then keeps only the output ``Z`` of the
+whole view (``n × n_features``), computing it chunk by chunk without caches; an
+adjoint or linearized pass re-runs the forward pass of each chunk with its cache
+and discards it after use.  Memory is that of one chunk's cache; the price is one
+extra forward pass per adjoint or linearized pass, which is counted
+(``forward += fraction``).  The results equal the unchunked ones up to
+rounding for networks whose examples do not interact (everything except
+training-mode :class:`~meganet.normalization.BatchNorm`, whose statistics
+would be those of the chunk).
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from ..optimizers.problem import WorkCounter
 from ..regularizers.base import Regularizer
 from ..regularizers.output_smoothness import OutputSmoothness
 
-__all__ = ["ObjectiveBase", "DataView", "check_rng", "check_state_type", "same_point"]
+__all__ = ["ObjectiveBase", "DataView", "ChunkedCache", "check_rng", "check_state_type", "same_point"]
 
 _PRECONDITIONERS = (None, "regularizer")
 
@@ -48,6 +59,15 @@ def check_rng(rng, name="rng"):
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+
+
+@dataclass
+class ChunkedCache:
+    """Stand-in for the forward cache of a chunked pass: the caches are
+    recomputed chunk by chunk when an adjoint or linearized pass needs them."""
+
+    n_examples: int  #: examples of the view the forward pass ran on
+    chunk_size: int  #: examples per chunk
 
 
 @dataclass
@@ -83,7 +103,7 @@ class ObjectiveBase:
     hessian = "gauss_newton"
 
     def __init__(self, network, loss, Y, C, *, regularizer, classifier_regularizer, output_regularizer, mask,
-                 hessian_fraction, rng, preconditioner):
+                 hessian_fraction, rng, preconditioner, chunk_size=None):
         if not isinstance(network, Element):
             raise TypeError(f"network must be a meganet Element (Meganet, Sequential, a block ...), "
                             f"got {type(network).__name__}")
@@ -145,6 +165,12 @@ class ObjectiveBase:
             raise ValueError("preconditioner='regularizer' needs a regularizer on θ (its Hessian is the "
                              "preconditioner); pass regularizer=... or preconditioner=None")
         self.preconditioner_kind = preconditioner
+        if chunk_size is not None:
+            if not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, bool) or chunk_size < 1:
+                raise ValueError(f"chunk_size must be None (one pass over all examples) or a positive int "
+                                 f"(examples per chunk of a memory-bounded pass), got {chunk_size!r}")
+            chunk_size = int(chunk_size)
+        self.chunk_size = chunk_size
         self.counter = WorkCounter()
         self._full_view = DataView(Y=Y, C=C, mask=mask, idx=None, fraction=1.0)
 
@@ -212,29 +238,61 @@ class ObjectiveBase:
     # ------------------------------------------------------------ counted passes
     # Overflow in a pass (huge weights) is not an error here: the objective reports f = NaN and
     # NaN derivatives, and the solvers stop with status 'non_finite', keeping the last good iterate.
+    def _chunked(self, view):
+        """Whether passes over ``view`` run chunk by chunk."""
+        return self.chunk_size is not None and view.Y.shape[0] > self.chunk_size
+
+    def _chunks(self, n):
+        return [slice(a, min(a + self.chunk_size, n)) for a in range(0, n, self.chunk_size)]
+
     def _forward(self, theta, view, *, count=True):
         with np.errstate(over="ignore", invalid="ignore"):
-            Z, cache = self.network._forward(theta, view.Y)
+            if self._chunked(view):
+                n = view.Y.shape[0]
+                Z = self.xp.concatenate([self.network._apply(theta, view.Y[c]) for c in self._chunks(n)])
+                cache = ChunkedCache(n_examples=n, chunk_size=self.chunk_size)
+            else:
+                Z, cache = self.network._forward(theta, view.Y)
         if count:
             self.counter.add(forward=view.fraction)
         return Z, cache
 
+    def _chunk_caches(self, theta, view, cache):
+        """``(slice, Y_chunk, cache_chunk)`` for every chunk of ``view``: the one cache of an
+        unchunked pass, or each chunk's forward pass recomputed (counted) for a chunked one."""
+        if not isinstance(cache, ChunkedCache):
+            yield slice(None), view.Y, cache
+            return
+        if cache.n_examples != view.Y.shape[0]:
+            raise ValueError(f"the chunked cache was made for {cache.n_examples} examples, the view has "
+                             f"{view.Y.shape[0]}")
+        self.counter.add(forward=view.fraction)  # the recomputed forward passes of the chunks
+        for c in self._chunks(cache.n_examples):
+            Yc = view.Y[c]
+            yield c, Yc, self.network._forward(theta, Yc)[1]
+
     def _adjoint(self, W, theta, view, cache):
-        """``J_θᵀ W`` (one adjoint pass over the view)."""
+        """``J_θᵀ W`` (one adjoint pass over the view; chunked: plus one recomputed forward pass)."""
         self.counter.add(adjoint=view.fraction)
         if self.network.n_theta == 0:
             return self.xp.zeros(0, dtype=self.dtype)
+        g = None
         with np.errstate(over="ignore", invalid="ignore"):
-            g, _ = self.network._JTmv(W, theta, view.Y, cache, True, False, False)
+            for c, Yc, cc in self._chunk_caches(theta, view, cache):
+                gc, _ = self.network._JTmv(W[c], theta, Yc, cc, True, False, False)
+                if gc is not None:
+                    g = gc if g is None else g + gc
         return g if g is not None else self.xp.zeros(self.network.n_theta, dtype=self.dtype)
 
     def _jmv(self, v_theta, theta, view, Z, cache):
-        """``J_θ v`` (one linearized forward pass over the view)."""
+        """``J_θ v`` (one linearized forward pass over the view; chunked: plus one recomputed forward pass)."""
         self.counter.add(forward=view.fraction)
         if self.network.n_theta == 0:
             return self.xp.zeros_like(Z)
         with np.errstate(over="ignore", invalid="ignore"):
-            return self.network._Jmv(v_theta, None, theta, view.Y, cache)
+            parts = [self.network._Jmv(v_theta, None, theta, Yc, cc)
+                     for _, Yc, cc in self._chunk_caches(theta, view, cache)]
+        return parts[0] if len(parts) == 1 else self.xp.concatenate(parts)
 
     def _finite(self, a):
         return bool(self.xp.isfinite(a).all())

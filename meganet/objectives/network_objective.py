@@ -148,6 +148,13 @@ class NetworkObjective(ObjectiveBase):
         curvature in θ (strong smoothness regularization); with weak weight
         decay it scales θ-steps by ``1/α`` and slows GN-PCG down (observed on
         peaks with ``α = 1e-4``), hence the default ``None`` (no preconditioner).
+    chunk_size : int, optional
+        Memory-bounded passes (Meganet.m ``forwardProp`` in batches): every
+        pass over more than ``chunk_size`` examples runs chunk by chunk, keeping
+        only one chunk's forward cache; adjoint and linearized passes recompute
+        the chunks' forward passes (counted as one more forward pass each).
+        Same values as without chunks, up to rounding, unless the network has
+        training-mode batch normalization.  Default: one pass over all examples.
 
     Examples
     --------
@@ -165,10 +172,11 @@ class NetworkObjective(ObjectiveBase):
     """
 
     def __init__(self, network, loss, Y, C, *, regularizer=None, classifier_regularizer=None, mask=None,
-                 batch_size=None, hessian_fraction=None, rng=None, output_regularizer=None, preconditioner=None):
+                 batch_size=None, hessian_fraction=None, rng=None, output_regularizer=None, preconditioner=None,
+                 chunk_size=None):
         super().__init__(network, loss, Y, C, regularizer=regularizer, classifier_regularizer=classifier_regularizer,
                          output_regularizer=output_regularizer, mask=mask, hessian_fraction=hessian_fraction,
-                         rng=rng, preconditioner=preconditioner)
+                         rng=rng, preconditioner=preconditioner, chunk_size=chunk_size)
         n = self.n_examples
         self.batch_size = n if batch_size is None else min(check_int("batch_size", batch_size, minimum=1), n)
         self._perm = np.arange(n)

@@ -198,15 +198,18 @@ class VarProObjective(ObjectiveBase):
         Hessian subsample (``hessian_fraction < 1``) the low-rank inverse is
         built on the subsample's Hessian at ``w(θ)``, Lanczos started from the
         subsample's gradient.
+    chunk_size : int, optional
+        Memory-bounded network passes, as in
+        :class:`~meganet.objectives.NetworkObjective`.
     """
 
     def __init__(self, network, loss, Y, C, *, regularizer=None, classifier_regularizer=None, mask=None,
                  inner_tol=1e-10, inner_max_iter=50, hessian_fraction=None, rng=None, output_regularizer=None,
                  preconditioner=None, inner_method="auto", inner_dense_max=1000, w0=None,
-                 inner_solver=_DEFAULT_INNER_SOLVER, inner_krylov_dim=_DEFAULT_KRYLOV_DIM):
+                 inner_solver=_DEFAULT_INNER_SOLVER, inner_krylov_dim=_DEFAULT_KRYLOV_DIM, chunk_size=None):
         super().__init__(network, loss, Y, C, regularizer=regularizer, classifier_regularizer=classifier_regularizer,
                          output_regularizer=output_regularizer, mask=mask, hessian_fraction=hessian_fraction,
-                         rng=rng, preconditioner=preconditioner)
+                         rng=rng, preconditioner=preconditioner, chunk_size=chunk_size)
         self.inner_tol = check_positive("inner_tol", inner_tol)
         self.inner_max_iter = check_int("inner_max_iter", inner_max_iter, minimum=1)
         self.inner_method = check_option("inner_method", inner_method, _INNER_METHODS)
