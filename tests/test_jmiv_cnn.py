@@ -245,6 +245,19 @@ def test_jmiv_network_shape_and_parameter_count(kind):
     assert Z.shape == (2, 112) and np.all(np.isfinite(Z))
 
 
+@pytest.mark.parametrize("dataset", ["stl10", "cifar10", "cifar100"])
+@pytest.mark.parametrize("kind", ["parabolic", "hamiltonian", "second_order"])
+def test_jmiv_table1_weight_counts(dataset, kind):
+    """Network plus linear classifier have exactly the number of trainable weights of JMIV 2019 Table 1."""
+    from meganet.losses import SoftmaxCrossEntropy
+    from meganet.networks import JMIV_TABLE1
+
+    cfg = JMIV_TABLE1[dataset]
+    net = jmiv_network(kind, **cfg["network"])
+    loss = SoftmaxCrossEntropy(net.shape_out, cfg["n_classes"])
+    assert net.n_theta + loss.n_w == cfg["weights"][kind]
+
+
 def test_jmiv_network_docstring_recipe():
     """The few lines in the docstring of ``jmiv_network`` build the same network."""
     blocks = [SingleLayer(Conv2d(3, 32, (32, 32)), activation="relu", bias=False,

@@ -3,6 +3,6 @@ and the JMIV 2019 CNN architectures."""
 
 from .sequential import Sequential
 from .meganet import Meganet
-from .jmiv import jmiv_network
+from .jmiv import JMIV_TABLE1, jmiv_network
 
-__all__ = ["Sequential", "Meganet", "jmiv_network"]
+__all__ = ["Sequential", "Meganet", "jmiv_network", "JMIV_TABLE1"]

@@ -14,10 +14,32 @@ from ..layers.single import SingleLayer
 from ..transforms.conv2d import Conv2d
 from .meganet import Meganet
 
-__all__ = ["jmiv_network", "JMIV_BLOCKS"]
+__all__ = ["jmiv_network", "JMIV_BLOCKS", "JMIV_TABLE1"]
 
 #: The PDE blocks of the JMIV paper, by the name ``jmiv_network`` accepts.
 JMIV_BLOCKS = {"parabolic": ParabolicCNN, "hamiltonian": HamiltonianCNN, "second_order": SecondOrderCNN}
+
+#: Ruthotto & Haber, JMIV 2019, Table 1: the networks (``jmiv_network`` keyword arguments, with a linear
+#: classifier on the ``out_channels`` features), the published number of trainable weights (network plus
+#: classifier) and test accuracy % (cross-entropy loss) per architecture.  The CIFAR widths are stated in §5
+#: ("32, 64, 112" for CIFAR-10; "32, 64, and 128" plus a connecting layer to 256 for CIFAR-100); the STL-10
+#: widths (16, 32, 64, 128 on 96×96 images, four units) are the ones that reproduce the table's weight counts
+#: exactly (the paper does not list them); every count is tested in ``tests/test_jmiv_cnn.py``.
+JMIV_TABLE1 = {
+    "stl10": dict(network=dict(in_channels=3, image_shape=(96, 96), channels=(16, 32, 64, 128)), n_classes=10,
+                  n_test=8000,
+                  weights=dict(parabolic=618_554, hamiltonian=324_794, second_order=618_554),
+                  accuracy=dict(parabolic=(77.0, 0.711), hamiltonian=(78.3, 0.789), second_order=(74.3, 0.810))),
+    "cifar10": dict(network=dict(in_channels=3, image_shape=(32, 32), channels=(32, 64, 112)), n_classes=10,
+                    n_test=10000,
+                    weights=dict(parabolic=502_570, hamiltonian=264_106, second_order=502_570),
+                    accuracy=dict(parabolic=(88.5, 0.333), hamiltonian=(89.3, 0.349), second_order=(89.2, 0.333))),
+    "cifar100": dict(network=dict(in_channels=3, image_shape=(32, 32), channels=(32, 64, 128), out_channels=256),
+                     n_classes=100, n_test=10000,
+                     weights=dict(parabolic=652_484, hamiltonian=362_180, second_order=652_484),
+                     accuracy=dict(parabolic=(64.8, 1.234), hamiltonian=(64.9, 1.237),
+                                   second_order=(65.4, 1.232))),
+}
 
 
 def jmiv_network(kind="parabolic", *, in_channels=3, image_shape=(32, 32), channels=(32, 64, 112), out_channels=None,
