@@ -374,3 +374,20 @@ def test_kernels_reject_bad_input():
         conv2d_fft_forward(np.zeros((1, 3, 2, 6)), K)
     with pytest.raises(ValueError, match="W must have shape"):
         conv2d_adjoint_weight(Y, np.zeros((1, 2, 5, 6)), (3, 3), "zero")
+
+
+def test_antisymmetric_conv2d_is_antisymmetric_and_matches_dense_operator():
+    """A = ½(K − Kᵀ) as a matrix (from Conv2d applied to unit images) is antisymmetric, and with γ its
+    symmetric part is −sγI; AntisymmetricConv2d applies exactly that matrix."""
+    from meganet.transforms import AntisymmetricConv2d
+
+    rng = np.random.default_rng(3)
+    for gamma, bd in [(0.0, "zero"), (0.3, "periodic")]:
+        T = AntisymmetricConv2d(2, (3, 4), gamma=gamma, boundary=bd)
+        theta = rng.standard_normal(T.n_theta)
+        n = 2 * 3 * 4
+        E = np.eye(n).reshape(n, 2, 3, 4)
+        A = T.apply(theta, E).reshape(n, n).T  # column j = A e_j
+        np.testing.assert_allclose(A + A.T, -2 * 0.5 * gamma * np.eye(n), atol=1e-13)
+        Kc = Conv2d(2, 2, (3, 4), boundary=bd).apply(theta, E).reshape(n, n).T
+        np.testing.assert_allclose(A, 0.5 * (Kc - Kc.T - gamma * np.eye(n)), atol=1e-13)

@@ -7,6 +7,9 @@ differently) and a stencil as tall as the image.  The maps are linear in θ and
 in Y, so the default Taylor settings apply (E1 stays at the round-off floor).
 """
 
+from meganet.layers.single import SingleLayer
+from meganet.integrators.resnet import ResNet
+from meganet.transforms.antisymmetric_conv2d import AntisymmetricConv2d
 from meganet.transforms.conv2d import Conv2d
 from meganet.transforms.conv2d_fft import Conv2dFFT
 from tests.registry import Case, register
@@ -48,3 +51,23 @@ for _cin, _cout, _img, _k, _n in _FFT:
         kind="transform",
         n_examples=_n,
     ))
+
+# antisymmetric convolution ½(K − Kᵀ − γI) (Haber & Ruthotto 2017 eq. 4.12 with a convolution, §6.4)
+_ANTISYM = [
+    # (C, image, kernel, gamma, scale, boundary, n_examples)
+    (2, (5, 6), 3, 0.0, 0.5, "zero", 2),
+    (3, (6, 6), 3, 0.2, 1.0, "periodic", 3),
+    (1, (5, 5), (5, 3), 0.1, 0.5, "zero", 2),
+]
+for _c, _img, _k, _g, _s, _bd, _n in _ANTISYM:
+    register(Case(
+        f"antisymconv2d-{_ks(_k)}-{_bd}-{_c}-{_img[0]}x{_img[1]}-g{_g}-s{_s}",
+        (lambda c=_c, im=_img, k=_k, g=_g, s=_s, bd=_bd: AntisymmetricConv2d(c, im, kernel_size=k, gamma=g, scale=s,
+                                                                                boundary=bd)),
+        kind="transform",
+        n_examples=_n,
+    ))
+register(Case("resnet-antisymconv2d-2x4x4-N8",
+              lambda: ResNet(SingleLayer(AntisymmetricConv2d(2, (4, 4)), activation="tanh"), n_steps=8,
+                             final_time=2.0),
+              kind="block", n_examples=2))
