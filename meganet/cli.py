@@ -357,6 +357,11 @@ def _config_from_args(args):
 
 def main(argv=None):
     """Entry point of ``meganet`` / ``python -m meganet``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "data":  # meganet data fetch NAME / meganet data list
+        from .data.__main__ import main as data_main
+
+        return data_main(argv[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # the sub-command's usage, not the top-level one

@@ -60,9 +60,11 @@ class SurrogateDataset:
 
 
 def default_cache_dir():
-    """``$MEGANET_DATA_DIR`` if set, else ``~/.cache/meganet/data``."""
-    env = os.environ.get("MEGANET_DATA_DIR")
-    return env if env else os.path.join(os.path.expanduser("~"), ".cache", "meganet", "data")
+    """The data folder (:func:`meganet.data.data_folder`): ``$MEGANET_DATA``, else ``$MEGANET_DATA_DIR``,
+    else ``~/.cache/meganet/data``."""
+    from ._paths import data_folder
+
+    return data_folder()
 
 
 def _params_json(params):
