@@ -318,3 +318,48 @@ def test_transfers_on_backend(xp):
             to_numpy(prolongate_image(to_backend(Y, xp), prolongation="bilinear", boundary=bc)),
             prolongate_image(Y, prolongation="bilinear", boundary=bc), rtol=1e-15)
     np.testing.assert_allclose(to_numpy(restrict_image(to_backend(Y, xp))), restrict_image(Y), rtol=1e-15)
+
+
+# ------------------------------------------------- prolongation keeps the network (a discretization of one ODE)
+def _smooth_network(n_steps, final_time=2.0, width=4, seed=0):
+    """Opening dense tanh layer + ResNet of a dense tanh layer with bias, θ(t) smooth in time."""
+    rng = np.random.default_rng(seed)
+    opening = SingleLayer(Dense(2, width), activation="tanh")
+    block = ResNet(SingleLayer(Dense(width, width), activation="tanh"), n_steps=n_steps, final_time=final_time)
+    net = Meganet([opening, block], names=["opening", "block"])
+    A, B = rng.standard_normal((2, block.layer.n_theta))
+    t = np.arange(n_steps) * block.h
+    steps = A + B * np.sin(2 * np.pi * t / final_time)[:, None]  # θ(t_j), one row per step
+    theta = np.concatenate([rng.standard_normal(opening.n_theta), steps.reshape(-1)])
+    return net, theta, rng.uniform(-2, 2, (50, 2))
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_prolongated_network_output_matches_the_coarse_output_on_smooth_weights():
+    net, theta, Y = _smooth_network(32)
+    F = [net(theta, Y)]
+    nets, thetas = [net], [theta]
+    for _ in range(3):  # 32 -> 64 -> 128 -> 256 steps
+        n2, t2 = prolongate_network(nets[-1], thetas[-1])
+        assert n2.blocks[1].n_steps == 2 * nets[-1].blocks[1].n_steps
+        assert n2.blocks[1].h == pytest.approx(nets[-1].blocks[1].h / 2)  # same T, h halved
+        np.testing.assert_array_equal(n2.split(t2)[0], net.split(theta)[0])  # opening layer carried over
+        nets.append(n2), thetas.append(t2), F.append(n2(t2, Y))
+    diffs = [_rel(b, a) for a, b in zip(F, F[1:])]
+    # the coarse and the fine network discretize the same ODE: their outputs differ by O(h) ...
+    assert diffs[0] < 0.03, diffs
+    # ... and the difference halves with h (forward Euler is first order; the weights are interpolated exactly
+    # enough not to spoil that)
+    for a, b in zip(diffs, diffs[1:]):
+        assert 0.35 < b / a < 0.65, diffs
+    # a wrong transfer is caught: weights reversed in time, or h not halved (2N steps over 2T)
+    coarse = net.blocks[1]
+    C = coarse.coefficients(net.split(theta)[1])
+    rev = np.concatenate([net.split(theta)[0], prolongate_weights(C[::-1]).reshape(-1)])
+    assert _rel(nets[1](rev, Y), F[0]) > 10 * diffs[0]
+    long_block = ResNet(coarse.layer, n_steps=2 * coarse.n_steps, final_time=2 * coarse.final_time)
+    long_net = Meganet([net.blocks[0], long_block], names=["opening", "block"])
+    assert _rel(long_net(thetas[1], Y), F[0]) > 10 * diffs[0]

@@ -108,11 +108,21 @@ def test_multilevel_levels_are_consistent():
         assert L.network.blocks[1].n_steps == L.n_steps and L.network.blocks[1].final_time == 3.0
         assert L.x.shape == (L.objective.n,) and L.objective.network is L.network
         assert L.result.x is L.x and set(L.validation) >= {"loss", "accuracy"}
+    assert ml.levels[0].transfer is None
     for A, B in zip(ml.levels, ml.levels[1:]):
         theta, w = A.objective.split(A.x)
         net_f, theta_f = prolongate_network(A.network, theta)
-        np.testing.assert_array_equal(B.x0, np.concatenate([theta_f, w]))  # prolongated θ, same classifier
+        theta_0, w_0 = B.objective.split(B.x0)
+        np.testing.assert_array_equal(theta_0, theta_f)  # prolongated θ, classifier re-fitted for it
         assert net_f.n_theta == B.network.n_theta
+        t = B.transfer
+        assert t["from_n_steps"] == A.n_steps and t["objective_before"] == pytest.approx(A.result.fun)
+        assert t["validation_before"] == A.validation
+        assert t["objective_after"] == pytest.approx(B.objective.value(np.concatenate([theta_f, w]))[0])
+        assert t["objective_after_refit"] == pytest.approx(B.objective.value(B.x0)[0])
+        assert t["objective_after_refit"] <= t["objective_after"]
+        assert t["validation_after"] == B.objective.metrics(np.concatenate([theta_f, w]), d.Y_val, d.C_val)
+        assert t["validation_after_refit"] == B.objective.metrics(B.x0, d.Y_val, d.C_val)
     assert ml.x is ml.levels[-1].x and ml.network is ml.levels[-1].network
     assert ml.work_units == pytest.approx(sum(L.result.work_units for L in ml.levels))
     assert ml.weighted_work_units == pytest.approx(sum(L.result.work_units * L.n_steps / 8 for L in ml.levels))
@@ -122,6 +132,19 @@ def test_multilevel_levels_are_consistent():
     # the warm start pays off: the fine level starts from a much better point than a fresh start
     fine = ml.levels[-1].objective
     assert fine.value(ml.levels[-1].x0)[0] < 0.8 * fine.value(fine.init_x(rng=3))[0]
+
+
+def test_multilevel_without_refit_carries_the_classifier_over():
+    d, net, make = peaks_setup(n_steps=2)
+    x0 = make(net).init_x(rng=3)
+    ml = train_multilevel(make, net, x0, levels=(2, 4), solver_options=dict(max_iter=3, cg_max_iter=8),
+                          refit_classifier=False)
+    A, B = ml.levels
+    theta, w = A.objective.split(A.x)
+    np.testing.assert_array_equal(B.x0, np.concatenate([prolongate_network(A.network, theta)[1], w]))
+    t = B.transfer
+    assert t["objective_after"] == pytest.approx(B.objective.value(B.x0)[0])
+    assert t["objective_after_refit"] is None and t["validation_after"] is None  # no validation data
 
 
 def test_multilevel_varpro_warm_starts_the_classifier(monkeypatch):
