@@ -66,8 +66,8 @@ class RandomHorizontalFlip(_Transform):
     ----------
     p : float in [0, 1]
 
-    Call
-    ----
+    Notes
+    -----
     ``t(X, rng[, labels=L])`` with ``X`` of shape (n, C, H, W) and ``L`` of shape (n, H, W) or (n, C', H, W):
     one uniform draw per example from ``rng``; returns a new array (and the labels flipped alike).
     """
@@ -99,7 +99,8 @@ class RandomPadCrop(_Transform):
     Parameters
     ----------
     pad : int >= 0, optional
-        Padding in pixels; default ``round(fraction · H)`` rows and ``round(fraction · W)`` columns.
+        Padding in pixels; default ``fraction · H`` rows and ``fraction · W`` columns, rounded half up and at
+        least 1 when ``fraction > 0`` (so small images are shifted too).
     fraction : float >= 0
         The paper's 1/16 (2 pixels for 32 × 32 CIFAR images, 6 for 96 × 96 STL-10 images).
     fill : float
@@ -125,7 +126,9 @@ class RandomPadCrop(_Transform):
         """``(pad_rows, pad_cols)`` for images of H × W pixels."""
         if self.pad is not None:
             return self.pad, self.pad
-        return int(round(self.fraction * H)), int(round(self.fraction * W))
+        if self.fraction == 0:
+            return 0, 0
+        return tuple(max(1, int(np.floor(self.fraction * s + 0.5))) for s in (H, W))
 
     def _crop(self, xp, A, pr, pc, r, c, fill):
         n, H, W = A.shape[0], A.shape[-2], A.shape[-1]
