@@ -1,54 +1,42 @@
-r"""Figure 1 of Haber & Ruthotto, "Stable architectures for deep neural networks" (2017).
+r"""Figure 1 of Haber & Ruthotto, "Stable architectures for deep neural networks" (2017), Example 1.
 
-Phase-plane trajectories of a ResNet with two features and identical layers,
+Phase-plane diagrams of a ResNet (eq. 2.1) with ``n = 2`` features and
+``N = 10`` identical layers, ``h = 0.1`` (``T = 1``), tanh and ``b = 0``,
 
-.. math:: Y_{j+1} = Y_j + h\,\tanh(K Y_j), \qquad j = 0, …, N−1,
+.. math:: y_{j+1} = y_j + h\,\tanh(K^\top y_j), \qquad j = 0, …, 9,
 
-(forward Euler for ``Y' = tanh(K Y)``, no bias) for three matrices that
-differ only in the spectrum of ``K`` — the Jacobian of the layer at the
-origin, ``J_Y = diag(tanh'(KY)) K = K`` at ``Y = 0``:
+(forward Euler for the ODE ``y' = σ(Kᵀy)`` of eq. 3.5; the paper's row form is
+``Y_{j+1} = Y_j + hσ(Y_j K)``) for the three matrices of eq. (3.10):
 
-``K₊ = [[2, −2], [0, 2]]``
-    eigenvalues ``{2, 2}``, positive real part: the origin repels, the
-    trajectories diverge (forward propagation is unstable; small input
-    perturbations grow like ``e^{2t}`` until tanh saturates).
-``K₋ = [[−2, 0], [2, −2]]``
-    eigenvalues ``{−2, −2}``: every trajectory decays to the origin — stable,
-    but information about the input is lost (all outputs collapse).
-``K₀ = [[0, −1], [1, 0]]``
-    antisymmetric, eigenvalues ``{i, −i}``: the trajectories circle the
-    origin.  The ODE ``y₁' = −tanh(y₂)``, ``y₂' = tanh(y₁)`` is Hamiltonian
-    with ``H = log cosh y₁ + log cosh y₂``, so its orbits are closed curves;
-    forward Euler drifts outward by ``√(1 + h²|λ|²)`` per step near the
-    origin (Lemma 1).  On a purely imaginary spectrum ``|1 + hλ| > 1`` for
-    every ``h > 0``, so Lemma 1's check fails, but only marginally: over the
-    ``N = T/h`` steps the linearization grows by
-    ``(1 + h²ρ²)^{N/2} ≈ exp(T h ρ²/2)`` (``ρ = max|λ|``), which is 1.025
-    for the defaults (``|1 + hλ| − 1 = 5e-5``) and vanishes as ``h → 0``.
+``K₊ = [[2, −2], [0, 2]]``, eigenvalues ``{2, 2}``
+    the features diverge from the origin and from each other; ``y₁`` and
+    ``y₂ = −y₁`` depart in opposite directions (unstable forward propagation).
+``K₋ = [[−2, 0], [2, −2]]``, eigenvalues ``{−2, −2}``
+    the features contract to the origin (stable, but the learning problem that
+    inverts this process is ill-posed).
+``K₀ = [[0, −1], [1, 0]]``, eigenvalues ``{i, −i}``
+    rotation: distances are preserved by the ODE; forward Euler adds a drift of
+    ``√(1 + h²|λ|²)`` per step near the origin.
 
-These are the three matrices of the paper's eq. (3.10) as we know them: the
-paper text was not available to this project, so the entries follow its
-description (one matrix with eigenvalues of positive real part, one with
-negative real part, one with purely imaginary eigenvalues) and our best
-recollection of the printed matrices; the qualitative picture — divergence,
-decay, rotation — is what Figure 1 shows.  Settings: tanh, no bias, identical
-layers, final time ``T = 5`` with ``N = 500`` layers (``h = 0.01``), 24
-starting points on a grid in ``[−1, 1]²``.
+Starting points ``y₁ = [0.1, 0.1]``, ``y₂ = −y₁``, ``y₃ = [0, 0.5]`` (one colour
+each); black arrows show the force field ``tanh(Kᵀy)``.
 
-Every panel title also reports the Lemma 1 check ``max |1 + hλ_i| ≤ 1`` of
-the layer's Jacobian at the origin (:func:`meganet.stability.jacobian_spectrum`
+Every panel title also reports the Lemma 1 check (eq. 3.9) ``max |1 + hλ_i| ≤ 1``
+of the layer's Jacobian at the origin (:func:`meganet.stability.jacobian_spectrum`
 and :func:`meganet.stability.forward_euler_stable`) with the growth factor
 ``(max |1 + hλ_i|)^N`` of the linearization over the whole run
-(:func:`euler_label`): *stable* if the check passes, *marginal* if it fails but
-the growth is at most :data:`MARGINAL_GROWTH` (``K₀``), *unstable* otherwise
-(``K₊``: growth ``≈ e^{2T}``).
+(:func:`euler_label`): *stable* if the check passes (``K₋``: ``|1 − 0.2| = 0.8``),
+*marginal* if it fails but the growth is at most :data:`MARGINAL_GROWTH`
+(``K₀``: ``|1 + 0.1i| = 1.005``, growth ``1.01⁵ = 1.05`` over 10 layers),
+*unstable* otherwise (``K₊``: ``1.2¹⁰ = 6.2``).
 
 Usage::
 
     python examples/stability_figure1.py [--out runs/examples]
 
 writes ``stability_figure1.png`` into ``--out`` (default ``runs/examples/``,
-which ``.gitignore`` covers; created if missing) and prints its path.  Needs
+which ``.gitignore`` covers; created if missing) and prints its path; the
+committed copy is ``examples/results/haber_ruthotto_2017/figure1.png``.  Needs
 matplotlib (``pip install 'meganet[plot]'``).
 """
 
@@ -65,7 +53,7 @@ from meganet.layers import SingleLayer
 from meganet.stability import block_states, forward_euler_stable, jacobian_spectrum
 from meganet.transforms import Dense
 
-#: The matrices of eq. (3.10) (see the module docstring).
+#: The matrices of eq. (3.10).
 MATRICES = {
     "K+": np.array([[2.0, -2.0], [0.0, 2.0]]),
     "K-": np.array([[-2.0, 0.0], [2.0, -2.0]]),
@@ -102,15 +90,18 @@ def euler_label(euler, n_steps, *, marginal_growth=MARGINAL_GROWTH):
     return "unstable", f"max|1+hλ| = {amp:.5f}, growth {growth:.3g} over N = {n_steps} steps"
 
 
-def starting_points(n_grid=5):
-    """Grid points of ``[−1, 1]²`` without the origin (a fixed point), shape ``(n_grid² − 1, 2)``."""
-    g = np.linspace(-1.0, 1.0, n_grid)
-    pts = np.array([(a, b) for a in g for b in g])
-    return pts[np.linalg.norm(pts, axis=1) > 1e-12]
+#: Example 1's starting points y₁, y₂ = −y₁, y₃ (rows) and their colours.
+START_POINTS = np.array([[0.1, 0.1], [-0.1, -0.1], [0.0, 0.5]])
+COLORS = ("tab:blue", "tab:red", "tab:green")
+
+
+def force_field(K, Y):
+    """``tanh(Kᵀ y)`` for the rows ``y`` of ``Y`` (the right-hand side of eq. 3.5, ``b = 0``)."""
+    return np.tanh(Y @ np.asarray(K))
 
 
 def resnet_trajectories(K, Y0, *, n_steps, final_time):
-    """States ``Y_0, …, Y_N`` of the ResNet with identical layers ``tanh(K Y)``.
+    """States ``y_0, …, y_N`` of the ResNet with identical layers ``y + h tanh(Kᵀ y)``.
 
     Returns
     -------
@@ -119,7 +110,7 @@ def resnet_trajectories(K, Y0, *, n_steps, final_time):
     """
     layer = SingleLayer(Dense(2, 2), activation="tanh", bias=False)
     block = ResNet(layer, n_steps=n_steps, final_time=final_time, basis="constant")
-    theta = np.asarray(K, dtype=np.float64).reshape(-1)  # θ = vec(K), row-major: Dense computes Y Kᵀ
+    theta = np.asarray(K, dtype=np.float64).T.reshape(-1)  # Dense(θ) computes Y θᵀ = Y K: the paper's row form
     return np.stack(block_states(block, theta, Y0)), block
 
 
@@ -128,13 +119,14 @@ def hamiltonian_K0(Y):
     return np.sum(np.log(np.cosh(Y)), axis=-1)
 
 
-def run(*, n_steps=500, final_time=5.0, n_grid=5):
-    """Simulate the three networks; returns a dict of arrays and diagnostics per matrix."""
-    Y0 = starting_points(n_grid)
+def run(*, n_steps=10, h=0.1, starts=START_POINTS):
+    """Simulate the three networks (Example 1: ``N = 10``, ``h = 0.1``); returns a dict of arrays and
+    diagnostics per matrix."""
+    Y0 = np.asarray(starts, dtype=np.float64)
     results = {}
     for name, K in MATRICES.items():
-        states, block = resnet_trajectories(K, Y0, n_steps=n_steps, final_time=final_time)
-        eigs = jacobian_spectrum(block.layer, K.reshape(-1), np.zeros((1, 2)), method="dense")
+        states, block = resnet_trajectories(K, Y0, n_steps=n_steps, final_time=h * n_steps)
+        eigs = jacobian_spectrum(block.layer, K.T.reshape(-1), np.zeros((1, 2)), method="dense")
         norms = np.linalg.norm(states, axis=-1)
         euler = forward_euler_stable(eigs, block.h)
         results[name] = {
@@ -143,6 +135,8 @@ def run(*, n_steps=500, final_time=5.0, n_grid=5):
             "euler": euler,
             "euler_label": euler_label(euler, n_steps),  # (verdict, detail)
             "norm_ratio": norms[-1] / norms[0],  # per starting point
+            "distance_ratio_12": float(np.linalg.norm(states[-1, 0] - states[-1, 1])
+                                       / np.linalg.norm(states[0, 0] - states[0, 1])),  # |y₁ − y₂| at N vs 0
             "hamiltonian_ratio": hamiltonian_K0(states[-1]) / hamiltonian_K0(states[0]),
         }
     return results
@@ -155,10 +149,17 @@ def plot(results, path):
     axes = fig.subplots(1, 3)
     for ax, (name, res) in zip(axes, results.items()):
         S = res["states"]
+        lo, hi = S.reshape(-1, 2).min(0), S.reshape(-1, 2).max(0)
+        pad = 0.15 * np.maximum(hi - lo, 0.2)
+        gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], 15),
+                             np.linspace(lo[1] - pad[1], hi[1] + pad[1], 15))
+        F = force_field(MATRICES[name], np.stack([gx.ravel(), gy.ravel()], 1))
+        ax.quiver(gx, gy, F[:, 0].reshape(gx.shape), F[:, 1].reshape(gx.shape), color="k", alpha=0.45,
+                  width=0.003)
         for i in range(S.shape[1]):
-            ax.plot(S[:, i, 0], S[:, i, 1], "-", lw=1.0, color="tab:blue")
-        ax.plot(S[0, :, 0], S[0, :, 1], "o", ms=3, color="tab:green", label="$Y_0$")
-        ax.plot(S[-1, :, 0], S[-1, :, 1], "o", ms=3, color="tab:red", label="$Y_N$")
+            ax.plot(S[:, i, 0], S[:, i, 1], ".-", lw=1.5, ms=4, color=COLORS[i % len(COLORS)],
+                    label=f"$y_{i + 1}$ = [{S[0, i, 0]:g}, {S[0, i, 1]:g}]")
+            ax.plot(S[0, i, 0], S[0, i, 1], "o", ms=6, mfc="none", color=COLORS[i % len(COLORS)])
         lam = ", ".join(f"{v.real:+.0f}{v.imag:+.0f}i" for v in res["eigenvalues"])
         verdict, detail = res["euler_label"]
         check = f"{verdict} ({detail})" if verdict == "stable" else f"{verdict}:\n{detail}"  # fits the panel width
@@ -167,9 +168,9 @@ def plot(results, path):
         ax.set_ylabel("$y_2$")
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper left", fontsize=8)
-    fig.suptitle("ResNet $Y_{j+1} = Y_j + h\\,\\tanh(K Y_j)$ with identical layers "
-                 "(Haber & Ruthotto 2017, Fig. 1)", fontsize=10)
+    axes[0].legend(loc="best", fontsize=7)
+    fig.suptitle("ResNet $y_{j+1} = y_j + h\\,\\tanh(K^\\top y_j)$, N = 10 identical layers, h = 0.1, b = 0, "
+                 "K of eq. (3.10) (Haber & Ruthotto 2017, Example 1 / Fig. 1)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -188,12 +189,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"output directory for the PNG (default {DEFAULT_OUT}; created if missing)")
-    parser.add_argument("--n-steps", type=int, default=500, help="number of layers N (default 500)")
-    parser.add_argument("--final-time", type=float, default=5.0, help="final time T (default 5); h = T/N")
-    parser.add_argument("--n-grid", type=int, default=5, help="starting points per axis (default 5)")
+    parser.add_argument("--n-steps", type=int, default=10, help="number of layers N (default 10, Example 1)")
+    parser.add_argument("--h", type=float, default=0.1, help="step size h (default 0.1, Example 1)")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    results = run(n_steps=args.n_steps, final_time=args.final_time, n_grid=args.n_grid)
+    results = run(n_steps=args.n_steps, h=args.h)
     png = plot(results, os.path.join(args.out, "stability_figure1.png"))
     for name, res in results.items():
         r = res["norm_ratio"]

@@ -27,7 +27,7 @@ EXAMPLES = ROOT / "examples"
 
 #: example -> (extra arguments for a small run, files expected in the output folder)
 RUNS = {
-    "stability_figure1": (["--n-steps", "100", "--n-grid", "3"], ["stability_figure1.png"]),
+    "stability_figure1": ([], ["stability_figure1.png"]),
     "stability_figure2": (["--depths", "50", "100"], ["stability_figure2.png"]),
     # the training examples at a tiny size (a few seconds); --out is the report folder itself
     "train_peaks": (["--n-train", "64", "--max-iter", "2", "--levels", "1", "--steps", "4"],
@@ -128,5 +128,5 @@ def test_figure1_label_unstable_and_stable(fig1):
 
 
 def test_figure1_run_labels(fig1):
-    res = fig1.run(n_steps=500, final_time=5.0, n_grid=3)
+    res = fig1.run()  # Example 1: N = 10, h = 0.1
     assert {k: v["euler_label"][0] for k, v in res.items()} == {"K+": "unstable", "K-": "stable", "K0": "marginal"}

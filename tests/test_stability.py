@@ -229,34 +229,55 @@ def _assert_png(path):
 
 
 def test_example_figure1(tmp_path):
+    """Example 1: eq. (3.10) matrices, N = 10, h = 0.1, tanh, b = 0, y₁ = [0.1, 0.1], y₂ = −y₁, y₃ = [0, 0.5]."""
     mod = _load("stability_figure1")
-    res = mod.main(["--out", str(tmp_path / "f1"), "--n-steps", "100", "--n-grid", "3"])
+    np.testing.assert_array_equal(mod.MATRICES["K+"], [[2, -2], [0, 2]])
+    np.testing.assert_array_equal(mod.MATRICES["K-"], [[-2, 0], [2, -2]])
+    np.testing.assert_array_equal(mod.MATRICES["K0"], [[0, -1], [1, 0]])
+    np.testing.assert_array_equal(mod.START_POINTS, [[0.1, 0.1], [-0.1, -0.1], [0.0, 0.5]])
+    res = mod.main(["--out", str(tmp_path / "f1")])
     _assert_png(res["png"])
     Kp, Km, K0 = res["K+"], res["K-"], res["K0"]
+    for r in (Kp, Km, K0):
+        assert r["states"].shape == (11, 3, 2) and r["euler"].h == pytest.approx(0.1)
+        np.testing.assert_allclose(r["states"][:, 1], -r["states"][:, 0])  # tanh is odd: y₂ = −y₁ throughout
     np.testing.assert_allclose(np.sort_complex(Kp["eigenvalues"]), [2, 2], atol=1e-6)
     np.testing.assert_allclose(np.sort_complex(Km["eigenvalues"]), [-2, -2], atol=1e-6)
     np.testing.assert_allclose(np.sort_complex(K0["eigenvalues"]), [-1j, 1j], atol=1e-12)
-    assert Kp["norm_ratio"].min() > 3.0  # diverges
-    assert Km["norm_ratio"].max() < 1e-2  # decays to the origin
-    assert np.all(np.abs(K0["norm_ratio"] - 1) < 0.1)  # circles
-    # H = log cosh y1 + log cosh y2 is conserved by the ODE; forward Euler drifts outwards by O(h)
-    drift = np.abs(K0["hamiltonian_ratio"] - 1).max()
-    assert 0 < drift < 0.2 and np.all(K0["hamiltonian_ratio"] > 1)
-    drift_fine = np.abs(mod.run(n_steps=400, final_time=5.0, n_grid=3)["K0"]["hamiltonian_ratio"] - 1).max()
-    assert drift_fine < 0.35 * drift  # h / 4 → drift / 4
+    # K₊ diverges: every feature grows, and y₁, y₂ depart in opposite directions
+    assert Kp["norm_ratio"].min() > 2.5 and Kp["distance_ratio_12"] > 4.0
+    # K₋ contracts to the origin: differences between features are annihilated
+    assert Km["norm_ratio"].max() < 0.35 and Km["distance_ratio_12"] < 0.3
+    # K₀ rotates and preserves norms up to the forward Euler drift √(1 + h²) per step (≈ 1.01⁵ = 1.051 over 10 steps)
+    assert np.all(K0["norm_ratio"] > 1.0) and np.all(K0["norm_ratio"] < 1.06)
+    angle = np.arctan2(K0["states"][-1, 2, 1], K0["states"][-1, 2, 0])  # y₃ = [0, 0.5] turned clockwise
+    assert 0.4 < angle < np.pi / 2 - 0.4
+    drift_fine = np.abs(mod.run(n_steps=40, h=0.025)["K0"]["hamiltonian_ratio"] - 1).max()
+    assert drift_fine < 0.35 * np.abs(K0["hamiltonian_ratio"] - 1).max()  # h / 4 → drift / 4: Euler's O(h)
     assert not Kp["euler"] and Km["euler"] and not K0["euler"]
+    assert [r["euler_label"][0] for r in (Kp, Km, K0)] == ["unstable", "stable", "marginal"]
 
 
 def test_example_figure2(tmp_path):
-    res = _load("stability_figure2").main(["--out", str(tmp_path / "f2"), "--depths", "100", "1000"])
+    """Example 2: leapfrog K = K₋, h = 1; Verlet K_v (3 × 2), h = 0.1; y₁ = ±[0.1, 0.1]; N = 500 and 5000."""
+    mod = _load("stability_figure2")
+    np.testing.assert_array_equal(mod.K_MINUS, [[-2, 0], [2, -2]])
+    np.testing.assert_array_equal(mod.K_VERLET, [[2, 1], [-1, 2], [0, 1]])
+    assert (mod.H_LEAPFROG, mod.H_VERLET) == (1.0, 0.1)
+    np.testing.assert_allclose(np.linalg.eigvals(mod.K_MINUS), [-2, -2])
+    res = mod.main(["--out", str(tmp_path / "f2")])
     _assert_png(res["png"])
-    for name in ("leapfrog", "verlet"):
-        deep, shallow = res[f"{name}_N1000"], res[f"{name}_N100"]
-        assert deep["max_norm"] < 1.6  # starting points have |y| ≤ √2
-        assert deep["max_norm_second_half"] <= 1.01 * deep["max_norm_first_half"]  # no growth with depth
-        assert deep["max_norm"] <= 1.1 * max(shallow["max_norm"], np.sqrt(2))
-    # forward Euler with the antisymmetric K0 spirals outwards at the same depth
-    assert res["resnet_K0_N1000"]["max_norm"] > 2.5
+    y0 = np.sqrt(2) * 0.1
+    for N in (500, 5000):
+        v = res[f"verlet_N{N}"]
+        assert v["states"].shape == (N + 1, 2, 2)
+        # Verlet: neither explodes nor vanishes, also over 5000 layers
+        assert v["max_norm"] < 1.05 * y0 and v["max_norm_second_half"] > 0.95 * v["max_norm_first_half"]
+        lf = res[f"leapfrog_N{N}"]
+        assert np.all(np.isfinite(lf["states"])) and lf["max_norm_second_half"] > y0  # does not vanish
+    # leapfrog with the defective K₋: secular (about linear), not exponential growth over 10× the depth
+    ratio = res["leapfrog_N5000"]["max_norm"] / res["leapfrog_N500"]["max_norm"]
+    assert 3 < ratio < 100
 
 
 def test_stability_tools_on_backend(xp):
