@@ -103,7 +103,7 @@ def _jmv_ref(dY, Yhat, inv_std, kind):
     return inv_std * (dY - dY.mean(axis=axes, keepdims=True) - Yhat * (Yhat * dY).mean(axis=axes, keepdims=True))
 
 
-def standardize(Y, kind, eps, *, engine="auto"):
+def standardize(Y, kind, eps, *, engine="auto", return_statistics=False):
     """``(X̂, r)``: the standardized data and ``r = 1/sqrt(σ² + ε)``.
 
     Parameters
@@ -112,11 +112,17 @@ def standardize(Y, kind, eps, *, engine="auto"):
     kind : {'batch', 'instance'}
     eps : float > 0
     engine : {'auto', 'numpy', 'numba', 'cupy'}
+    return_statistics : bool, default False
+        Also return the mean μ and the biased variance σ² of every statistic
+        group (what batch normalization's running estimates are made of).
 
     Returns
     -------
     Yhat : array like Y
     inv_std : array, shape of Y with the statistic axes of size 1
+    mean, var : arrays of the shape of ``inv_std`` (only with ``return_statistics``)
+        Float64 from the numba engine, ``Y.dtype`` from the reference
+        reductions (numpy/cupy), on ``Y``'s backend.
 
     Raises
     ------
@@ -129,6 +135,8 @@ def standardize(Y, kind, eps, *, engine="auto"):
         raise ValueError(f"eps must be positive, got {eps!r}")
     Yhat, inv_std, mean, var = dispatch(_IMPLEMENTATIONS, "standardize", engine, xp, _LOADERS)(Y, kind, float(eps))
     _check_statistics(Y, kind, mean, var)
+    if return_statistics:
+        return Yhat, inv_std, mean.reshape(inv_std.shape), var.reshape(inv_std.shape)
     return Yhat, inv_std
 
 

@@ -72,13 +72,34 @@ class Normalization(Element):
         ``(C, H, W)`` for images; ``shape_in == shape_out == shape``.
     affine : bool, keyword-only
         Add the trainable per-channel scale and bias (n_theta = 2C).
+
+    Attributes
+    ----------
+    training : bool
+        Training (default) or evaluation mode.  Only
+        :class:`~meganet.normalization.BatchNorm` maps differently in the two
+        modes (batch statistics vs. running estimates); every other
+        normalization uses statistics of one example only, so its evaluation
+        mode *is* its training mode and the flag is only recorded (it lets
+        :func:`~meganet.normalization.set_training` treat all normalizations
+        alike).
     """
 
     def __init__(self, shape, *, affine):
         self.shape_in = self.shape_out = check_shape_tuple("shape", shape)
         self.affine = check_bool("affine", affine)
+        self.training = True
         C = self.shape_in[0]
         self.layout = Layout([("s", C), ("b", C)] if self.affine else [])
+
+    @property
+    def training(self) -> bool:
+        """Training (True) or evaluation (False) mode; see the class docstring."""
+        return self._training
+
+    @training.setter
+    def training(self, value):
+        self._training = bool(check_bool("training", value))
 
     @property
     def n_channels(self) -> int:
@@ -155,6 +176,9 @@ class StandardizationCache:
 
     Yhat: object  #: N(Y)
     inv_std: object  #: 1/sqrt(σ² + ε), shape of Y with the statistic axes of size 1
+    mean: object = None  #: μ of every statistic group, shape of ``inv_std``
+    var: object = None  #: biased σ² of every statistic group, shape of ``inv_std``
+    count: int = 0  #: number of values in each statistic group
 
 
 class Standardization(Normalization):
@@ -190,10 +214,12 @@ class Standardization(Normalization):
         """Statistics and ``X̂`` by :func:`meganet.kernels.normalization.standardize`
         (one compiled pass per statistic with the numba engine)."""
         try:
-            Yhat, inv_std = standardize(Y, self._kind, self.eps, engine=self.engine)
+            Yhat, inv_std, mean, var = standardize(Y, self._kind, self.eps, engine=self.engine,
+                                                   return_statistics=True)
         except FloatingPointError as err:  # an overflowing mean or variance: say which element
             raise FloatingPointError(f"{self!r}: {err}") from None
-        return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std)
+        count = Y.size // max(inv_std.size, 1)
+        return Yhat, StandardizationCache(Yhat=Yhat, inv_std=inv_std, mean=mean, var=var, count=count)
 
     def _normalize_Jmv(self, dY, cache):
         """``r (dY − mean(dY) − X̂ mean(X̂ ⊙ dY))`` (:func:`meganet.kernels.normalization.standardize_jmv`)."""

@@ -30,6 +30,13 @@ class InstanceNorm(Standardization):
     the same axes as the statistics; self-adjoint and block diagonal over
     examples (examples do not interact).
 
+    The statistics belong to one example, so there is nothing to estimate
+    for inference: the evaluation mode equals the training mode.  The
+    ``training`` attribute exists (and is set by
+    :func:`~meganet.normalization.set_training`) so that all normalizations
+    are treated alike, but it does not change the map, and there are no
+    running statistics.
+
     Corresponds to Meganet.m ``layers/normLayer.m`` with ``doNorm = [1,0,0]``
     composed with ``layers/affineScalingLayer.m`` as in
     ``layers/getInstNormLayer.m``.
