@@ -346,3 +346,315 @@ def test_tvnorm_overflowing_pixel_norm_raises(dtype, big):
     with pytest.raises(FloatingPointError, match=r"TVNorm\(shape=\(3, 4, 5\).*: the squared norm .* not finite"
                                                  r".*rescale"):
         el.forward(np.zeros(0, dtype=dtype), Y)
+
+
+# ------------------------------------------- BatchNorm evaluation mode, running statistics
+from meganet.normalization import (estimate_running_statistics, load_running_statistics, named_elements,  # noqa: E402
+                                   normalizations, reset_running_statistics, running_statistics_state,
+                                   set_training, track_running_statistics)
+
+
+def _eval_bn(shape, affine=False, seed=30, **kw):
+    bn = BatchNorm(shape, affine=affine, **kw)
+    rng = np.random.default_rng(seed)
+    bn.running_mean = rng.standard_normal(bn.n_channels)
+    bn.running_var = 0.5 + rng.random(bn.n_channels)
+    bn.training = False
+    return bn
+
+
+def _batch_stats(Y):
+    axes = (0,) + tuple(range(2, Y.ndim))
+    M = Y.size // Y.shape[1]
+    return Y.mean(axis=axes), Y.var(axis=axes) * M / (M - 1)
+
+
+@pytest.mark.parametrize("shape", [IMG, VEC])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+def test_batchnorm_eval_mode_is_the_running_statistics_formula(shape, dtype, tol):
+    bn = _eval_bn(shape, affine=True, eps=1e-3)
+    rng = np.random.default_rng(31)
+    theta = np.concatenate([1 + rng.random(bn.n_channels), rng.standard_normal(bn.n_channels)])
+    Y = _data(shape, n=3, seed=32)
+    nd = 1 + len(shape)
+    s, b = _bc(theta[:bn.n_channels], nd), _bc(theta[bn.n_channels:], nd)
+    r = 1 / np.sqrt(_bc(bn.running_var, nd) + 1e-3)
+    expected = s * (Y - _bc(bn.running_mean, nd)) * r + b
+    Z = bn(theta.astype(dtype), Y.astype(dtype))
+    assert Z.dtype == dtype
+    np.testing.assert_allclose(Z, expected, rtol=0, atol=tol * np.abs(expected).max())
+    # the Jacobian in Y is r·s·dY, symmetric in both modes' caches
+    dY = rng.standard_normal(Y.shape)
+    np.testing.assert_allclose(bn.JYmv(dY, theta, Y), s * r * dY, rtol=1e-14)
+    np.testing.assert_allclose(bn.JYTmv(dY, theta, Y), s * r * dY, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [IMG, VEC])
+def test_batchnorm_eval_mode_does_not_couple_examples(shape):
+    bn = _eval_bn(shape, affine=True)
+    theta = np.random.default_rng(33).standard_normal(bn.n_theta)
+    Y = _data(shape, n=4, seed=34)
+    Z = bn(theta, Y)
+    for i in range(4):
+        np.testing.assert_array_equal(bn(theta, Y[i:i + 1]), Z[i:i + 1])
+    W = np.random.default_rng(35).standard_normal(Y.shape)
+    g = bn.JthetaTmv(W, theta, Y, per_example=True)
+    for i in range(4):
+        np.testing.assert_allclose(bn.JthetaTmv(W[i:i + 1], theta, Y[i:i + 1]), g[i], rtol=1e-13)
+
+
+def test_batchnorm_cache_keeps_the_mode_it_was_made_in():
+    bn = BatchNorm(IMG)
+    Y = _data(IMG, n=3, seed=36)
+    dY = np.random.default_rng(37).standard_normal(Y.shape)
+    _, cache = bn.forward(None, Y)
+    J_train = bn.JYmv(dY, None, Y, cache)
+    bn.training = False
+    np.testing.assert_array_equal(bn.JYmv(dY, None, Y, cache), J_train)  # the train-mode cache
+    np.testing.assert_allclose(bn.JYmv(dY, None, Y), dY / np.sqrt(1 + bn.eps))  # recomputed: eval, defaults 0/1
+
+
+def test_eval_mode_before_any_statistics_uses_defaults():
+    bn = BatchNorm(VEC, eps=1e-3)
+    np.testing.assert_array_equal(bn.running_mean, np.zeros(4))
+    np.testing.assert_array_equal(bn.running_var, np.ones(4))
+    Y = _data(VEC, n=2)
+    np.testing.assert_allclose(set_training(bn, False)(None, Y), Y / np.sqrt(1 + 1e-3), rtol=1e-15)
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("shape", [IMG, VEC])
+def test_tracking_updates_follow_the_momentum_formula(shape, momentum):
+    bn = BatchNorm(shape, momentum=momentum)
+    mean, var = np.zeros(shape[0]), np.ones(shape[0])
+    with track_running_statistics(bn) as net:
+        assert net is bn
+        for k in range(3):
+            Y = _data(shape, n=3 + k, seed=40 + k)
+            bn.forward(None, Y)
+            bm, bv = _batch_stats(Y)
+            mean, var = (1 - momentum) * mean + momentum * bm, (1 - momentum) * var + momentum * bv
+            np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(bn.running_var, var, rtol=1e-13)
+    assert bn.num_batches_tracked == 3 and not bn._tracking
+
+
+def test_momentum_none_is_the_cumulative_average_and_explicit_update_matches():
+    bn, bn2 = BatchNorm(IMG, momentum=None), BatchNorm(IMG, momentum=None)
+    Ys = [_data(IMG, n=3, seed=50 + k) for k in range(4)]
+    with track_running_statistics(bn):
+        for Y in Ys:
+            bn.apply(None, Y)
+    stats = [_batch_stats(Y) for Y in Ys]
+    np.testing.assert_allclose(bn.running_mean, np.mean([m for m, _ in stats], axis=0), rtol=1e-13)
+    np.testing.assert_allclose(bn.running_var, np.mean([v for _, v in stats], axis=0), rtol=1e-13)
+    for Y in Ys:  # the explicit update from forward caches gives the same estimates
+        bn2.update_running_statistics(bn2.forward(None, Y)[1])
+    np.testing.assert_allclose(bn2.running_mean, bn.running_mean, rtol=1e-15)
+    np.testing.assert_allclose(bn2.running_var, bn.running_var, rtol=1e-15)
+
+
+def test_forward_outside_the_context_leaves_the_buffers_unchanged():
+    bn = _eval_bn(IMG, affine=True)
+    bn.training = True
+    mean, var = bn.running_mean.copy(), bn.running_var.copy()
+    theta = bn.init_theta()
+    Y = _data(IMG, n=3, seed=60)
+    dY = np.ones_like(Y)
+    _, cache = bn.forward(theta, Y)
+    bn.Jmv(None, dY, theta, Y)
+    bn.JTmv(dY, theta, Y)
+    bn.jvp(theta, Y, dY=dY)
+    with track_running_statistics(bn):
+        pass
+    bn.apply(theta, Y)
+    np.testing.assert_array_equal(bn.running_mean, mean)
+    np.testing.assert_array_equal(bn.running_var, var)
+    assert bn.num_batches_tracked == 0
+    # evaluation mode does not update, even inside the context
+    bn.training = False
+    with track_running_statistics(bn):
+        bn.forward(theta, Y)
+    np.testing.assert_array_equal(bn.running_mean, mean)
+    with pytest.raises(ValueError, match="made in evaluation mode"):
+        bn.update_running_statistics(bn.forward(theta, Y)[1])
+
+
+def test_tracking_a_single_vector_example_raises():
+    bn = BatchNorm(VEC)
+    with pytest.raises(ValueError, match=r"running variance needs at least 2 values per channel \(got 1\)"):
+        with track_running_statistics(bn):
+            bn.forward(None, _data(VEC, n=1))
+    assert not bn._tracking
+
+
+def _jmiv_net():
+    from meganet.networks import jmiv_network
+    return jmiv_network("parabolic", in_channels=2, image_shape=(4, 4), channels=(2, 4), n_steps=1,
+                        normalization="batch")
+
+
+def test_set_training_reaches_nested_normalizations():
+    from meganet.layers import SingleLayer
+    from meganet.networks import Meganet
+    from meganet.transforms import Dense
+
+    net = _jmiv_net()
+    bns = [el for el in normalizations(net) if isinstance(el, BatchNorm)]
+    # opening layer, the blocks' layers and the connectors all hold one
+    assert len(bns) >= 4 and all(bn.training for bn in bns)
+    set_training(net, False)
+    assert not any(el.training for el in normalizations(net))
+    paths = [p for p, el in named_elements(net) if isinstance(el, BatchNorm)]
+    assert len(paths) == len(set(paths)) == len(bns)
+    assert set_training(net, True) is net and all(el.training for el in normalizations(net))
+
+    bn, inn = BatchNorm(6), InstanceNorm(6)
+    layer = Meganet([SingleLayer(Dense(4, 6), normalization=bn), SingleLayer(Dense(6, 6), normalization=inn)])
+    assert list(normalizations(layer)) == [bn, inn]  # each once, although also in the layers' elements
+    set_training(layer, False)
+    assert not bn.training and not inn.training
+    with pytest.raises(TypeError, match="flag must be True or False, got 0"):
+        set_training(layer, 0)
+    with pytest.raises(TypeError, match="element must be a meganet Element"):
+        set_training("net", True)
+
+
+def test_eval_network_does_not_couple_examples():
+    net = _jmiv_net()
+    theta = net.init_theta(rng=70)
+    Y = np.random.default_rng(71).standard_normal((4, *net.shape_in))
+    estimate_running_statistics(net, theta, Y, batch_size=2)
+    set_training(net, False)
+    Z = net(theta, Y)
+    np.testing.assert_allclose(net(theta, Y[1:2]), Z[1:2], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [IMG, VEC])
+def test_estimate_on_one_batch_equals_the_batch_statistics(shape):
+    bn = BatchNorm(shape, momentum=0.3)
+    bn.training = False
+    Y = _data(shape, n=5, seed=80)
+    assert estimate_running_statistics(bn, None, Y, batch_size=5) is bn
+    mean, var = _batch_stats(Y)
+    np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-13)
+    np.testing.assert_allclose(bn.running_var, var, rtol=1e-13)
+    assert not bn.training and bn.num_batches_tracked == 1 and bn._accumulator is None
+    # in chunks (incl. a last chunk of one example): the pooled statistics of the whole set
+    reset_running_statistics(bn)
+    estimate_running_statistics(bn, None, Y, batch_size=2)
+    np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-13)
+    np.testing.assert_allclose(bn.running_var, var, rtol=1e-13)
+    assert bn.num_batches_tracked == 3
+
+
+def test_estimate_in_a_network_uses_the_layer_inputs():
+    from meganet.layers import SingleLayer
+    from meganet.transforms import Dense
+
+    bn = BatchNorm(6)
+    layer = SingleLayer(Dense(4, 6), normalization=bn, bias=False)
+    theta = layer.init_theta(rng=90)
+    Y = np.random.default_rng(91).standard_normal((7, 4))
+    estimate_running_statistics(layer, theta, Y, batch_size=3)
+    U = layer.elements[0](layer.split(theta).K, Y)  # the input of the BatchNorm
+    np.testing.assert_allclose(bn.running_mean, U.mean(axis=0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(bn.running_var, U.var(axis=0, ddof=1), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"batch_size must be"):
+        estimate_running_statistics(layer, theta, Y, batch_size=0)
+
+
+def test_running_statistics_state_round_trip(tmp_path):
+    net = _jmiv_net()
+    theta = net.init_theta(rng=100)
+    Y = np.random.default_rng(101).standard_normal((3, *net.shape_in))
+    with track_running_statistics(net):
+        net.apply(theta, Y)
+    state = running_statistics_state(net)
+    n_bn = sum(isinstance(el, BatchNorm) for el in normalizations(net))
+    assert len(state) == 3 * n_bn
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    np.savez(tmp_path / "stats.npz", **state)
+    Z_ref = set_training(net, False)(theta, Y)
+
+    net2 = _jmiv_net()
+    with np.load(tmp_path / "stats.npz") as saved:
+        load_running_statistics(net2, saved)
+    for k, v in running_statistics_state(net2).items():
+        np.testing.assert_array_equal(v, state[k])
+    np.testing.assert_array_equal(set_training(net2, False)(theta, Y), Z_ref)
+    reset_running_statistics(net2)
+    assert all(np.all(v == 0) for k, v in running_statistics_state(net2).items() if k.endswith("running_mean"))
+
+    key = next(k for k in state if k.endswith("running_var"))
+    bad = dict(state)
+    bad[key] = -np.ones_like(state[key])
+    before = running_statistics_state(net2)
+    with pytest.raises(ValueError, match=r"running_var of BatchNorm.* must be non-negative.*state key prefix"):
+        load_running_statistics(net2, bad)
+    for k, v in running_statistics_state(net2).items():  # nothing changed
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match=r"missing keys \['" + key.replace(".", r"\.") + r"'\]"):
+        load_running_statistics(net2, {k: v for k, v in state.items() if k != key})
+    with pytest.raises(ValueError, match=r"unexpected keys \['extra'\]"):
+        load_running_statistics(net2, {**state, "extra": np.zeros(1)})
+
+
+def test_bad_momentum_and_running_statistics_raise():
+    for m in (0, 0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"momentum must be in \(0, 1\] or None \(cumulative average\), got "):
+            BatchNorm(IMG, momentum=m)
+    for m in (float("nan"), "0.1", True):
+        with pytest.raises(TypeError, match=r"momentum must be a real number in \(0, 1\] or None, got "):
+            BatchNorm(IMG, momentum=m)
+    assert BatchNorm(IMG, momentum=None).momentum is None and BatchNorm(IMG, momentum=1).momentum == 1.0
+    bn = BatchNorm(IMG)
+    with pytest.raises(ValueError, match=r"running_mean of BatchNorm\(shape=\(3, 4, 5\).* must have shape \(3,\) "
+                                         r"\(one value per channel\), got \(4,\)"):
+        bn.running_mean = np.zeros(4)
+    with pytest.raises(ValueError, match=r"running_var of .* must have shape \(3,\).*got \(1, 3\)"):
+        bn.running_var = np.ones((1, 3))
+    with pytest.raises(ValueError, match=r"running_var of .* contains 1 non-finite value\(s\)"):
+        bn.running_var = np.array([1.0, np.inf, 1.0])
+    with pytest.raises(ValueError, match=r"running_mean of .* contains 1 non-finite value\(s\)"):
+        bn.running_mean = np.array([0.0, np.nan, 0.0])
+    with pytest.raises(ValueError, match=r"running_var of .* must be non-negative, got minimum -1"):
+        bn.running_var = np.array([1.0, -1.0, 1.0])
+    with pytest.raises(TypeError, match=r"training must be True or False, got 'yes'"):
+        bn.training = "yes"
+    with pytest.raises(TypeError, match="cache must be the cache of a training-mode forward"):
+        bn.update_running_statistics(object())
+    np.testing.assert_array_equal(bn.running_mean, 0.0)  # unchanged by the failed assignments
+    src = np.arange(3.0)
+    bn.running_mean = src
+    src[0] = 7.0
+    assert bn.running_mean[0] == 0.0  # a copy, not an alias
+
+
+def test_repr_shows_momentum_and_eval_mode():
+    assert repr(BatchNorm(IMG, momentum=None)) == "BatchNorm(shape=(3, 4, 5), eps=1e-05, momentum=None, affine=False)"
+    assert repr(_eval_bn(VEC)) == "BatchNorm(shape=(4,), eps=1e-05, training=False, affine=False)"
+
+
+@pytest.mark.parametrize("shape", [IMG, VEC])
+def test_engines_agree_on_batch_statistics_and_eval_mode(shape):
+    Y = _data(shape, n=3, seed=110)
+    results = []
+    for engine in _ENGINES:
+        bn = BatchNorm(shape, engine=engine)
+        bn.update_running_statistics(bn.forward(None, Y)[1])
+        Z = set_training(bn, False)(None, Y)
+        results.append((bn.running_mean, bn.running_var, Z))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
+def test_instancenorm_eval_mode_equals_train_mode():
+    inn = InstanceNorm(IMG, affine=True)
+    theta = np.random.default_rng(120).standard_normal(inn.n_theta)
+    Y = _data(IMG, n=2, seed=121)
+    Z = inn(theta, Y)
+    set_training(inn, False)
+    assert not inn.training and not hasattr(inn, "running_mean")
+    np.testing.assert_array_equal(inn(theta, Y), Z)

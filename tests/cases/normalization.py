@@ -47,3 +47,34 @@ register(Case(
     kind="layer",
     n_examples=5,
 ))
+
+
+# BatchNorm in evaluation mode: the running statistics (set to non-trivial values, so that a
+# wrong mean or scale cannot hide behind 0 and 1) replace the batch statistics
+def _eval_batchnorm(shape, affine, seed):
+    el = BatchNorm(shape, affine=affine)
+    rng = np.random.default_rng(seed)
+    C = el.n_channels
+    el.running_mean = rng.standard_normal(C)
+    el.running_var = 0.5 + rng.random(C)
+    el.training = False
+    return el
+
+
+for _k, _shape in enumerate(_SHAPES):
+    for _affine in (False, True):
+        register(Case(
+            f"batchnorm-eval-{'x'.join(map(str, _shape))}{'-affine' if _affine else ''}",
+            (lambda s=_shape, a=_affine, k=_k: _eval_batchnorm(s, a, 100 + k)),
+            kind="normalization",
+            n_examples=3,
+            make_theta=_random_scale_bias if _affine else None,
+        ))
+
+# an evaluation-mode BatchNorm inside a layer
+register(Case(
+    "single-dense-4-6-batchnorm-eval-affine",
+    lambda: SingleLayer(Dense(4, 6), normalization=_eval_batchnorm((6,), True, 7)),
+    kind="layer",
+    n_examples=3,
+))
