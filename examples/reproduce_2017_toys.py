@@ -181,7 +181,11 @@ def _cpu():
 def write_markdown(path, rows, walls, *, levels, outer_iter, seed, commit, cpu):
     lines = ["# Haber & Ruthotto 2017, §6.1–6.3: best validation accuracy per level", "",
              "Written by `examples/reproduce_2017_toys.py` (paper settings, see its docstring).", "",
-             "**Scaled down:** levels " + ", ".join(str(n) for n in levels) + f" layers (the paper: 4, 8, …, 1024), "
+             "**Scaled down:** levels " + "; ".join(
+                 f"{problem} " + ", ".join(str(n) for n in sorted({r['n_steps'] for r in rows
+                                                                   if r['problem'] == problem}))
+                 for problem in SETTINGS if any(r["problem"] == problem for r in rows))
+             + f" layers (the paper: 4, 8, …, 1024 for all), "
              f"{outer_iter} block coordinate descent iterations per level (the paper does not state its number); "
              "everything else as in the paper.", "",
              f"Machine: {cpu}, 2 cores shared with other jobs; seed {seed}; meganet commit `{commit}`.", "",
@@ -270,7 +274,7 @@ def main(argv=None):
     write_markdown(os.path.join(a.out, "toys.md"), rows, walls, levels=a.levels, outer_iter=a.outer_iter,
                    seed=a.seed, commit=commit, cpu=cpu)
     plot(os.path.join(a.out, "figure3.png"), rows, a.levels)
-    print(f"wrote {a.out}/toys.md, toys.jsonl, figure3.png")
+    print(f"wrote {os.path.abspath(a.out)}: toys.md, toys.jsonl, figure3.png")
     return rows
 
 
@@ -285,7 +289,7 @@ def _report_from(files, out, levels):
     write_markdown(os.path.join(out, "toys.md"), records, walls, levels=levels, outer_iter=r0["outer_iter"],
                    seed=r0["seed"], commit=r0["commit"], cpu=r0["cpu"])
     plot(os.path.join(out, "figure3.png"), records, levels)
-    print(f"wrote {out}/toys.md, toys.jsonl, figure3.png")
+    print(f"wrote {os.path.abspath(out)}: toys.md, toys.jsonl, figure3.png")
     return records
 
 

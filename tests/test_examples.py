@@ -29,6 +29,8 @@ EXAMPLES = ROOT / "examples"
 RUNS = {
     "stability_figure1": ([], ["stability_figure1.png"]),
     "stability_figure2": (["--depths", "50", "100"], ["stability_figure2.png"]),
+    "reproduce_2017_toys": (["--levels", "4", "8", "--outer-iter", "1", "--problems", "ellipses", "--networks",
+                             "verlet"], ["toys.md", "toys.jsonl", "figure3.png"]),
     # the training examples at a tiny size (a few seconds); --out is the report folder itself
     "train_peaks": (["--n-train", "64", "--max-iter", "2", "--levels", "1", "--steps", "4"],
                     ["summary.json", "convergence.png"]),
