@@ -183,10 +183,22 @@ def test_jmiv_learning_rate():
     (dict(dtype=np.float32), TypeError, "dtype=float32 but the data are float64"),
     (dict(lower=np.zeros(3)), ValueError, "lower must be a scalar or an array of length"),
     (dict(augment=3), TypeError, "augment must be a callable"),
+    (dict(regularizer="x"), TypeError, "regularizer must be a meganet Regularizer"),
 ])
 def test_bad_options(kw, exc, match):
     with pytest.raises(exc, match=match):
         _train(**kw)
+
+
+def test_regularizers_are_applied_and_checked():
+    from meganet.regularizers import Tikhonov
+
+    net, loss, free = _train(n_epochs=2)
+    _, _, decayed = _train(n_epochs=2, regularizer=Tikhonov(net.n_theta, alpha=5.0),
+                           classifier_regularizer=Tikhonov(loss.n_w, alpha=5.0))
+    assert np.linalg.norm(decayed.x) < 0.5 * np.linalg.norm(free.x)
+    with pytest.raises(ValueError, match=f"regularizer acts on vectors of length 3, expected {net.n_theta}"):
+        _train(regularizer=Tikhonov(3))
 
 
 def test_bad_data():

@@ -313,8 +313,8 @@ def train_image_classifier(network, loss, data, *, n_epochs=None, learning_rate=
         if reg is not None:
             if not isinstance(reg, Regularizer):
                 raise TypeError(f"{name} must be a meganet Regularizer or None, got {type(reg).__name__}")
-            if reg.n != n:
-                raise ValueError(f"{name} acts on vectors of length {reg.n}, expected {n}")
+            if reg.n_theta != n:
+                raise ValueError(f"{name} acts on vectors of length {reg.n_theta}, expected {n}")
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a callable (X, rng) -> X or None, got {type(augment).__name__}")
     if callback is not None and not callable(callback):
