@@ -31,6 +31,13 @@ RUNS = {
     "stability_figure2": (["--depths", "50", "100"], ["stability_figure2.png"]),
     "reproduce_2017_toys": (["--levels", "4", "8", "--outer-iter", "1", "--problems", "ellipses", "--networks",
                              "verlet"], ["toys.md", "toys.jsonl", "figure3.png"]),
+    # the image reproductions on synthetic IDX files ({fashion}: a folder the test writes, 120 + 40 images)
+    "reproduce_2017_mnist_table1": (["--data", "fashion-mnist", "--folder", "{fashion}", "--n-train", "40",
+                                     "--n-val", "20", "--outer", "1", "--levels", "2", "--nets", "antisym"],
+                                    ["table1_fashion-mnist.md", "table1_fashion-mnist.jsonl"]),
+    "reproduce_jmiv_table1": (["--data", "fashion-mnist", "--folder", "{fashion}", "--arch", "hamiltonian",
+                               "--channels", "2", "4", "--epochs", "1", "--n-train", "40", "--n-val", "20",
+                               "--quiet"], ["fashion-mnist.md", "fashion-mnist.jsonl"]),
     # the training examples at a tiny size (a few seconds); --out is the report folder itself
     "train_peaks": (["--n-train", "64", "--max-iter", "2", "--levels", "1", "--steps", "4"],
                     ["summary.json", "convergence.png"]),
@@ -70,10 +77,32 @@ def test_every_example_is_covered():
     assert scripts == set(RUNS), "add new examples to RUNS in tests/test_examples.py"
 
 
+@pytest.fixture(scope="module")
+def fake_fashion(tmp_path_factory):
+    """Four gzipped IDX files in Fashion-MNIST's layout: 120 training and 40 test images of 28×28."""
+    import gzip
+
+    folder = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 120), ("t10k", 40)):
+        y = (np.arange(n) % 10).astype(np.uint8)
+        X = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+        for i in range(n):  # a class-dependent bright bar, so the classes are learnable
+            X[i, 2 + 2 * y[i]:4 + 2 * y[i], 4:24] = 250
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(np.array([2051, n, 28, 28], dtype=">i4").tobytes() + X.tobytes())
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(np.array([2049, n], dtype=">i4").tobytes() + y.tobytes())
+    return folder
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_example_writes_only_its_output_folder(name, tmp_path):
+def test_example_writes_only_its_output_folder(name, tmp_path, request):
     pytest.importorskip("matplotlib")
     args, expected = RUNS[name]
+    if "{fashion}" in args:
+        folder = str(request.getfixturevalue("fake_fashion"))
+        args = [folder if a == "{fashion}" else a for a in args]
     out = tmp_path / "out" / "sub"  # a nested folder that does not exist yet
     stdout = _run(name, [*args, "--out", str(pathlib.Path("out") / "sub")], cwd=tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"out"}, _files(tmp_path)
