@@ -52,8 +52,7 @@ import time
 
 import numpy as np
 
-from meganet.data import ellipses, peaks
-from meganet.data.synthetic import Dataset
+from meganet.data import ellipses, peaks, swiss_roll
 from meganet.integrators import AntisymmetricResNet, ResNet
 from meganet.integrators.verlet import HamiltonianVerlet
 from meganet.layers import SingleLayer
@@ -88,22 +87,11 @@ PAPER = {
 }
 
 
-def swiss_roll_paper():
-    """§6.2: ``f₁ = r(cos φ, sin φ)``, ``f₂ = (r + 0.2)(cos φ, sin φ)``, ``r ∈ [0, 1]``, ``φ ∈ [0, 4π]``, 513
-    points each; every other point along each curve is held out for validation (257 + 256 per arm)."""
-    r, phi = np.linspace(0, 1, 513), np.linspace(0, 4 * np.pi, 513)
-    arms = [np.stack([(r + s) * np.cos(phi), (r + s) * np.sin(phi)], 1) for s in (0.0, 0.2)]
-    Y = np.concatenate(arms)
-    C = np.repeat([0, 1], 513)
-    val = np.concatenate([np.arange(513) % 2 == 1] * 2)
-    return Dataset(Y[~val], C[~val], Y[val], C[val], 2, "swiss_roll")
-
-
 def make_data(problem, seed):
     if problem == "ellipses":
         return ellipses(1200, val_fraction=200 / 1200, seed=seed)  # 1000 / 200
     if problem == "swiss_roll":
-        return swiss_roll_paper()
+        return swiss_roll(1026, holdout="alternate")  # 513 per arm, every other point held out
     return peaks(5000, val_fraction=0.2, seed=seed)  # 1000 per class, 4000 / 1000
 
 

@@ -66,3 +66,20 @@ def test_tiny_splits_raise_instead_of_an_empty_set(make):
 def test_no_validation_set_when_asked():
     d = peaks(10, val_fraction=0.0)
     assert d.Y_val.shape == (0, 2) and d.Y_train.shape[0] == 10
+
+
+def test_swiss_roll_alternate_holdout_is_the_papers_split():
+    """H&R 2017 §6.2: 513 points per arm on f₁ = r(cos φ, sin φ), f₂ = (r + 0.2)(cos φ, sin φ); every other
+    point along each curve held out for validation."""
+    from meganet.data import swiss_roll
+
+    d = swiss_roll(1026, holdout="alternate")
+    assert d.Y_train.shape == (514, 2) and d.Y_val.shape == (512, 2)
+    assert (d.C_train == 0).sum() == 257 and (d.C_val == 1).sum() == 256
+    arm0 = d.Y_train[d.C_train == 0]
+    np.testing.assert_allclose(arm0[0], [0.0, 0.0], atol=1e-15)   # r = 0 at φ = 0
+    np.testing.assert_allclose(arm0[-1], [1.0, 0.0], atol=1e-12)  # r = 1 at φ = 4π (index 512 is even)
+    v0 = d.Y_val[d.C_val == 0][0]  # index 1: r = 1/512, φ = 4π/512
+    np.testing.assert_allclose(v0, np.array([np.cos(4 * np.pi / 512), np.sin(4 * np.pi / 512)]) / 512, rtol=1e-12)
+    with pytest.raises(ValueError, match="holdout must be 'random' or 'alternate'"):
+        swiss_roll(100, holdout="every")

@@ -107,15 +107,25 @@ def peaks(n_examples=8000, *, n_classes=5, val_fraction=0.2, seed=0, grid=256):
                  name="peaks", n_classes=n_classes)
 
 
-def swiss_roll(n_examples=1024, *, noise=0.0, val_fraction=0.5, seed=0):
-    """Two interleaved spirals (Meganet.m ``setupSwissRoll.m``).
+def swiss_roll(n_examples=1024, *, noise=0.0, val_fraction=0.5, seed=0, holdout="random"):
+    """Two interleaved spirals (Haber & Ruthotto 2017 §6.2; Meganet.m ``setupSwissRoll.m``).
 
     With ``m = n_examples // 2`` angles ``φ ∈ [0, 4π]``, class 0 is
     ``r(cos φ, sin φ)`` with ``r`` from 0 to 1 and class 1 the same with ``r``
-    from 0.2 to 1.2.  Optional Gaussian noise of standard deviation ``noise``.
+    from 0.2 to 1.2 (the paper's ``f₁``, ``f₂``).  Optional Gaussian noise of
+    standard deviation ``noise``.
+
+    ``holdout='alternate'`` is the paper's split: "every other point along the
+    curve is removed from the data set and used for validation" (the points with
+    odd index along each arm; ``val_fraction`` is then ignored).  The paper's
+    data set is ``swiss_roll(1026, holdout='alternate')``: 513 points per arm,
+    257 + 256 for training and validation.  ``'random'``: a shuffled split with
+    ``val_fraction``.
     """
     n_examples = check_int("n_examples", n_examples, minimum=4)
     noise = check_positive("noise", noise, allow_zero=True)
+    if holdout not in ("random", "alternate"):
+        raise ValueError(f"holdout must be 'random' or 'alternate', got {holdout!r}")
     rng = np.random.default_rng(seed)
     m = n_examples // 2
     phi = np.linspace(0, 4 * np.pi, m)
@@ -124,6 +134,9 @@ def swiss_roll(n_examples=1024, *, noise=0.0, val_fraction=0.5, seed=0):
                         np.stack([r1 * np.cos(phi), r1 * np.sin(phi)], 1)])
     Y = Y + noise * rng.standard_normal(Y.shape)
     C = np.concatenate([np.zeros(m, int), np.ones(m, int)])
+    if holdout == "alternate":
+        val = np.concatenate([np.arange(m) % 2 == 1] * 2)
+        return Dataset(Y[~val], C[~val], Y[val], C[val], 2, "swiss_roll")
     return split(Y, C, val_fraction=val_fraction, rng=rng, name="swiss_roll", n_classes=2)
 
 
