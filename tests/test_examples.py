@@ -161,3 +161,18 @@ def test_figure1_label_unstable_and_stable(fig1):
 def test_figure1_run_labels(fig1):
     res = fig1.run()  # Example 1: N = 10, h = 0.1
     assert {k: v["euler_label"][0] for k, v in res.items()} == {"K+": "unstable", "K-": "stable", "K0": "marginal"}
+
+
+def test_jmiv_second_order_on_a_subset(tmp_path, fake_fashion):
+    """``--second-order N``: projected Gauss-Newton-PCG on N images next to SGD with the same work units."""
+    pytest.importorskip("matplotlib")
+    stdout = _run("reproduce_jmiv_table1", ["--data", "fashion-mnist", "--folder", str(fake_fashion), "--arch",
+                                             "parabolic", "--channels", "2", "4", "--second-order", "30", "--n-val",
+                                             "20", "--gn-iter", "2", "--gn-cg", "3", "--out", "out"], cwd=tmp_path)
+    md = (tmp_path / "out" / "fashion-mnist_second_order.md").read_text()
+    assert "| Parabolic |" in md and "2 iterations" in md
+    import json
+
+    (row,) = [json.loads(x) for x in (tmp_path / "out" / "fashion-mnist_second_order.jsonl").read_text().splitlines()]
+    assert row["gn_iterations"] <= 2 and row["sgd_epochs"] == max(1, round(row["gn_work_units"] / 2))
+    assert 0.0 <= row["gn_test_accuracy"] <= 1.0 and str((tmp_path / "out").resolve()) in stdout
