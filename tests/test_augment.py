@@ -119,3 +119,32 @@ def test_call_arguments_are_validated(X):
         t(X, 0)
     with pytest.raises(ValueError, match=r"labels must have shape \(n, H, W\)"):
         t(X, np.random.default_rng(0), labels=np.zeros((40, 8, 7)))
+
+
+def test_augment_dataset_appends_deterministic_copies():
+    """For the second-order solvers: the training set plus augmented copies, drawn once from a seed."""
+    from meganet.data.augment import Compose, RandomHorizontalFlip, RandomPadCrop, RandomRot90, augment_dataset
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 2, 6, 6))
+    y = np.arange(5)
+    t = Compose([RandomHorizontalFlip(), RandomPadCrop(1)])
+    Xa, ya = augment_dataset(X, y, t, copies=2, seed=3)
+    assert Xa.shape == (15, 2, 6, 6) and ya.tolist() == [0, 1, 2, 3, 4] * 3
+    np.testing.assert_array_equal(Xa[:5], X)
+    g = np.random.default_rng(3)
+    np.testing.assert_array_equal(Xa[5:10], t(X, g))
+    np.testing.assert_array_equal(Xa[10:], t(X, g))
+    assert not np.array_equal(Xa[5:10], Xa[10:])
+    Xb, _ = augment_dataset(X, y, t, copies=2, seed=3)
+    np.testing.assert_array_equal(Xa, Xb)
+    # label images are transformed with their images
+    L = rng.integers(0, 3, (5, 6, 6))
+    Xr, Lr = augment_dataset(X, L, RandomRot90(), copies=1, seed=1)
+    k_of = [next(k for k in range(4) if np.array_equal(np.rot90(X[i], k, axes=(-2, -1)), Xr[5 + i])) for i in range(5)]
+    for i, k in enumerate(k_of):
+        np.testing.assert_array_equal(Lr[5 + i], np.rot90(L[i], k))
+    with pytest.raises(ValueError, match="one label"):
+        augment_dataset(X, y[:3], t)
+    with pytest.raises(TypeError, match="transform must be a callable"):
+        augment_dataset(X, y, None)

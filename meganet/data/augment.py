@@ -10,6 +10,12 @@ Every transform is called as ``t(X, rng)`` (or ``t(X, rng, labels=L)``, which re
 draws its random numbers from the numpy ``Generator`` ``rng`` only (so a seed fixes the result, on the CPU
 and on a GPU alike: the draws are made on the host and moved to the input's device), and never modifies
 its input.
+
+SGD applies a transform to every mini-batch
+(:func:`~meganet.training.train_image_classifier`, ``augment=``).  The second-order solvers minimize a
+fixed objective, so for them :func:`augment_dataset` draws augmented copies once and appends them to the
+training set (an enlarged, deterministic data set for
+:class:`~meganet.objectives.NetworkObjective`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 
 from ..backend import get_array_module
 
-__all__ = ["RandomHorizontalFlip", "RandomPadCrop", "RandomRot90", "Compose"]
+__all__ = ["RandomHorizontalFlip", "RandomPadCrop", "RandomRot90", "Compose", "augment_dataset"]
 
 
 def _check_probability(name, p):
@@ -222,3 +228,44 @@ class Compose(_Transform):
             else:
                 X, labels = t(X, rng, labels=labels)
         return _ret(X, labels)
+
+
+def augment_dataset(X, y, transform, *, copies=1, seed=0):
+    """The training set with ``copies`` augmented copies appended, for the second-order solvers.
+
+    Parameters
+    ----------
+    X : array, shape (n, C, H, W)
+    y : array, shape (n,) (class labels) or (n, H, W) / (n, C', H, W) (label images, transformed alike)
+    transform : callable ``t(X, rng, labels=None)``
+        E.g. ``Compose([RandomHorizontalFlip(), RandomPadCrop()])``.
+    copies : int >= 0
+    seed : int
+        The copies are ``transform(X, default_rng(seed))`` applied ``copies`` times in a row (one generator).
+
+    Returns
+    -------
+    X_aug : array, shape ((copies + 1)·n, C, H, W)
+        ``X`` followed by the copies (same backend and dtype).
+    y_aug : array
+        The labels in the same order.
+    """
+    from ..core.validation import check_int
+
+    copies = check_int("copies", copies, minimum=0)
+    if not callable(transform):
+        raise TypeError(f"transform must be a callable t(X, rng, labels=None), got {type(transform).__name__}")
+    xp = get_array_module(X, names=["X"])
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have one label (or label image) per example of X ({X.shape[0]}), got {y.shape[0]}")
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    image_labels = y.ndim >= 3
+    Xs, ys = [X], [y]
+    for _ in range(copies):
+        if image_labels:
+            Xa, ya = transform(X, rng, labels=y)
+        else:
+            Xa, ya = transform(X, rng), y
+        Xs.append(Xa)
+        ys.append(ya)
+    return xp.concatenate(Xs), xp.concatenate(ys)
