@@ -50,7 +50,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from reproduce_jmiv_table1 import machine  # noqa: E402
+from reproduce_jmiv_table1 import machine, write_table  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "haber_ruthotto_2017")
 NETS = ("resnet", "antisym", "hamiltonian")
@@ -232,13 +232,7 @@ def main(argv=None):
         every = [json.loads(line) for line in f if line.strip()]
     latest = {(r["kind"], r["layers"]): r for r in every if all(r.get(k) == records[-1].get(k) for k in key)}
     records = [latest[k] for k in sorted(latest, key=lambda k: (NETS.index(k[0]), k[1]))]
-    md = table(args.data, ds, records, args, mach)
-    tmp = os.path.join(args.out, f".table1_{args.data}.md.tmp")
-    with open(tmp, "w") as f:
-        f.write(md)
-    os.replace(tmp, os.path.join(args.out, f"table1_{args.data}.md"))
-    print(md)
-    print(f"results in {os.path.abspath(args.out)}")
+    write_table(args.out, f"table1_{args.data}.md", table(args.data, ds, records, args, mach))
     return 0
 
 

@@ -70,6 +70,17 @@ def machine():
                 python=platform.python_version(), meganet=meganet.__version__, commit=commit)
 
 
+def write_table(out, name, md):
+    """Write the markdown ``md`` to ``out/name`` atomically (temporary file, then ``os.replace``), print it and
+    where it went."""
+    tmp = os.path.join(out, f".{name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(md)
+    os.replace(tmp, os.path.join(out, name))
+    print(md)
+    print(f"results in {os.path.abspath(out)}")
+
+
 def load(data, folder, val_fraction, seed, dtype, n_train=None, n_val=None):
     """The data set as an ImageDataset: a fraction ``val_fraction`` of the training file for validation (the
     paper's 80 / 20), the test file as test set, per-channel standardization with training statistics."""
@@ -356,15 +367,9 @@ def main(argv=None):
     with open(os.path.join(args.out, f"{args.data}.jsonl")) as f:
         every = [json.loads(line) for line in f if line.strip()]
     latest = {r["kind"]: r for r in every if all(r.get(k) == records[-1].get(k) for k in key)} if records else {}
-    md = table(args.data, [latest[k] for k in KINDS if k in latest], args)
-    tmp = os.path.join(args.out, f".{args.data}.md.tmp")
-    with open(tmp, "w") as f:
-        f.write(md)
-    os.replace(tmp, os.path.join(args.out, f"{args.data}.md"))
     if os.path.isdir(ckpt_dir) and not os.listdir(ckpt_dir):
         os.rmdir(ckpt_dir)
-    print(md)
-    print(f"results in {os.path.abspath(args.out)}")
+    write_table(args.out, f"{args.data}.md", table(args.data, [latest[k] for k in KINDS if k in latest], args))
     return 0
 
 
@@ -399,13 +404,7 @@ def main_second_order(ds, args, dtype):
         lines.append(f"| {LABEL[r['kind']]} | {100 * r['gn_test_accuracy']:.2f} | {100 * r['gn_val_accuracy']:.2f} | "
                      f"{r['gn_work_units']:.0f} | {r['gn_seconds']:.0f} | {100 * r['sgd_test_accuracy']:.2f} | "
                      f"{100 * r['sgd_val_accuracy']:.2f} | {r['sgd_epochs']} | {r['sgd_seconds']:.0f} |")
-    md = "\n".join(lines) + "\n"
-    tmp = os.path.join(args.out, f".{args.data}_second_order.md.tmp")
-    with open(tmp, "w") as f:
-        f.write(md)
-    os.replace(tmp, os.path.join(args.out, f"{args.data}_second_order.md"))
-    print(md)
-    print(f"results in {os.path.abspath(args.out)}")
+    write_table(args.out, f"{args.data}_second_order.md", "\n".join(lines) + "\n")
     return 0
 
 

