@@ -328,3 +328,24 @@ def test_bad_sizes_and_shapes():
     lf = Leapfrog(3, n_steps=4, final_time=1.0)
     with pytest.raises(ValueError, match=r"W must have shape \(2, 3\)"):
         lf.JTmv(np.zeros((2, 4)), lf.init_theta(rng=0), np.zeros((2, 3)))
+
+
+def test_verlet_cnn_with_1x1_kernels_on_1x1_images_is_the_dense_verlet():
+    """HamiltonianVerletCNN is eq. 4.17 with convolutions: with 1 × 1 stencils on 1 × 1 images its step is
+    HamiltonianVerlet's with the same (C_y × C_z) matrix, forward and derivatives."""
+    from meganet.integrators import HamiltonianVerlet, HamiltonianVerletCNN
+
+    rng = np.random.default_rng(5)
+    cnn = HamiltonianVerletCNN(3, 2, (1, 1), kernel_size=1, n_steps=7, final_time=1.4)
+    dense = HamiltonianVerlet(3, 2, n_steps=7, final_time=1.4, engine="numpy")
+    theta = rng.standard_normal(cnn.n_theta)
+    assert dense.n_theta == cnn.n_theta
+    Y = rng.standard_normal((4, 5))
+    Z_dense, cd = dense.forward(theta, Y)
+    Z_cnn, cc = cnn.forward(theta, Y.reshape(4, 5, 1, 1))
+    np.testing.assert_allclose(Z_cnn.reshape(4, 5), Z_dense, rtol=1e-13, atol=1e-14)
+    W = rng.standard_normal((4, 5))
+    gd, yd = dense.JTmv(W, theta, Y, cd)
+    gc, yc = cnn.JTmv(W.reshape(4, 5, 1, 1), theta, Y.reshape(4, 5, 1, 1), cc)
+    np.testing.assert_allclose(gc, gd, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(yc.reshape(4, 5), yd, rtol=1e-12, atol=1e-14)

@@ -16,6 +16,7 @@ import numpy as np
 from meganet.integrators.leapfrog import Leapfrog
 from meganet.integrators.time_basis import TimeBasis
 from meganet.integrators.verlet import HamiltonianVerlet
+from meganet.integrators.verlet_cnn import HamiltonianVerletCNN
 from tests.registry import Case, register
 
 
@@ -53,3 +54,17 @@ for _mode in ("stored", "reversible"):
         register(Case(f"leapfrog-{_name}-{_mode}",
                       (lambda n=_n, kw=_kw, r=_rev: Leapfrog(n, reversible=r, **kw)),
                       kind="block", **_opts))
+
+
+# the convolutional Verlet network (H&R 2017 eq. 4.17 with 3×3 convolutions, §6.4): C_y ≠ C_z both ways
+_VERLET_CNN = [
+    ("2x3-4x5-tanh-scalar-N8", 2, 3, (4, 5), dict(n_steps=8, final_time=1.0)),
+    ("3x1-4x4-sigmoid-none-N6-hat3", 3, 1, (4, 4), dict(n_steps=6, final_time=1.5, activation="sigmoid",
+                                                        bias="none", basis=TimeBasis.hat(6, 3))),
+]
+for _mode in ("stored", "reversible"):
+    for _name, _cy, _cz, _img, _kw in _VERLET_CNN:
+        register(Case(f"verletcnn-{_name}-{_mode}",
+                      (lambda cy=_cy, cz=_cz, im=_img, kw=_kw, r=_mode == "reversible":
+                       HamiltonianVerletCNN(cy, cz, im, reversible=r, **kw)),
+                      kind="block", n_examples=2))
