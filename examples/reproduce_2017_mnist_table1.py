@@ -204,6 +204,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--out", default=RESULTS)
+    p.add_argument("--table-only", action="store_true",
+                   help="rebuild the table from the JSON lines of earlier runs with these settings (no training)")
     args = p.parse_args(argv)
     from meganet.data import readers as mdata
 
@@ -218,7 +220,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     mach = machine()
     records = []
-    for kind in args.nets:
+    for kind in ([] if args.table_only else args.nets):
         rows = run(kind, ds, args)
         for r in rows:
             r.update(data=args.data, seed=args.seed, machine=mach, split=ds.split, dtype=args.dtype,
@@ -228,10 +230,12 @@ def main(argv=None):
             for r in rows:
                 f.write(json.dumps(r) + "\n")
     # the table holds the latest run of every network with these settings (runs may be split over processes)
-    key = ("split", "dtype", "seed", "outer_per_level")
+    want = dict(split=ds.split, dtype=args.dtype, seed=args.seed, outer_per_level=args.outer)
     with open(os.path.join(args.out, f"table1_{args.data}.jsonl")) as f:
         every = [json.loads(line) for line in f if line.strip()]
-    latest = {(r["kind"], r["layers"]): r for r in every if all(r.get(k) == records[-1].get(k) for k in key)}
+    latest = {(r["kind"], r["layers"]): r for r in every if all(r.get(k) == v for k, v in want.items())}
+    if latest:  # the machine of the runs, not of this call
+        mach = next(iter(latest.values()))["machine"]
     records = [latest[k] for k in sorted(latest, key=lambda k: (NETS.index(k[0]), k[1]))]
     write_table(args.out, f"table1_{args.data}.md", table(args.data, ds, records, args, mach))
     return 0
