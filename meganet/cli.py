@@ -593,7 +593,8 @@ def _collect(cfg, data, levels, ml, progress, *, status, message):
         if res is not None:
             level_results.append(dict(level=lev.level, n_steps=lev.n_steps, status=res.status.value,
                                       message=res.message, success=bool(res.success), fun=res.fun, nit=res.nit,
-                                      work_units=res.work_units, wall_time_s=res.wall_time))
+                                      work_units=res.work_units, wall_time_s=res.wall_time,
+                                      transfer=_json_transfer(lev.transfer)))
             work_offset += float(res.work_units)
             time_offset += float(res.wall_time)
         else:
@@ -627,6 +628,20 @@ def _collect(cfg, data, levels, ml, progress, *, status, message):
     return dict(history=history, level_results=level_results, model=model, theta=np.asarray(theta),
                 w=np.asarray(w), status=status, message=message, success=success, final_objective=final_objective,
                 work_units=work_units)
+
+
+def _json_transfer(rec):
+    """The warm start of a level (:attr:`LevelResult.transfer`: objective and validation metrics just before and
+    just after the prolongation, and after the classifier re-fit) with plain floats, or None on the first level."""
+    if rec is None:
+        return None
+
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return float(v) if isinstance(v, (float, np.floating)) else v
+
+    return plain(dict(rec))
 
 
 def _metric_column(model):
@@ -737,7 +752,8 @@ def train(cfg):
         try:
             try:
                 ml = train_multilevel(make_objective, model0.network, x0, levels=steps, solver=fn,
-                                      solver_options=options, callback=callback, verbose=not cfg.quiet)
+                                      solver_options=options, callback=callback, verbose=not cfg.quiet,
+                                      validation=(model0.features(data.Y_val), data.C_val))
             finally:
                 guard.hold()  # from here on, the report is written whatever arrives
         except KeyboardInterrupt as err:

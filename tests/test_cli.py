@@ -286,3 +286,22 @@ def test_surrogate_defaults_are_the_gnvpro_setting():
     assert TrainConfig(data="cdr", solver="sgd").resolved().lr == DEFAULTS["solver"]["sgd"]["lr"]
     with pytest.raises(ValueError, match="max_work_units must be a positive number"):
         TrainConfig(max_work_units=0).resolved()
+
+
+def test_summary_reports_the_warm_start_of_every_level(tmp_path):
+    """summary.json's level_results carry the validation accuracy just before and just after each prolongation
+    (carried-over and re-fitted classifier)."""
+    import json
+
+    from meganet.cli import TrainConfig, train
+
+    out = train(TrainConfig(data="peaks", n_train=120, max_iter=3, levels=2, steps=8, quiet=True,
+                            out=str(tmp_path / "run")))
+    levels = json.loads((tmp_path / "run" / "summary.json").read_text())["level_results"]
+    assert out.path == str(tmp_path / "run")
+    assert levels[0]["transfer"] is None
+    t = levels[1]["transfer"]
+    assert t["from_n_steps"] == 4
+    for k in ("validation_before", "validation_after", "validation_after_refit"):
+        assert 0.0 <= t[k]["accuracy"] <= 1.0
+    assert t["objective_after_refit"] <= t["objective_after"]
