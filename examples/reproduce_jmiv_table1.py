@@ -113,6 +113,7 @@ def load(data, folder, val_fraction, seed, dtype, n_train=None, n_val=None):
         X, y = read(train)
         Xt, yt = read(test)
         kw.pop("folder")
+        kw.pop("dtype")  # the readers converted already
         ds = mdata.split_images(X, y, n_classes=100 if data == "cifar100" else 10, name=data, X_test=Xt, y_test=yt,
                                 **kw)
     if n_train is not None and n_train < ds.X_train.shape[0]:

@@ -176,3 +176,25 @@ def test_jmiv_second_order_on_a_subset(tmp_path, fake_fashion):
     (row,) = [json.loads(x) for x in (tmp_path / "out" / "fashion-mnist_second_order.jsonl").read_text().splitlines()]
     assert row["gn_iterations"] <= 2 and row["sgd_epochs"] == max(1, round(row["gn_work_units"] / 2))
     assert 0.0 <= row["gn_test_accuracy"] <= 1.0 and str((tmp_path / "out").resolve()) in stdout
+
+
+def test_jmiv_reads_user_supplied_cifar_and_stl_binary(tmp_path):
+    """``--data cifar10`` / ``stl10`` read the binary versions from the folder (synthetic files here)."""
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    for name, n in [(f"data_batch_{i}.bin", 8) for i in range(1, 6)] + [("test_batch.bin", 6)]:
+        rec = np.concatenate([rng.integers(0, 10, (n, 1)), rng.integers(0, 256, (n, 3072))], axis=1)
+        (cifar / name).write_bytes(rec.astype(np.uint8).tobytes())
+    stl = tmp_path / "stl"
+    stl.mkdir()
+    for split, n in (("train", 30), ("test", 6)):
+        (stl / f"{split}_X.bin").write_bytes(rng.integers(0, 256, (n, 3 * 96 * 96)).astype(np.uint8).tobytes())
+        (stl / f"{split}_y.bin").write_bytes(rng.integers(1, 11, n).astype(np.uint8).tobytes())
+    for data, folder, n_val in (("cifar10", cifar, 8), ("stl10", stl, 6)):
+        _run("reproduce_jmiv_table1", ["--data", data, "--folder", str(folder), "--arch", "hamiltonian", "--channels",
+                                       "2", "2", "2", "4", "--epochs", "1", "--n-val", str(n_val), "--quiet",
+                                       "--out", "out"], cwd=tmp_path)
+        md = (tmp_path / "out" / f"{data}.md").read_text()
+        assert f"paper, {data}" in md and "| Hamiltonian |" in md
