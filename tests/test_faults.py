@@ -241,9 +241,21 @@ def test_any_error_during_training_still_writes_the_work_done(tmp_path, monkeypa
         return original(self, Z, T)
 
     monkeypatch.setattr(SoftmaxCrossEntropy, "_pointwise", pointwise)
-    # count the evaluations of a clean run, then fail two thirds of the way (inside level 2)
+    import meganet.training.multilevel as multilevel
+
+    warm_start = multilevel._warm_start
+    level2 = {}
+
+    def marked(*args, **kwargs):  # where level 2 starts: after the warm start (prolongation, classifier re-fit)
+        result = warm_start(*args, **kwargs)
+        level2.setdefault("start", calls["n"])
+        return result
+
+    monkeypatch.setattr(multilevel, "_warm_start", marked)
+    # count the evaluations of a clean run, then fail inside level 2 (the third loss evaluation after its start)
     assert main(["train", "--out", str(tmp_path / "clean")] + TINY) == 0
-    calls["fail_at"], calls["n"] = calls["n"] * 2 // 3, 0
+    assert level2["start"] + 3 < calls["n"]
+    calls["fail_at"], calls["n"] = level2["start"] + 3, 0
     code = main(["train", "--out", out] + TINY)
     err = capsys.readouterr().err
     assert code == 1
@@ -266,7 +278,7 @@ def test_interrupt_report_keeps_the_history_of_all_levels(tmp_path, monkeypatch)
 
     def pointwise(self, Z, T):
         calls["n"] += 1
-        if calls["n"] == 12:  # inside level 2
+        if calls["n"] == 25:  # inside level 2 (see test_signal_during_training_writes_the_report)
             raise KeyboardInterrupt
         return original(self, Z, T)
 
@@ -283,7 +295,9 @@ def test_interrupt_report_keeps_the_history_of_all_levels(tmp_path, monkeypatch)
 # ------------------------------------------------------------------ defect 5: signals, for real
 @pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
 def test_signal_during_training_writes_the_report(tmp_path, sig, code):
-    r = _drive(tmp_path, ["--out", "run"] + TINY, FAULT=sig, FAULT_AT=12)
+    # TINY makes 31 loss evaluations: level 1 (1-10), the warm start with its validation metrics (11-22),
+    # level 2 (23-29), the final metrics; the signal arrives inside level 2
+    r = _drive(tmp_path, ["--out", "run"] + TINY, FAULT=sig, FAULT_AT=25)
     assert r.returncode == code, r.stderr
     s = _summary(tmp_path / "run")
     assert s["status"] == "interrupted" and sig in s["message"] and len(s["level_results"]) == 2
