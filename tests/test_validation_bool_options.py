@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import meganet.kernels as kernels
-from meganet.integrators import (AntisymmetricResNet, HamiltonianCNN, HamiltonianVerlet, Leapfrog, ParabolicCNN,
-                                 SecondOrderCNN, symmetric_conv_layer)
+from meganet.integrators import (AntisymmetricResNet, HamiltonianCNN, HamiltonianVerlet, HamiltonianVerletCNN, Leapfrog,
+                                 ParabolicCNN, SecondOrderCNN, symmetric_conv_layer)
 from meganet.layers import Connector, DoubleLayer, SingleLayer, SymmetricLayer
 from meganet.layers.connector import make_normalization
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
@@ -98,6 +98,7 @@ FLAGS = {
     ("make_normalization", "affine"): lambda v: make_normalization("batch", (2, 4, 4), affine=v),
     ("AntisymmetricResNet", "bias"): lambda v: AntisymmetricResNet(3, bias=v, **_IMG),
     ("HamiltonianVerlet", "reversible"): lambda v: HamiltonianVerlet(2, 2, reversible=v, **_IMG),
+    ("HamiltonianVerletCNN", "reversible"): lambda v: HamiltonianVerletCNN(1, 1, (3, 3), reversible=v, **_IMG),
     ("Leapfrog", "reversible"): lambda v: Leapfrog(3, reversible=v, **_IMG),
     ("HamiltonianCNN", "affine"): lambda v: HamiltonianCNN(2, (4, 4), affine=v, **_IMG),
     ("HamiltonianCNN", "bias"): lambda v: HamiltonianCNN(2, (4, 4), bias=v, **_IMG),
@@ -147,6 +148,7 @@ NONE_REJECTED = [
     ("SingleLayer", "bias"), ("SymmetricLayer", "bias"), ("SoftmaxCrossEntropy", "bias"), ("LeastSquares", "bias"),
     ("AntisymmetricResNet", "bias"), ("DoubleLayer", "bias1"), ("DoubleLayer", "bias2"),
     ("LogisticRegression", "per_pixel"), ("HamiltonianVerlet", "reversible"), ("Leapfrog", "reversible"),
+    ("HamiltonianVerletCNN", "reversible"),
     ("BatchNorm", "affine"), ("InstanceNorm", "affine"), ("TVNorm", "affine"), ("Element.JTmv", "per_example"),
     ("Transform.dK_adj", "per_example"), ("conv2d_adjoint_weight", "per_example"), ("Loss.hess_mv", "gauss_newton"),
     ("check_element", "verbose"), ("check_element", "taylor"), ("dot_test", "verbose"), ("taylor_test", "verbose"),
