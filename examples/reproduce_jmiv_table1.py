@@ -284,8 +284,8 @@ def table(data, records, args):
                                        "compare)"),
                   f"- widths {tuple(r0['channels'])} (paper: {paper['network']['channels']}), 3 time steps per "
                   f"unit, h = 1 as in the paper",
-                  f"- epochs {r0['epoch_plan']} at learning rates {r0['rates']} (paper: 60, 20, 20 at 0.1, "
-                  f"0.02, 0.004)",
+                  f"- epochs {', '.join(map(str, r0['epoch_plan']))} at learning rates "
+                  f"{', '.join(f'{x:g}' for x in r0['rates'])} (paper: 60, 20, 20 at 0.1, 0.02, 0.004)",
                   f"- augmentation: {r0['augment']}; batch 125, momentum 0.9, α₁ = {r0['alpha1']:g}, "
                   f"α₂ = {r0['alpha2']:g}, box ±1 on the blocks' kernels (as the paper)",
                   f"- {r0['dtype']} arithmetic (the paper: MATLAB on a GPU, precision not stated)"]
