@@ -6,18 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..activations import get_activation
-from ..backend import get_array_module
 from ..core.validation import check_int, check_option
 from ..transforms.conv2d import Conv2d
-from ._reversible import ReversibleIntegrator
-from .verlet import VerletState, VerletStepCache
+from .verlet import HamiltonianVerlet, VerletState
 
 __all__ = ["HamiltonianVerletCNN"]
 
 _BIAS = ("scalar", "none")
 
 
-class HamiltonianVerletCNN(ReversibleIntegrator):
+class HamiltonianVerletCNN(HamiltonianVerlet):
     r"""The Hamiltonian network of Haber & Ruthotto 2017 (eq. 4.15) on images, Verlet steps (eq. 4.17):
 
     .. math::
@@ -34,10 +32,11 @@ class HamiltonianVerletCNN(ReversibleIntegrator):
     (§4.2); the Verlet scheme is symplectic and explicitly invertible, so
     ``reversible=True`` stores no states.
 
-    This is :class:`~meganet.integrators.HamiltonianVerlet` with the dense
-    products ``y K`` / ``z Kᵀ`` replaced by ``Kᵀy`` / ``Kz`` as convolutions
-    (the same step, written with :class:`Conv2d`'s forward, adjoint and kernel
-    gradient; no fused kernel: the convolutions are the cost).  It differs from
+    A subclass of :class:`~meganet.integrators.HamiltonianVerlet`: the step, its
+    inverse and the state maps (``y`` = the first ``C_y`` channels) are the
+    dense network's; the half steps, their linearization and adjoint are
+    written here with :class:`Conv2d`'s forward, adjoint and kernel gradient
+    (no fused kernel: the convolutions are the cost).  It differs from
     the Hamiltonian CNN of JMIV 2019 (:class:`~meganet.integrators.HamiltonianCNN`),
     whose steps are symmetric layers ``−Kᵀσ(N(KX + b))``.
 
@@ -72,15 +71,18 @@ class HamiltonianVerletCNN(ReversibleIntegrator):
     θ : (n_basis · (C_y·C_z·k² + n_b),) with n_b = 1 for a scalar bias.
     """
 
+    _has_fused = False
+
     def __init__(self, channels_y, channels_z, image_shape, *, n_steps, final_time, activation="tanh",
                  bias="scalar", kernel_size=3, basis=None, reversible=False):
-        self.channels_y = check_int("channels_y", channels_y, minimum=1)
-        self.channels_z = check_int("channels_z", channels_z, minimum=1)
+        self.channels_y = self.n_y = check_int("channels_y", channels_y, minimum=1)
+        self.channels_z = self.n_z = check_int("channels_z", channels_z, minimum=1)
         self.conv = Conv2d(self.channels_z, self.channels_y, image_shape, kernel_size=kernel_size)  # z → y
         self.image_shape = self.conv.image_shape
         self.activation = get_activation(activation)
         self.bias = check_option("bias", bias, _BIAS)
         self.n_b = 1 if self.bias == "scalar" else 0
+        self.engine = "numpy"
         self._n_K = self.conv.n_theta
         self.shape_in = self.shape_out = (self.channels_y + self.channels_z, *self.image_shape)
         self._setup_integrator(n_steps=n_steps, final_time=final_time, basis=basis, reversible=reversible,
@@ -90,30 +92,11 @@ class HamiltonianVerletCNN(ReversibleIntegrator):
         K = self.conv._init_theta(rng) / np.sqrt(2.0)  # He scaling of Conv2d, halved variance for tanh
         return np.concatenate([K, 0.1 * rng.standard_normal(self.n_b)])
 
-    # --------------------------------------------------------- state maps
-    def _initial_state(self, Y):
-        return VerletState(y=Y[:, :self.channels_y], z=Y[:, self.channels_y:])
-
-    def _initial_tangent(self, dY, Y):
-        if dY is None:
-            xp = get_array_module(Y)
-            return VerletState(y=xp.zeros_like(Y[:, :self.channels_y]), z=xp.zeros_like(Y[:, self.channels_y:]))
-        return self._initial_state(dY)
-
-    def _output(self, s):
-        return get_array_module(s.y).concatenate([s.y, s.z], axis=1)
-
-    def _output_adjoint(self, W):
-        return self._initial_state(W)
-
-    def _input_adjoint(self, Ws):
-        return self._output(Ws)
-
     def _unpack(self, w):
-        """``(θ_K, b)``: the convolution's weights and the scalar bias (or 0.0), views of ``w``."""
-        return w[:self._n_K], (w[self._n_K] if self.n_b else 0.0)
+        """``(θ_K, b)``: the convolution's weights and the scalar bias (None without bias), views of ``w``."""
+        return w[:self._n_K], (w[self._n_K] if self.n_b else None)
 
-    # --------------------------------------------- one step, written once
+    # ------------------- the half steps (HamiltonianVerlet's _step / _unstep call them) and their derivatives
     def _half_z(self, K, b, y, z, sign, need_dsigma=True):
         """``z ± h σ(Kᵀ y + b)``; ``sign=-1`` forward, ``+1`` inverse."""
         A = self.conv._apply_T(K, y) + b
@@ -126,19 +109,6 @@ class HamiltonianVerletCNN(ReversibleIntegrator):
         s, ds = self.activation.value_and_derivative(B) if need_dsigma else (self.activation.value(B), None)
         return y + (sign * self.h) * s, ds
 
-    def _step(self, w, s, need_cache=True):
-        K, b = self._unpack(w)
-        z_half, ds_z = self._half_z(K, b, s.y, s.z, -1.0, need_cache)
-        y_next, ds_y = self._half_y(K, b, z_half, s.y, +1.0, need_cache)
-        c = VerletStepCache(y=s.y, z_half=z_half, dsigma_z=ds_z, dsigma_y=ds_y) if need_cache else None
-        return VerletState(y=y_next, z=z_half), c
-
-    def _unstep(self, w, s):
-        K, b = self._unpack(w)
-        y, ds_y = self._half_y(K, b, s.z, s.y, -1.0)
-        z_prev, ds_z = self._half_z(K, b, y, s.z, +1.0)
-        return VerletState(y=y, z=z_prev), VerletStepCache(y=y, z_half=s.z, dsigma_z=ds_z, dsigma_y=ds_y)
-
     def _step_jmv(self, w, dw, c, ds):
         K, _ = self._unpack(w)
         conv = self.conv
@@ -146,6 +116,7 @@ class HamiltonianVerletCNN(ReversibleIntegrator):
         dB_extra = None
         if dw is not None:
             dK, db = self._unpack(dw)
+            db = 0.0 if db is None else db
             dA = dA + conv._apply_T(dK, c.y) + db
             dB_extra = conv._apply(dK, c.z_half) + db
         dz = ds.z - self.h * (c.dsigma_z * dA)
