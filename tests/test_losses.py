@@ -24,7 +24,7 @@ import pytest
 import scipy.special
 
 from meganet.backend import get_array_module, to_backend, to_numpy
-from meganet.losses import LeastSquares, LogisticRegression, LossEval, SoftmaxCrossEntropy
+from meganet.losses import LeastSquares, LogisticRegression, LossEval, OutputRegularizedLoss, SoftmaxCrossEntropy
 from meganet.testing import dot_test, taylor_test_line
 from tests.conftest import DTYPE_PARAMS, XP_PARAMS, get_xp
 
@@ -37,6 +37,11 @@ class LossCase:
     labels : 'index' (integer class indices) or 'target' (float rows: one-hot,
         probabilities, [0, 1] values or regression values, per the loss)
     mask : None, 'example' or 'pixel'
+    local : the value at a sample depends on that sample only (False for
+        OutputRegularizedLoss: R couples all pixels, labelled or not)
+    gn_bilinear : exact − Gauss-Newton is the bilinear term ``G dW`` alone and
+        the exact one-sided blocks are PSD (False for R on probabilities,
+        whose GN form also drops the softmax curvature)
     """
 
     name: str
@@ -45,9 +50,12 @@ class LossCase:
     labels: str = "index"
     mask: Optional[str] = None
     taylor_kwargs: dict = field(default_factory=dict)
+    local: bool = True
+    gn_bilinear: bool = True
 
     def data(self, loss, dtype, xp, seed=0):
         rng = np.random.default_rng(seed)
+        base = loss.loss if isinstance(loss, OutputRegularizedLoss) else loss
         n = self.n_examples
         Y = rng.standard_normal((n, *loss.shape_in))
         w = to_numpy(loss.init_w(rng=rng))
@@ -57,9 +65,9 @@ class LossCase:
             C = rng.integers(0, loss.n_index, size=lab_shape)
         else:
             T = rng.random((n, loss.n_classes, *loss.spatial))
-            if isinstance(loss, SoftmaxCrossEntropy):
+            if isinstance(base, SoftmaxCrossEntropy):
                 T = T / T.sum(axis=1, keepdims=True)
-            elif isinstance(loss, LeastSquares):
+            elif isinstance(base, LeastSquares):
                 T = 2 * T - 1
             C = T.astype(dtype)
         mask = None
@@ -86,6 +94,23 @@ LOSS_CASES = [
     LossCase("lsq-4-3-index-nobias-masked", lambda: LeastSquares(4, 3, bias=False), mask="example"),
     LossCase("lsq-perpixel-2x3x3-2", lambda: LeastSquares((2, 3, 3), 2, per_pixel=True), n_examples=2,
              labels="target", mask="example"),
+    # Peters' output regularization on the map the loss sees (eqs. 3.2, 4.8-4.9)
+    LossCase("outreg-logits-softmax-2x3x4-3",
+             lambda: OutputRegularizedLoss(SoftmaxCrossEntropy((2, 3, 4), 3, per_pixel=True), 0.3), n_examples=2,
+             local=False),
+    LossCase("outreg-logits-softmax-2x3x4-3-masked",
+             lambda: OutputRegularizedLoss(SoftmaxCrossEntropy((2, 3, 4), 3, per_pixel=True), 0.3,
+                                           spacing=(0.5, 2.0)), n_examples=2, mask="pixel", local=False),
+    LossCase("outreg-logits-lsq-2x3x3-2-nobias-masked",
+             lambda: OutputRegularizedLoss(LeastSquares((2, 3, 3), 2, bias=False, per_pixel=True), 0.5),
+             n_examples=2, labels="target", mask="example", local=False),
+    LossCase("outreg-prob-softmax-2x3x4-3",
+             lambda: OutputRegularizedLoss(SoftmaxCrossEntropy((2, 3, 4), 3, per_pixel=True), 2.0,
+                                           on="probabilities"), n_examples=2, local=False, gn_bilinear=False),
+    LossCase("outreg-prob-softmax-3x4x3-4-soft-masked",
+             lambda: OutputRegularizedLoss(SoftmaxCrossEntropy((3, 4, 3), 4, per_pixel=True), 2.0,
+                                           on="probabilities"), n_examples=2, labels="target", mask="pixel",
+             local=False, gn_bilinear=False),
 ]
 
 WRT = ("Y", "w", "both")
@@ -227,8 +252,22 @@ def test_mixed_blocks_and_one_sided_products(case, dtype):
     tol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(loss.hess_Y_mv(dY, ev) + loss.hess_Yw_mv(dw, ev), HY, rtol=tol, atol=tol * np.abs(HY).max())
     np.testing.assert_allclose(loss.hess_wY_mv(dY, ev) + loss.hess_w_mv(dw, ev), Hw, rtol=tol, atol=tol * np.abs(Hw).max())
-    # Gauss-Newton differs by the bilinear term only: Hʏ − Hʏ_GN = G dW,  H_w − H_w,GN = (Gᵀ dY, 0)
     HY_gn, Hw_gn = loss.hess_mv(dY, dw, ev, gauss_newton=True)
+    if case.gn_bilinear:
+        _check_gn_bilinear(loss, ev, Y, dY, dw, HY, Hw, HY_gn, Hw_gn, tol)
+    # Gauss-Newton is positive semidefinite; so are the exact Y- and w-blocks (but for R on probabilities)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        dY, dw = (rng.standard_normal(Y.shape).astype(dtype), rng.standard_normal(w.shape).astype(dtype))
+        a, b = loss.hess_mv(dY, dw, ev, gauss_newton=True)
+        assert _vdot(a, dY) + _vdot(b, dw) >= -1e-6 * (np.linalg.norm(a) * np.linalg.norm(dY) + np.linalg.norm(b) * np.linalg.norm(dw))
+        if case.gn_bilinear:
+            assert _vdot(loss.hess_Y_mv(dY, ev), dY) >= -1e-6 * np.linalg.norm(dY) ** 2
+            assert _vdot(loss.hess_w_mv(dw, ev), dw) >= -1e-6 * np.linalg.norm(dw) ** 2
+
+
+def _check_gn_bilinear(loss, ev, Y, dY, dw, HY, Hw, HY_gn, Hw_gn, tol):
+    """Gauss-Newton differs by the bilinear term only: Hʏ − Hʏ_GN = G dW,  H_w − H_w,GN = (Gᵀ dY, 0)."""
     G = ev.cache.G
     k = loss.n_classes * loss.n_features
     GdW = loss._from_samples(G @ dw[:k].reshape(loss.n_classes, loss.n_features), Y.shape[0], np)
@@ -236,14 +275,6 @@ def test_mixed_blocks_and_one_sided_products(case, dtype):
     GtdY = (G.T @ loss._to_samples(dY, np)).reshape(-1)
     np.testing.assert_allclose((Hw - Hw_gn)[:k], GtdY, rtol=tol, atol=tol * np.abs(Hw).max())
     np.testing.assert_array_equal((Hw - Hw_gn)[k:], 0)
-    # Gauss-Newton is positive semidefinite; so are the exact Y- and w-blocks
-    rng = np.random.default_rng(5)
-    for _ in range(3):
-        dY, dw = (rng.standard_normal(Y.shape).astype(dtype), rng.standard_normal(w.shape).astype(dtype))
-        a, b = loss.hess_mv(dY, dw, ev, gauss_newton=True)
-        assert _vdot(a, dY) + _vdot(b, dw) >= -1e-6 * (np.linalg.norm(a) * np.linalg.norm(dY) + np.linalg.norm(b) * np.linalg.norm(dw))
-        assert _vdot(loss.hess_Y_mv(dY, ev), dY) >= -1e-6 * np.linalg.norm(dY) ** 2
-        assert _vdot(loss.hess_w_mv(dw, ev), dw) >= -1e-6 * np.linalg.norm(dw) ** 2
 
 
 @pytest.mark.parametrize("xp_name", XP_PARAMS)
@@ -268,7 +299,7 @@ def test_dtype_backend_and_need(case, dtype, xp_name):
     assert 0.0 <= loss.accuracy(Y, w, C, mask=mask) <= 1.0
 
 
-@pytest.mark.parametrize("case", [c for c in _params(with_wrt=False) if c.values[0].mask])
+@pytest.mark.parametrize("case", [c for c in _params(with_wrt=False) if c.values[0].mask and c.values[0].local])
 def test_mask_unlabelled_do_not_matter(case):
     """Unlabelled samples change neither the value nor the gradients; their labels may be garbage."""
     loss, Y, w, C, mask, xp = _setup(case, np.float64, "numpy")

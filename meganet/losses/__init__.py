@@ -5,6 +5,8 @@ exact Hessian products w.r.t. the output ``Y`` and the classifier ``w = (vec W, 
 :class:`SoftmaxCrossEntropy`  multi-class cross-entropy, stable log-sum-exp
 :class:`LogisticRegression`   binary / one-vs-rest logistic regression (eq. 2.2)
 :class:`LeastSquares`         ``½/m ‖W Y + μ − C‖²`` (regression, GNvpro)
+:class:`OutputRegularizedLoss` a per-pixel loss ``+ α R(logits or probabilities)``
+                              (Peters eqs. 3.2, 4.8–4.9: smoothness of the map the loss sees)
 =========================  ======================================================
 
 All take an optional label mask (partial labels, Peters eq. 3.2).  See
@@ -18,6 +20,8 @@ All take an optional label mask (partial labels, Peters eq. 3.2).  See
 from .base import Loss, LossCache, LossEval
 from .least_squares import LeastSquares
 from .logistic import LogisticRegression
+from .output_regularized import OutputRegularizedLoss
 from .softmax_cross_entropy import SoftmaxCrossEntropy
 
-__all__ = ["Loss", "LossEval", "LossCache", "SoftmaxCrossEntropy", "LogisticRegression", "LeastSquares"]
+__all__ = ["Loss", "LossEval", "LossCache", "SoftmaxCrossEntropy", "LogisticRegression", "LeastSquares",
+           "OutputRegularizedLoss"]
