@@ -29,6 +29,10 @@ class OutputSmoothness(_Movable):
     predict smooth maps.  It is averaged over the examples (the ``1/n``), like
     the losses, so its weight relative to the loss does not depend on the batch
     size; with one example it is exactly the formula of the paper.
+    It regularizes the network's features ``Y_N`` before the linear
+    classifier; Peters' output regularization of the map the loss sees (the
+    per-pixel logits or softmax probabilities) is
+    :class:`~meganet.losses.OutputRegularizedLoss`.
 
     It acts on the output, not on θ: an objective adds ``∇_Y R`` to the loss
     gradient before back-propagation and ``∇²_Y R = (α/n)(∇_1ᵀ∇_1 + ∇_2ᵀ∇_2)``
