@@ -38,6 +38,8 @@ RUNS = {
     "reproduce_jmiv_table1": (["--data", "fashion-mnist", "--folder", "{fashion}", "--arch", "hamiltonian",
                                "--channels", "2", "4", "--epochs", "1", "--n-train", "40", "--n-val", "20",
                                "--quiet"], ["fashion-mnist.md", "fashion-mnist.jsonl"]),
+    "peters_alpha_sweep": (["--size", "16", "--alphas", "0", "1e-3", "--seeds", "0", "--max-iter", "3"],
+                           ["alpha_sweep.md", "alpha_sweep.jsonl", "miou_vs_alpha.png", "maps.png"]),
     # the training examples at a tiny size (a few seconds); --out is the report folder itself
     "train_peaks": (["--n-train", "64", "--max-iter", "2", "--levels", "1", "--steps", "4"],
                     ["summary.json", "convergence.png"]),
