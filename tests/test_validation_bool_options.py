@@ -16,6 +16,7 @@ import meganet.kernels as kernels
 from meganet.integrators import (AntisymmetricResNet, HamiltonianCNN, HamiltonianVerlet, HamiltonianVerletCNN, Leapfrog,
                                  ParabolicCNN, SecondOrderCNN, symmetric_conv_layer)
 from meganet.layers import Connector, DoubleLayer, SingleLayer, SymmetricLayer
+from meganet.networks import segmentation_network
 from meganet.layers.connector import make_normalization
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
 from meganet.kernels.activation import bias_activation
@@ -99,6 +100,8 @@ FLAGS = {
     ("AntisymmetricResNet", "bias"): lambda v: AntisymmetricResNet(3, bias=v, **_IMG),
     ("HamiltonianVerlet", "reversible"): lambda v: HamiltonianVerlet(2, 2, reversible=v, **_IMG),
     ("HamiltonianVerletCNN", "reversible"): lambda v: HamiltonianVerletCNN(1, 1, (3, 3), reversible=v, **_IMG),
+    ("segmentation_network", "reversible"): lambda v: segmentation_network(2, (4, 4), width=2, n_layers=1,
+                                                                           reversible=v),
     ("Leapfrog", "reversible"): lambda v: Leapfrog(3, reversible=v, **_IMG),
     ("HamiltonianCNN", "affine"): lambda v: HamiltonianCNN(2, (4, 4), affine=v, **_IMG),
     ("HamiltonianCNN", "bias"): lambda v: HamiltonianCNN(2, (4, 4), bias=v, **_IMG),
@@ -148,7 +151,7 @@ NONE_REJECTED = [
     ("SingleLayer", "bias"), ("SymmetricLayer", "bias"), ("SoftmaxCrossEntropy", "bias"), ("LeastSquares", "bias"),
     ("AntisymmetricResNet", "bias"), ("DoubleLayer", "bias1"), ("DoubleLayer", "bias2"),
     ("LogisticRegression", "per_pixel"), ("HamiltonianVerlet", "reversible"), ("Leapfrog", "reversible"),
-    ("HamiltonianVerletCNN", "reversible"),
+    ("HamiltonianVerletCNN", "reversible"), ("segmentation_network", "reversible"),
     ("BatchNorm", "affine"), ("InstanceNorm", "affine"), ("TVNorm", "affine"), ("Element.JTmv", "per_example"),
     ("Transform.dK_adj", "per_example"), ("conv2d_adjoint_weight", "per_example"), ("Loss.hess_mv", "gauss_newton"),
     ("check_element", "verbose"), ("check_element", "taylor"), ("dot_test", "verbose"), ("taylor_test", "verbose"),
