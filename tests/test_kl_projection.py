@@ -268,3 +268,54 @@ def test_builders():
         stack(suppression([0], 2), suppression([0], 3))
     with pytest.raises(ValueError):
         foreground([0, 1], [0.1], 3)
+
+
+def test_singular_dual_hessian_equality_and_full_simplex_rows():
+    """Rows e_l and −e_l (background bounds) and rows spanning Σ_l p̄(l) make the dual
+    Hessian singular (undamped Newton steps blow up); the solver must still converge.
+    Optimality is certified by KKT (λ ≥ 0, complementary slackness, closed form) and
+    compared with SLSQP on the equivalent problem without the Σ row (implied by the row sums;
+    SLSQP stalls on it, as LICQ fails)."""
+    rng = np.random.default_rng(21)
+    Q = random_Q(rng, 8, 3)
+    n = Q.shape[0]
+    for lower, upper in ((0.34, 0.36), (0.35, 0.35)):
+        A, b = stack(background(0, lower, upper, 3), foreground([1, 2], [0.2, 0.1], 3),
+                     (-np.ones((1, 3)), np.array([-1.0])))
+        r = kl_projection(Q, A, b)
+        assert r.success, r.message
+        assert lower - 1e-9 <= r.P.mean(axis=0)[0] <= upper + 1e-9
+        resid = A @ r.P.mean(axis=0) - b
+        assert (r.lam >= 0).all() and np.all(np.abs(r.lam * resid) <= 1e-8 * max(1.0, r.lam.max()))
+        logits = np.log(Q) + (A.T @ r.lam) / n
+        closed = np.exp(logits - logits.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(r.P, closed / closed.sum(axis=1, keepdims=True), rtol=1e-12)
+        _, _, f_ref = slsqp_primal(Q, A[:-1], b[:-1])
+        assert abs(r.kl - f_ref) <= 1e-6 * max(1.0, f_ref)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_general_constraints_feasible_solved_or_clear_error(seed):
+    rng = np.random.default_rng(500 + seed)
+    n, L, m = int(rng.integers(4, 9)), int(rng.integers(2, 5)), int(rng.integers(1, 5))
+    Q = random_Q(rng, n, L, conc=0.5)
+    A = rng.standard_normal((m, L))
+    b = rng.uniform(-1.0, 0.5, size=m)
+    try:
+        r = kl_projection(Q, A, b)
+    except ValueError as e:
+        assert "infeasible" in str(e) and "beta=" in str(e)
+        # independent check: no mixture of the simplex vertices satisfies A p̄ ≥ b (SLSQP on max min slack)
+        res = minimize(lambda z: -z[-1], np.concatenate([np.full(L, 1.0 / L), [0.0]]), method="SLSQP",
+                       bounds=[(0, 1)] * L + [(None, None)],
+                       constraints=[dict(type="eq", fun=lambda z: z[:L].sum() - 1.0),
+                                    dict(type="ineq", fun=lambda z: A @ z[:L] - b - z[-1])])
+        assert res.x[-1] < 1e-8
+    else:
+        assert r.success and r.violation <= 1e-9
+        _, _, f_ref = slsqp_primal(Q, A, b)
+        assert abs(r.kl - f_ref) <= 1e-6 * max(1.0, f_ref)
+    r = kl_projection(Q, A, b, beta=5.0)
+    assert r.success
+    _, _, f_ref = slsqp_primal(Q, A, b, np.full(m, 5.0))
+    assert abs(r.objective - f_ref) <= 1e-6 * max(1.0, abs(f_ref))
