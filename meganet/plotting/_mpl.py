@@ -55,3 +55,13 @@ def save_figure(fig, path):
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def finish_figure(fig, *, title=None, path=None):
+    """Give ``fig`` its title, lay it out, and save it to ``path`` (returning the path) or return it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        return save_figure(fig, path)
+    return fig

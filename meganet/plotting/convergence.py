@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..core.validation import check_bool
-from ._mpl import new_figure, require_matplotlib, save_figure
+from ._mpl import finish_figure, new_figure, require_matplotlib
 
 __all__ = ["convergence", "compare_runs"]
 
@@ -95,12 +95,7 @@ def convergence(history, *, loss="f", metric="val_accuracy", path=None, title=No
                 for ax in (axes[0, j], axes[1, j]):
                     if math.isfinite(x[i]):
                         ax.axvline(x[i], ls="--", color="0.5", lw=0.8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        return save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title=title, path=path)
 
 
 def compare_runs(curves, *, loss_target=None, metric="val_accuracy", metric_label=None, path=None, title=None,
@@ -153,9 +148,4 @@ def compare_runs(curves, *, loss_target=None, metric="val_accuracy", metric_labe
         if loss_target is not None:
             axes[0, j].axhline(loss_target, ls="--", color="0.3", lw=1, label="target")
     axes[0, 0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        return save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title=title, path=path)

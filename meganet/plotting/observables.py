@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.validation import check_int
-from ._mpl import new_figure, require_matplotlib, save_figure
+from ._mpl import finish_figure, new_figure, require_matplotlib
 
 __all__ = ["predicted_vs_true", "relative_errors"]
 
@@ -65,9 +65,4 @@ def predicted_vs_true(C_true, C_pred, *, n_samples=4, offset=None, path=None, ti
         ax.grid(True, alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     axes[-1, 0].set_xlabel("observable index")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        return save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title=title, path=path)
