@@ -5,6 +5,9 @@ network's per-pixel distributions onto linear constraints, and constraint builde
 
 from .constraints import LinearConstraints, background, foreground, stack, suppression
 from .kl_projection import KLProjectionResult, kl_projection
+from .alternating import (ConstrainedTrainingResult, PStepResult, kl_divergence, p_step, tag_constraints,
+                          train_constrained)
 
 __all__ = ["kl_projection", "KLProjectionResult", "LinearConstraints", "suppression", "foreground",
-           "background", "stack"]
+           "background", "stack", "tag_constraints", "p_step", "PStepResult", "train_constrained",
+           "ConstrainedTrainingResult", "kl_divergence"]
