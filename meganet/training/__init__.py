@@ -10,6 +10,8 @@
 :func:`train_image_classifier`         SGD with momentum on images, the JMIV 2019 §5 recipe:
                                        piecewise-constant rate, augmentation, keep-best,
                                        checkpoint/resume, chunked evaluation
+:func:`alpha_sweep`                    few labels: Peters 2020 output regularization, one
+                                       network per α from one initial point, α by val mIoU
 =====================================  ====================================================
 
 All but :func:`train_image_classifier` (an :class:`ImageTrainResult`) return the result objects of
@@ -22,7 +24,9 @@ from .block_coordinate import ClassifierSubproblem, ThetaSubproblem, block_coord
 from .image_classification import ImageTrainResult, evaluate_classifier, jmiv_learning_rate, train_image_classifier
 from .keep_best import KeepBest, train_keep_best
 from .multilevel import LevelResult, MultilevelResult, time_stepping_blocks, train_multilevel
+from .segmentation import AlphaSweepResult, alpha_sweep, best_alpha, sweep_markdown, sweep_summary
 
 __all__ = ["block_coordinate_descent", "ClassifierSubproblem", "ThetaSubproblem", "train_multilevel",
            "MultilevelResult", "LevelResult", "time_stepping_blocks", "KeepBest", "train_keep_best", "SOLVERS",
-           "train_image_classifier", "ImageTrainResult", "evaluate_classifier", "jmiv_learning_rate"]
+           "train_image_classifier", "ImageTrainResult", "evaluate_classifier", "jmiv_learning_rate",
+           "alpha_sweep", "AlphaSweepResult", "best_alpha", "sweep_summary", "sweep_markdown"]
