@@ -1,4 +1,4 @@
-"""Command line: ``meganet train [options]`` (also ``python -m meganet train``).
+"""Command line: ``meganet train [options]`` (also ``python -m meganet train``) and ``meganet segment [options]``.
 
 With no options it trains the setting of Haber & Ruthotto 2017 §6.3 (peaks,
 5 classes, tanh, ``T = 5``): the 2-D input lifted to width 16 by a tanh layer,
@@ -38,6 +38,20 @@ the report is written).
 
 Use it from Python as ``meganet.cli.main(["train", "--data", "swiss_roll"])``
 (returns the exit status) or through :func:`train` with a :class:`TrainConfig`.
+
+``meganet segment [options]`` runs the few-label experiment of Peters (2020,
+eq. 3.2 with the output smoother of eq. 4.8–4.9): for every seed, one
+reversible segmentation network trained by L-BFGS for every α of a grid from
+one shared initial point (:func:`meganet.training.alpha_sweep`), α chosen by the
+mIoU on held-out labelled pixels, on the synthetic change-detection scene
+(default) or on the user-supplied Indian Pines image (``--data indian-pines``,
+files in ``<data folder>/indian-pines``).  Its report folder (``summary.json``
+of format ``meganet-segment``, ``alpha_sweep.jsonl``, ``alpha_sweep.md``,
+``miou_vs_alpha.png``, ``maps.png``) follows the same rules: written
+atomically, replaced with ``--overwrite`` only if it is a segment report
+(:func:`segment_replace_refusal`), fallback location and exit status 3 when it
+cannot be written, exit statuses 0/1/2/3/128+signal as above (the report holds
+the seeds completed).  From Python: :func:`segment` with a :class:`SegmentConfig`.
 """
 
 from __future__ import annotations
@@ -56,7 +70,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 __all__ = ["main", "build_parser", "TrainConfig", "TrainOutcome", "train", "network_regularizer", "DATASETS", "SOLVERS",
-           "DEFAULTS"]
+           "DEFAULTS", "SegmentConfig", "SegmentOutcome", "segment", "indian_pines_scene", "segment_replace_refusal"]
 
 DATASETS = ("peaks", "swiss_roll", "ellipses", "cdr", "dcr")
 #: Least-squares (PDE-surrogate) problems; the others are classification problems.
@@ -332,6 +346,7 @@ def build_parser():
                    help="replace an existing report folder (never a folder that is not a meganet report)")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="do not draw the PNG plots")
     g.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    _add_segment_parser(sub)
     return parser
 
 
@@ -373,6 +388,13 @@ def main(argv=None):
 
             kernels.set_compile_message(False)
         return train(cfg).exit_code
+    if args.command == "segment":
+        cfg = _segment_config_from_args(args)
+        if cfg.quiet:
+            from . import kernels
+
+            kernels.set_compile_message(False)
+        return segment(cfg).exit_code
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
 
 
@@ -842,3 +864,503 @@ def train(cfg):
         print(line, flush=True)
     return TrainOutcome(path=path, summary=summary, exit_code=code, theta=theta, w=w,
                         history=rec["history"].to_dict())
+
+
+# ---------------------------------------------------------------------------- meganet segment
+#: Data sets of ``meganet segment``.
+SEGMENT_DATASETS = ("change-detection", "indian-pines")
+#: The α grid of the Peters 2020 sweep (α = 0 is the unregularized baseline).
+SEGMENT_ALPHAS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1, 1.0)
+SEGMENT_FORMAT = "meganet-segment"
+#: The files a ``meganet segment`` report folder may hold (anything else: it is never replaced).
+SEGMENT_FILES = frozenset({"summary.json", "alpha_sweep.jsonl", "alpha_sweep.md", "miou_vs_alpha.png", "maps.png"})
+#: Indian Pines: the folder under :func:`meganet.data.data_folder` and the two user-supplied files.
+INDIAN_PINES_FILES = ("Indian_pines_corrected.mat", "Indian_pines_gt.mat")
+
+
+@dataclass
+class SegmentConfig:
+    """The options of ``meganet segment`` (``None``: the per-data-set default)."""
+
+    data: str = "change-detection"
+    size: int | None = None
+    bands: int | None = None
+    alphas: tuple = SEGMENT_ALPHAS
+    seeds: tuple = (0, 1, 2)
+    width: int = 8
+    layers: int = 6
+    max_iter: int = 150
+    on: str = "probabilities"
+    n_train: int = 200
+    n_val: int = 50
+    out: str | None = None
+    overwrite: bool = False
+    plots: bool = True
+    quiet: bool = False
+
+    def validated(self):
+        """A copy with the defaults filled in, checked (``ValueError`` naming the option)."""
+        from .core.validation import check_bool, check_int, check_option
+
+        check_option("data", self.data, SEGMENT_DATASETS)
+        c = SegmentConfig(**asdict(self))
+        if c.data == "change-detection":
+            c.size = 64 if c.size is None else c.size
+            c.bands = 20 if c.bands is None else c.bands
+        for name in ("width", "layers", "n_train", "n_val"):
+            check_int(name, getattr(c, name), minimum=1)
+        check_int("max_iter", c.max_iter, minimum=0)
+        for name in ("size", "bands"):
+            if getattr(c, name) is not None:
+                check_int(name, getattr(c, name), minimum=1)
+        if c.width % 2:
+            raise ValueError(f"width must be even (the Hamiltonian block splits the channels in two), got {c.width}")
+        check_option("on", c.on, ("probabilities", "logits"))
+        alphas = [float(a) for a in c.alphas]
+        if not alphas or any(not (math.isfinite(a) and a >= 0) for a in alphas) or 0.0 not in alphas:
+            raise ValueError(f"alphas must be non-negative finite numbers and contain 0, got {alphas}")
+        c.alphas = tuple(sorted(set(alphas)))
+        seeds = [check_int("seeds", s, minimum=0) for s in c.seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct non-negative integers (at least one), got {list(c.seeds)}")
+        c.seeds = tuple(seeds)
+        if c.data == "change-detection":
+            if c.size < 8:
+                raise ValueError(f"size must be >= 8 for the change-detection scene, got {c.size}")
+            if c.n_train < 2 or c.n_val < 2:
+                raise ValueError(f"n_train and n_val must be >= 2 (both classes in each set), got {c.n_train} "
+                                 f"and {c.n_val}")
+            if c.n_train + c.n_val > c.size ** 2:
+                raise ValueError(f"n_train + n_val = {c.n_train + c.n_val} exceeds the {c.size ** 2} pixels of the "
+                                 f"{c.size}x{c.size} scene")
+        for name in ("overwrite", "plots", "quiet"):
+            check_bool(name, getattr(c, name))
+        if c.out is not None and (not isinstance(c.out, (str, os.PathLike)) or not os.fspath(c.out).strip()):
+            raise ValueError(f"out must name a folder (a non-empty path), got {c.out!r}")
+        return c
+
+
+@dataclass
+class SegmentOutcome:
+    """What :func:`segment` returns."""
+
+    path: str | None
+    summary: dict
+    exit_code: int
+    rows: list = field(default_factory=list)
+
+
+def _add_segment_parser(sub):
+    alphas = " ".join(f"{a:g}" for a in SEGMENT_ALPHAS)
+    sg = sub.add_parser(
+        "segment", help="few labels: Peters 2020 output regularization, alpha sweep on a scene, report folder",
+        description=(
+            "Peters (2020), eq. (3.2): train a reversible segmentation network on a few labelled pixels (per-pixel "
+            "softmax cross-entropy on the training pixels) plus alpha * R, R = 1/2 |grad_1 M|^2 + 1/2 |grad_2 M|^2 "
+            "on the predicted map M (eq. 4.8), for every alpha of a grid from ONE initial point per seed (L-BFGS), "
+            "and pick alpha by the mIoU on held-out labelled validation pixels. Writes a report folder: "
+            "summary.json (configuration, best alpha per seed, mean/min/max over the seeds of the validation and "
+            "whole-map mIoU per alpha, machine, status), alpha_sweep.jsonl (one row per seed and alpha), "
+            "alpha_sweep.md (the tables), miou_vs_alpha.png, maps.png (true map, alpha = 0, best alpha, largest "
+            "alpha). Default: the synthetic change-detection scene (meganet.data.change_detection_scene, 64x64, "
+            "2 x 20 bands, 200 training / 50 validation pixels), 3 seeds. --data indian-pines needs the "
+            "user-supplied files Indian_pines_corrected.mat and Indian_pines_gt.mat in <data folder>/indian-pines "
+            "(data folder: $MEGANET_DATA, default ~/.cache/meganet/data; see 'meganet data fetch indian-pines')."))
+    sg.set_defaults(_parser=sg)
+    g = sg.add_argument_group("problem")
+    g.add_argument("--data", choices=SEGMENT_DATASETS, default="change-detection",
+                   help="change-detection: synthetic two-time hyperspectral scene, label = change map (default); "
+                        "indian-pines: the AVIRIS Indian Pines image, 16 ground-truth classes (USER-SUPPLIED files, "
+                        "see above; unlabelled pixels are left out of the whole-map scores)")
+    g.add_argument("--size", type=_positive_int, default=None, metavar="S",
+                   help="change-detection: the scene is S x S pixels (default 64); indian-pines: crop the central "
+                        "S x S pixels (default: the whole 145 x 145 image)")
+    g.add_argument("--bands", type=_positive_int, default=None, metavar="B",
+                   help="change-detection: bands per cube (default 20); indian-pines: keep B evenly spaced bands "
+                        "(default: all)")
+    g.add_argument("--n-train", type=_positive_int, default=200, metavar="N",
+                   help="labelled training pixels (default 200, as Peters 2020)")
+    g.add_argument("--n-val", type=_positive_int, default=50, metavar="N",
+                   help="labelled validation pixels that choose alpha (default 50)")
+    g.add_argument("--seeds", type=_nonneg_int, nargs="+", default=[0, 1, 2], metavar="SEED",
+                   help="seeds (default 0 1 2); each seed draws the scene (change-detection) or the labelled "
+                        "pixels (indian-pines) and the initial weights")
+    g = sg.add_argument_group("network and optimization")
+    g.add_argument("--width", type=_positive_int, default=8, help="channels of the reversible block (even; default 8)")
+    g.add_argument("--layers", type=_positive_int, default=6, help="layers of the reversible block (default 6)")
+    g.add_argument("--alphas", type=_nonneg_float, nargs="+", default=list(SEGMENT_ALPHAS), metavar="ALPHA",
+                   help=f"the alpha grid, must contain 0 (default {alphas})")
+    g.add_argument("--on", choices=("probabilities", "logits"), default="probabilities",
+                   help="the map R smooths: softmax probabilities (default) or logits")
+    g.add_argument("--max-iter", type=_nonneg_int, default=150, metavar="K", help="L-BFGS iterations per alpha "
+                                                                                   "(default 150)")
+    g = sg.add_argument_group("output")
+    g.add_argument("--out", type=_folder, default=None, metavar="DIR",
+                   help="report folder (default ./runs/segment-<data>-<time>-<pid>); an existing folder is only "
+                        "replaced with --overwrite, and only if it is a meganet segment report folder")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing segment report folder (never a folder that is not one)")
+    g.add_argument("--no-plots", dest="plots", action="store_false", help="do not draw the PNG figures")
+    g.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    return sg
+
+
+def _segment_config_from_args(args):
+    cfg = SegmentConfig(**{f.name: getattr(args, f.name) for f in fields(SegmentConfig) if hasattr(args, f.name)})
+    try:
+        cfg = cfg.validated()
+        if cfg.out is not None:
+            _check_segment_target(cfg.out, cfg.overwrite)
+        if cfg.data == "indian-pines":
+            _indian_pines_paths()
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        args._parser.error(str(err))
+    return cfg
+
+
+def segment_replace_refusal(path):
+    """Why ``path`` may not be replaced by a new segment report, or ``None`` if it may: a real folder (no link),
+    not the current directory or one of its parents, with a ``summary.json`` of format ``meganet-segment`` and
+    nothing but the files of such a report (:data:`SEGMENT_FILES`)."""
+    import json
+
+    path = os.path.abspath(os.fspath(path))
+    if os.path.islink(path):
+        return "it is a symbolic link"
+    if not os.path.isdir(path):
+        return "it is not a folder"
+    real, cwd = os.path.realpath(path), os.path.realpath(os.getcwd())
+    if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
+        return "it is the current directory or contains it"
+    try:
+        entries = sorted(os.listdir(path))
+        with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        meta = None
+    if not (isinstance(meta, dict) and meta.get("format") == SEGMENT_FORMAT):
+        return f"it is not a meganet segment report folder (no summary.json of format {SEGMENT_FORMAT!r})"
+    extra = [e for e in entries if e not in SEGMENT_FILES]
+    if extra:
+        return f"it holds files that are not part of a segment report ({', '.join(extra[:5])}" \
+               f"{', ...' if len(extra) > 5 else ''})"
+    return None
+
+
+def _check_segment_target(out, overwrite):
+    """Raise ``FileExistsError`` if ``out`` exists and may not be replaced by a segment report."""
+    if os.path.lexists(out):
+        if not overwrite:
+            raise FileExistsError(f"--out {os.fspath(out)!r} already exists; choose another folder or pass "
+                                  "--overwrite")
+        why = segment_replace_refusal(out)
+        if why is not None:
+            raise FileExistsError(f"refusing to replace {os.fspath(out)!r}: {why}. Only a meganet segment report "
+                                  "folder may be replaced with --overwrite; choose another folder")
+
+
+def _write_segment_folder(out, overwrite, write):
+    """Write a segment report atomically: ``write(tmp)`` fills a hidden sibling folder, which is renamed to
+    ``out`` (an existing segment report is moved aside first and deleted once the new one is in place), as
+    :func:`meganet._folders.atomic_folder` does for the training reports."""
+    import shutil
+
+    from ._folders import MARKER, OLD_MARKER, _make_dir, _write_marker, recover_stale
+
+    path = os.path.abspath(os.fspath(out))
+    parent, name = os.path.split(path)
+    _check_segment_target(path, overwrite)
+    os.makedirs(parent, exist_ok=True)
+    recover_stale(parent)
+    tmp = _make_dir(parent, f".{name}.partial-")
+    try:
+        _write_marker(tmp, MARKER, path)
+        write(tmp)
+        os.remove(os.path.join(tmp, MARKER))
+        if not os.path.lexists(path):
+            try:
+                os.rename(tmp, path)
+                return path
+            except OSError:
+                if not overwrite or not os.path.lexists(path):
+                    raise FileExistsError(f"report folder {path!r} appeared while the report was written") from None
+        _check_segment_target(path, overwrite)
+        old = _make_dir(parent, f".{name}.old-")
+        os.rmdir(old)
+        os.rename(path, old)
+        try:
+            _write_marker(old, OLD_MARKER, path)
+            os.rename(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(old, OLD_MARKER))
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return path
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _save_segment(out, *, overwrite, warn, write):
+    """:func:`_write_segment_folder` at ``out``, else at a free sibling name, else under the fallback root
+    (as :func:`_save`).  Returns ``(path, fallback_reason)``."""
+    from ._folders import fallback_root, unique_path
+
+    try:
+        return _write_segment_folder(out, overwrite, write), None
+    except FileExistsError as err:
+        reason, target = str(err), unique_path(out)
+    except Exception as err:  # noqa: BLE001 - whatever went wrong, the report goes elsewhere
+        reason, target = f"{type(err).__name__}: {err}", None
+    if target is not None:
+        warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
+        try:
+            return _write_segment_folder(target, False, write), reason
+        except Exception as err:  # noqa: BLE001
+            reason += f"; {target}: {type(err).__name__}: {err}"
+    target = unique_path(os.path.join(fallback_root(), os.path.basename(os.path.abspath(out))))
+    warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
+    return _write_segment_folder(target, False, write), reason
+
+
+def _indian_pines_paths():
+    """The two Indian Pines files under ``data_folder()/indian-pines``; ``FileNotFoundError`` naming the folder
+    and ``meganet data fetch indian-pines`` when one is missing."""
+    from .data import data_folder
+
+    folder = os.path.join(data_folder(), "indian-pines")
+    paths = [os.path.join(folder, f) for f in INDIAN_PINES_FILES]
+    missing = [os.path.basename(p) for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"--data indian-pines needs the user-supplied files {' and '.join(INDIAN_PINES_FILES)} in {folder} "
+            f"(missing: {', '.join(missing)}); put them there (the data folder is $MEGANET_DATA) and see "
+            "'meganet data fetch indian-pines' for where to get them")
+    return paths
+
+
+def indian_pines_scene(size=None, bands=None):
+    """The Indian Pines image as one scene for :func:`meganet.training.alpha_sweep`.
+
+    Returns ``(X, classes)``: ``X`` of shape (1, B, H, W), every band standardized to mean 0 and standard
+    deviation 1 over the image (``bands``: keep that many evenly spaced bands), and ``classes`` of shape
+    (1, H, W) with the ground truth 1..16 mapped to 0..15 and the unlabelled pixels (ground truth 0) to -1;
+    ``size``: the central ``size x size`` crop.
+    """
+    from .data import read_indian_pines
+
+    data_path, gt_path = _indian_pines_paths()
+    _, _, _, cube, gt = read_indian_pines(data_path, gt_path, return_cube=True)
+    H, W = gt.shape
+    if size is not None:
+        if size > min(H, W):
+            raise ValueError(f"size = {size} exceeds the {H} x {W} Indian Pines image")
+        r0, c0 = (H - size) // 2, (W - size) // 2
+        cube, gt = cube[r0:r0 + size, c0:c0 + size], gt[r0:r0 + size, c0:c0 + size]
+    if bands is not None:
+        if bands > cube.shape[2]:
+            raise ValueError(f"bands = {bands} exceeds the {cube.shape[2]} bands of the Indian Pines cube")
+        cube = cube[:, :, np.unique(np.linspace(0, cube.shape[2] - 1, bands).round().astype(int))]
+    X = np.asarray(cube, dtype=np.float64).transpose(2, 0, 1)
+    mu = X.mean(axis=(1, 2), keepdims=True)
+    sd = X.std(axis=(1, 2), keepdims=True)
+    X = (X - mu) / np.where(sd > 0, sd, 1.0)
+    return X[None], (gt.astype(np.int64) - 1)[None]
+
+
+def _indian_pines_masks(classes, n_train, n_val, seed):
+    """``n_train`` training and ``n_val`` validation pixels drawn (seeded) among the labelled pixels."""
+    idx = np.flatnonzero(classes.ravel() >= 0)
+    if n_train + n_val > idx.size:
+        raise ValueError(f"n_train + n_val = {n_train + n_val} exceeds the {idx.size} labelled pixels of the "
+                         "Indian Pines scene")
+    pick = np.random.default_rng(seed).choice(idx, size=n_train + n_val, replace=False)
+    tr = np.zeros(classes.size, bool)
+    va = np.zeros(classes.size, bool)
+    tr[pick[:n_train]] = True
+    va[pick[n_train:]] = True
+    return tr.reshape(classes.shape), va.reshape(classes.shape)
+
+
+def _machine():
+    """CPU model, cores, load average, Python and meganet versions (for the summary and the README)."""
+    import platform
+
+    from . import __version__
+
+    cpu = platform.processor() or "cpu"
+    with contextlib.suppress(OSError, StopIteration):
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    load = None
+    with contextlib.suppress(OSError, AttributeError):
+        load = [round(x, 2) for x in os.getloadavg()]
+    return dict(cpu=cpu, cores=os.cpu_count(), load=load, python=platform.python_version(), meganet=__version__)
+
+
+def _segment_default_out(cfg):
+    from ._folders import unique_path
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return unique_path(os.path.join("runs", f"segment-{cfg.data}-{stamp}-{os.getpid()}"))
+
+
+def segment(cfg):
+    """Run ``meganet segment``: :func:`meganet.training.alpha_sweep` for every seed, then the report folder.
+
+    Returns
+    -------
+    SegmentOutcome
+        ``exit_code`` 0 (success), 1 (an α ended with NaN/Inf or the training raised; the report holds the
+        seeds done), 3 (the report is in the fallback location named on stderr), ``128 + signal``
+        (interrupted; the report holds the seeds done).
+    """
+    import json
+
+    from ._signals import SignalGuard, describe, exit_status
+    from .training import alpha_sweep, sweep_markdown, sweep_summary
+
+    cfg = cfg.validated()
+    say = (lambda *a: None) if cfg.quiet else (lambda *a: print(*a, flush=True))
+
+    def warn(msg):
+        print(f"meganet segment: {msg}", file=sys.stderr, flush=True)
+
+    out = os.fspath(cfg.out) if cfg.out is not None else _segment_default_out(cfg)
+    _check_segment_target(out, cfg.overwrite)
+    mach = _machine()
+    pines = None
+    if cfg.data == "indian-pines":
+        say(f"meganet segment: reading Indian Pines from {os.path.dirname(_indian_pines_paths()[0])} ...")
+        pines = indian_pines_scene(cfg.size, cfg.bands)
+    rows, first, failures = [], None, []
+    status, message, stop_signal = "completed", "", None
+    with SignalGuard() as guard:
+        t_start = time.perf_counter()
+        try:
+            try:
+                for seed in cfg.seeds:
+                    if pines is None:
+                        from .data import change_detection_scene
+
+                        sc = change_detection_scene((cfg.size, cfg.size), n_bands=cfg.bands, n_train=cfg.n_train,
+                                                    n_val=cfg.n_val, seed=seed)
+                        X, labels, tr, va, n_classes, ignore = sc.X, sc.labels, sc.train_mask, sc.val_mask, 2, None
+                    else:
+                        X, labels = pines
+                        tr, va = _indian_pines_masks(labels, cfg.n_train, cfg.n_val, seed)
+                        n_classes, ignore = 16, -1
+                    res = alpha_sweep(X, labels, tr, va, cfg.alphas, n_classes=n_classes, ground_truth=labels,
+                                      ignore_label=ignore, width=cfg.width, n_layers=cfg.layers,
+                                      max_iter=cfg.max_iter, on=cfg.on, seed=seed, log=None if cfg.quiet else say)
+                    rows += [dict(r, seed=seed) for r in res.rows]
+                    if res.status != "completed":
+                        failures.append(f"seed {seed}: {res.message}")
+                    if first is None:
+                        first = (labels[0], tr[0], res)
+            finally:
+                guard.hold()
+        except KeyboardInterrupt as err:
+            status, stop_signal = "interrupted", getattr(err, "signum", signal.SIGINT)
+            message = f"interrupted by {describe(stop_signal)}; the report holds the seeds completed before"
+        except Exception as err:  # noqa: BLE001 - the report of the seeds done is still written
+            status, message = "error", f"{type(err).__name__} raised during training: {err}"
+            warn(message)
+            traceback.print_exc(file=sys.stderr)
+        wall = time.perf_counter() - t_start
+        if status == "completed" and failures:
+            status, message = "non_finite", "; ".join(failures)
+        if status == "completed":
+            message = f"{len(cfg.seeds)} seeds x {len(cfg.alphas)} values of alpha"
+        agg = sweep_summary(rows) if rows else None
+        summary = dict(format=SEGMENT_FORMAT, status=status, message=message,
+                       failed=status != "completed", config=dict(asdict(cfg), alphas=list(cfg.alphas),
+                                                                 seeds=list(cfg.seeds)),
+                       data=cfg.data, n_classes=2 if cfg.data == "change-detection" else 16,
+                       image_shape=list(pines[0].shape[2:]) if pines is not None else [cfg.size, cfg.size],
+                       n_channels=int(pines[0].shape[1]) if pines is not None else 2 * cfg.bands,
+                       seeds_done=sorted({r["seed"] for r in rows}),
+                       best_alpha_per_seed=[dict(seed=p["seed"], best_alpha=p["best_alpha"]) for p in agg["per_seed"]]
+                       if agg else [],
+                       best_alpha_of_mean=agg["best_alpha_of_mean"] if agg else None,
+                       per_alpha=agg["per_alpha"] if agg else [], per_seed=agg["per_seed"] if agg else [],
+                       wall_time_s=wall, machine=mach, command=" ".join(["meganet"] + sys.argv[1:]),
+                       out_requested=os.path.abspath(out),
+                       reference="Peters (2020), Deep connections between learning from limited labels & physical "
+                                 "parameter estimation, eq. (3.2), (4.8)-(4.9)")
+        what = ("synthetic change-detection scene " f"{cfg.size}x{cfg.size}, 2 x {cfg.bands} bands"
+                if pines is None else f"Indian Pines {pines[0].shape[2]}x{pines[0].shape[3]}, "
+                                      f"{pines[0].shape[1]} standardized bands, 16 classes (unlabelled pixels left "
+                                      "out of the whole-map scores)")
+        intro = [f"Generated by `{summary['command']}` in {wall:.0f} s; machine {mach['cpu']} ({mach['cores']} "
+                 f"cores, load {mach['load']}), meganet {mach['meganet']}; status {status}.",
+                 f"{what}; {cfg.n_train} labelled training and {cfg.n_val} validation pixels; reversible Hamiltonian "
+                 f"network of width {cfg.width} and {cfg.layers} layers; R on the {cfg.on}; L-BFGS, {cfg.max_iter} "
+                 "iterations per α, the same initial weights for every α of a seed."]
+
+        def write(folder):
+            files = ["alpha_sweep.jsonl", "alpha_sweep.md"]
+            with open(os.path.join(folder, "alpha_sweep.jsonl"), "w", encoding="utf-8") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r) + "\n")
+            md = (sweep_markdown(rows, title="Peters 2020: output regularization with few labels — mIoU against α",
+                                 intro=intro) if rows else f"# meganet segment\n\nNo seed completed: {message}\n")
+            with open(os.path.join(folder, "alpha_sweep.md"), "w", encoding="utf-8") as fh:
+                fh.write(md)
+            note = "not requested"
+            if cfg.plots and rows:
+                try:
+                    from .plotting import miou_vs_alpha, require_matplotlib, segmentation_maps
+
+                    require_matplotlib()
+                    miou_vs_alpha(rows, path=os.path.join(folder, "miou_vs_alpha.png"), n_val=cfg.n_val)
+                    truth, trm, res = first
+                    top = res.alphas[-1]
+                    k = summary["n_classes"]
+                    segmentation_maps(
+                        np.where(truth >= 0, truth, 0), [("α = 0", res.map(0.0)),
+                                                         (f"best α = {res.best_alpha:g} (validation)",
+                                                          res.map(res.best_alpha)), (f"α = {top:g}", res.map(top))],
+                        n_classes=k, train_mask=trm, ignore=truth < 0 if pines is not None else None,
+                        truth_title="true change map" if pines is None else "ground truth",
+                        path=os.path.join(folder, "maps.png"), title=f"seed {res.config['seed']}")
+                    files += ["miou_vs_alpha.png", "maps.png"]
+                    note = "drawn"
+                except ImportError as err:
+                    note = f"skipped: {err}"
+            elif cfg.plots:
+                note = "skipped: no seed completed"
+            summary.update(plots=note, files=files + ["summary.json"])
+            with open(os.path.join(folder, "summary.json"), "w", encoding="utf-8") as fh:
+                json.dump(summary, fh, indent=2)
+
+        say(f"meganet segment: writing the report to {os.path.abspath(out)} ...")
+        path, fallback = _save_segment(out, overwrite=cfg.overwrite, warn=warn, write=write)
+    stop_signal = stop_signal if stop_signal is not None else guard.signum
+    if stop_signal is not None:
+        code = exit_status(stop_signal)
+    elif status != "completed":
+        code = 1
+    else:
+        code = 3 if fallback is not None else 0
+    if agg:
+        a0 = next(p for p in agg["per_alpha"] if p["alpha"] == 0.0)
+        b = next(p for p in agg["per_alpha"] if p["alpha"] == agg["best_alpha_of_mean"])
+        quality = (f"mean validation mIoU {a0['val_miou']['mean']:.3f} at α = 0, {b['val_miou']['mean']:.3f} at "
+                   f"α = {b['alpha']:g} (best mean; per seed best α "
+                   f"{', '.join(format(p['best_alpha'], 'g') for p in agg['per_seed'])})")
+    else:
+        quality = "no seed completed"
+    line = f"{status}: {quality}, {wall:.1f} s; report: {path}"
+    if code:
+        if code == 3:
+            print(f"meganet segment: the report could not be written to {os.path.abspath(out)}; it is at {path}",
+                  file=sys.stderr, flush=True)
+        elif status != "completed":
+            print(f"meganet segment: {message}", file=sys.stderr, flush=True)
+        print(line, file=sys.stderr, flush=True)
+    else:
+        print(line, flush=True)
+    return SegmentOutcome(path=path, summary=summary, exit_code=code, rows=rows)
