@@ -40,6 +40,10 @@ RUNS = {
                                "--quiet"], ["fashion-mnist.md", "fashion-mnist.jsonl"]),
     "peters_alpha_sweep": (["--size", "16", "--alphas", "0", "1e-3", "--seeds", "0", "--max-iter", "3"],
                            ["alpha_sweep.md", "alpha_sweep.jsonl", "miou_vs_alpha.png", "maps.png"]),
+    # weak labels from tags, on the synthetic IDX files read as MNIST (digits 0 and 1: 24 images)
+    "pathak_weak_labels": (["--data-folder", "{fashion}", "--n-train", "20", "--n-test", "10", "--epochs", "2",
+                            "--outer", "2", "--digits", "2"],
+                           ["weak_labels.md", "weak_labels.jsonl", "maps.png", "alternating_history.png"]),
     # the training examples at a tiny size (a few seconds); --out is the report folder itself
     "train_peaks": (["--n-train", "64", "--max-iter", "2", "--levels", "1", "--steps", "4"],
                     ["summary.json", "convergence.png"]),
