@@ -23,7 +23,7 @@ from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
 from meganet.networks import Meganet, Sequential
 from meganet.objectives import NetworkObjective, VarProObjective
 from meganet.optimizers import minimize_newton_cg
-from meganet.regularizers import BlockRegularizer, OutputSmoothness, Tikhonov
+from meganet.regularizers import BlockRegularizer, FeatureSmoothness, Tikhonov
 from meganet.testing import taylor_test
 from meganet.transforms import Dense
 from tests.conftest import DTYPE_PARAMS
@@ -164,7 +164,7 @@ def test_taylor_with_output_regularizer_per_pixel():
     C = rng.integers(0, 3, size=(5, 3, 3))
     mask = rng.random((5, 3, 3)) < 0.3
     mask[0, 0, 0] = True
-    obj = NetworkObjective(net, loss, Y, C, mask=mask, output_regularizer=OutputSmoothness((2, 3, 3), alpha=0.5),
+    obj = NetworkObjective(net, loss, Y, C, mask=mask, output_regularizer=FeatureSmoothness((2, 3, 3), alpha=0.5),
                            regularizer=Tikhonov(net.n_theta, alpha=1e-3))
     x = random_x(obj)
     f, g, state = obj.value_and_gradient(x)

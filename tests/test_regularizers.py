@@ -20,7 +20,7 @@ import scipy.ndimage
 import scipy.sparse as sp
 
 from meganet.backend import get_array_module, to_backend, to_numpy
-from meganet.regularizers import (BlockRegularizer, Identity, Laplacian2D, OutputSmoothness, Regularizer,
+from meganet.regularizers import (BlockRegularizer, Identity, Laplacian2D, FeatureSmoothness, Regularizer,
                                   Tikhonov, TimeDifference, TotalVariationTime)
 from meganet.testing import dot_test, taylor_test_line
 from tests.conftest import DTYPE_PARAMS, XP_PARAMS, get_xp
@@ -340,7 +340,7 @@ def test_to_numpy_is_a_copy():
 def test_output_smoothness_known_answers_and_derivatives():
     rng = np.random.default_rng(8)
     n, shape = 3, (2, 4, 5)
-    S = OutputSmoothness(shape, alpha=0.6, spacing=(1.0, 0.5))
+    S = FeatureSmoothness(shape, alpha=0.6, spacing=(1.0, 0.5))
     Y = rng.standard_normal((n, *shape))
     d1 = np.diff(Y, axis=2) / 1.0
     d2 = np.diff(Y, axis=3) / 0.5
@@ -362,7 +362,7 @@ def test_output_smoothness_known_answers_and_derivatives():
         rep = dot_test(lambda x: S.hess_mv(x, Yd), lambda x: S.hess_mv(x, Yd), u, v)
         assert rep.ok, str(rep)
     # Hessian diagonal against e_iᵀ H e_i
-    small = OutputSmoothness((3, 4), alpha=2.0, spacing=0.5)
+    small = FeatureSmoothness((3, 4), alpha=2.0, spacing=0.5)
     Ys = np.zeros((2, 3, 4))
     diag = np.array([small.hess_mv(e.reshape(Ys.shape), Ys).ravel() @ e for e in np.eye(Ys.size)])
     np.testing.assert_allclose(small.hessian_diagonal(Ys).ravel(), diag, rtol=1e-14)
@@ -400,7 +400,7 @@ def test_bad_input_messages():
     with pytest.raises(TypeError, match="unexpected keyword argument 'boundry'"):
         Laplacian2D((4, 4), boundry="periodic")
     with pytest.raises(ValueError, match="shape_in must be image-shaped"):
-        OutputSmoothness(5)
+        FeatureSmoothness(5)
     R = TotalVariationTime(3, 2)
     with pytest.raises(ValueError, match=r"theta must have shape \(6,\), got \(5,\)"):
         R.value(np.zeros(5))
@@ -412,7 +412,7 @@ def test_bad_input_messages():
         R.hess_mv(np.zeros(6, dtype=np.float32), np.zeros(6))
     with pytest.raises(TypeError, match="theta must be a numpy.ndarray or cupy.ndarray, got list"):
         R.value([0.0] * 6)
-    S = OutputSmoothness((2, 3))
+    S = FeatureSmoothness((2, 3))
     with pytest.raises(ValueError, match=r"Y must have shape \(n, 2, 3\), got \(4, 3, 2\)"):
         S.value(np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match=r"dY must have shape \(4, 2, 3\)"):

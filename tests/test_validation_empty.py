@@ -10,7 +10,7 @@ import pytest
 from meganet.layers import SingleLayer
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
 from meganet.objectives import NetworkObjective, VarProObjective
-from meganet.regularizers import OutputSmoothness, Tikhonov
+from meganet.regularizers import FeatureSmoothness, Tikhonov
 from meganet.stability import jacobian_spectrum, perturbation_growth
 from meganet.testing import check_element
 from meganet.transforms import Dense
@@ -123,7 +123,7 @@ def test_objective_metrics_with_a_mask_selecting_nothing(cls):
 
 @pytest.mark.parametrize("method", ["value", "gradient", "value_and_gradient", "hessian_diagonal", "hess_mv"])
 def test_output_smoothness_of_no_examples(method):
-    reg = OutputSmoothness((1, 4, 4))
+    reg = FeatureSmoothness((1, 4, 4))
     Y = np.zeros((0, 1, 4, 4))
     args = (Y, Y) if method == "hess_mv" else (Y,)
     with pytest.raises(ValueError, match="Y has 0 examples; R is an average over examples"):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..core.validation import check_option
-from ..regularizers.output_smoothness import OutputSmoothness
+from ..regularizers.feature_smoothness import FeatureSmoothness
 from .base import _NEED, Loss, LossCache, LossEval
 from .softmax_cross_entropy import SoftmaxCrossEntropy
 
@@ -80,7 +80,7 @@ class OutputRegularizedLoss(Loss):
     ``∇_1, ∇_2`` are forward differences divided by the pixel sizes along the
     two image axes, without boundary rows, i.e. a **Neumann (zero-flux)**
     boundary: ``∇ᵀ∇`` is minus the Neumann Laplacian and constants have ``R = 0``.
-    The operators are those of :class:`~meganet.regularizers.OutputSmoothness`
+    The operators are those of :class:`~meganet.regularizers.FeatureSmoothness`
     (applied to the map the loss sees instead of to the features ``Y``).
 
     The loss term keeps the label mask (Peters' selection ``Q``, eq. 3.2); ``R``
@@ -141,8 +141,8 @@ class OutputRegularizedLoss(Loss):
         super().__init__(loss.shape_in, loss.n_classes, bias=loss.bias, per_pixel=True)
         self.loss = loss
         self.n_index = loss.n_index
-        # R with α: the difference operators, Neumann boundary, spacing and α validation of OutputSmoothness
-        self.R = OutputSmoothness((loss.n_classes, *loss.spatial), alpha=alpha, spacing=spacing)
+        # R with α: the difference operators, Neumann boundary, spacing and α validation of FeatureSmoothness
+        self.R = FeatureSmoothness((loss.n_classes, *loss.spatial), alpha=alpha, spacing=spacing)
         self.alpha = self.R.alpha
         if not np.isfinite(self.alpha):
             raise ValueError(f"alpha must be finite, got {alpha!r}")

@@ -45,7 +45,7 @@ from ..losses.base import Loss
 from ..losses.least_squares import LeastSquares
 from ..optimizers.problem import WorkCounter
 from ..regularizers.base import Regularizer
-from ..regularizers.output_smoothness import OutputSmoothness
+from ..regularizers.feature_smoothness import FeatureSmoothness
 
 __all__ = ["ObjectiveBase", "DataView", "ChunkedCache", "check_rng", "check_state_type", "same_point"]
 
@@ -141,8 +141,8 @@ class ObjectiveBase:
         self.classifier_regularizer = self._check_reg("classifier_regularizer", classifier_regularizer, loss.n_w,
                                                       "loss.n_w")
         if output_regularizer is not None:
-            if not isinstance(output_regularizer, OutputSmoothness):
-                raise TypeError(f"output_regularizer must be None or an OutputSmoothness, "
+            if not isinstance(output_regularizer, FeatureSmoothness):
+                raise TypeError(f"output_regularizer must be None or a FeatureSmoothness, "
                                 f"got {type(output_regularizer).__name__}")
             if tuple(output_regularizer.shape_in) != tuple(network.shape_out):
                 raise ValueError(f"output_regularizer acts on outputs of shape {output_regularizer.shape_in} but "

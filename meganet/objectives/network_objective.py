@@ -130,8 +130,9 @@ class NetworkObjective(ObjectiveBase):
         ``R`` on θ (length ``network.n_theta``).
     classifier_regularizer : Regularizer, optional
         ``S`` on ``w`` (length ``loss.n_w``).
-    output_regularizer : OutputSmoothness, optional
-        ``R_out`` on the network output.
+    output_regularizer : FeatureSmoothness, optional
+        ``R_out`` on the network's features ``Y_N`` (before the classifier; for Peters' regularization of the
+        predicted map use :class:`~meganet.losses.OutputRegularizedLoss`).
     mask : array, optional
         Labelled examples (or pixels), see :class:`~meganet.losses.base.Loss`.
     batch_size : int, optional

@@ -1,4 +1,5 @@
-"""Quadratic smoothness of image-valued network outputs (Peters et al., eqs. 4.8–4.9)."""
+"""Quadratic smoothness of the image-valued features ``Y_N`` a network hands to its classifier
+(Peters et al., eqs. 4.8–4.9, applied before the classifier)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from ..core.validation import check_array, check_positive, check_shape_tuple
 from ._difference import forward_diff, second_diff, second_diff_matrix
 from .base import Regularizer, _const, _Movable
 
-__all__ = ["OutputSmoothness"]
+__all__ = ["FeatureSmoothness"]
 
 
-class OutputSmoothness(_Movable):
-    r"""Quadratic smoother on the network output ``Y_N`` of shape ``(n, ..., H, W)``,
+class FeatureSmoothness(_Movable):
+    r"""Quadratic smoother on the network's features ``Y_N`` of shape ``(n, ..., H, W)`` (the input of the
+    classifier, not the map the loss sees),
 
     .. math::
 
@@ -32,9 +34,14 @@ class OutputSmoothness(_Movable):
     It regularizes the network's features ``Y_N`` before the linear
     classifier; Peters' output regularization of the map the loss sees (the
     per-pixel logits or softmax probabilities) is
-    :class:`~meganet.losses.OutputRegularizedLoss`.
+    :class:`~meganet.losses.OutputRegularizedLoss`, which uses this class's
+    difference operators.  Use it where the features themselves are the
+    prediction or should be smooth (e.g. a regression whose loss is close to the
+    identity); with a classifier, a large α collapses the features (all pixels
+    alike) instead of smoothing the predicted map.  Formerly named
+    ``OutputSmoothness``.
 
-    It acts on the output, not on θ: an objective adds ``∇_Y R`` to the loss
+    It acts on the network output, not on θ: an objective adds ``∇_Y R`` to the loss
     gradient before back-propagation and ``∇²_Y R = (α/n)(∇_1ᵀ∇_1 + ∇_2ᵀ∇_2)``
     (constant, PSD) to the loss Hessian w.r.t. the output.
 
@@ -114,4 +121,4 @@ class OutputSmoothness(_Movable):
         return xp.broadcast_to((self.alpha / Y.shape[0]) * d, Y.shape).copy()
 
     def __repr__(self):
-        return f"OutputSmoothness(shape_in={self.shape_in}, alpha={self.alpha}, spacing={self.spacing})"
+        return f"FeatureSmoothness(shape_in={self.shape_in}, alpha={self.alpha}, spacing={self.spacing})"
