@@ -6,9 +6,12 @@ The rules (also in the README, "What happens to your files"):
   naming the writing process) and renamed into place when complete; ``os.rename`` of a folder is
   atomic on POSIX, so ``NAME`` is either absent, the previous report, or the complete new one.
 * An existing ``NAME`` is replaced only with ``overwrite=True`` **and** only if it is recognisably a
-  meganet report (:func:`replace_refusal`): a real folder (not a link), not the current directory or
-  one of its parents, holding ``model.json`` of our format and ``summary.json`` and nothing but the
-  files a report consists of.  Anything else is refused with a message that says why.
+  meganet report of the kind being written (:func:`replace_refusal`): a real folder (not a link), not
+  the current directory or one of its parents, holding ``summary.json`` and nothing but the files a
+  report of that kind consists of, and with the metadata of that kind (``kind="run"``, ``meganet
+  train``: ``model.json`` of format ``meganet-run``; ``kind="segment"``, ``meganet segment``:
+  ``summary.json`` of format ``meganet-segment``).  Anything else is refused with a message that says
+  why.
 * During an overwrite the previous report is moved aside to ``.NAME.old-XXXXXXXX`` and deleted only
   after the new one is in place; if the process is killed in between, the next run into the same
   parent moves it back (:func:`recover_stale`).
@@ -30,14 +33,18 @@ import tempfile
 import time
 
 __all__ = [
-    "REPORT_FILES", "MARKER", "atomic_folder", "unique_path", "replace_refusal", "check_replaceable",
-    "writable_problem", "fallback_root", "recover_stale", "is_partial_folder",
+    "REPORT_FILES", "SEGMENT_FORMAT", "SEGMENT_FILES", "MARKER", "atomic_folder", "unique_path", "replace_refusal",
+    "check_replaceable", "writable_problem", "fallback_root", "recover_stale", "is_partial_folder",
 ]
 
 FORMAT = "meganet-run"
 #: The files a report folder may hold (anything else makes it "not a report": it is never replaced).
 REPORT_FILES = frozenset({"model.json", "params.npz", "history.csv", "history.json", "summary.json", "data.npz",
                           "decision_regions.png", "predicted_vs_true.png", "convergence.png"})
+#: ``format`` in the ``summary.json`` of a ``meganet segment`` report folder.
+SEGMENT_FORMAT = "meganet-segment"
+#: The files a ``meganet segment`` report folder may hold (anything else: it is never replaced).
+SEGMENT_FILES = frozenset({"summary.json", "alpha_sweep.jsonl", "alpha_sweep.md", "miou_vs_alpha.png", "maps.png"})
 #: Marker file inside a folder that is being written (removed just before the final rename).
 MARKER = ".meganet-partial"
 #: Marker file inside a previous report moved aside during an overwrite.
@@ -63,22 +70,48 @@ def is_partial_folder(path):
 
 
 # ---------------------------------------------------------------------------- what may be replaced
-def _is_report_meta(path):
+def _has_format(path, fname, fmt):
+    """True if ``path/fname`` is a JSON object whose ``format`` is ``fmt``."""
     try:
-        with open(os.path.join(path, "model.json"), encoding="utf-8") as fh:
+        with open(os.path.join(path, fname), encoding="utf-8") as fh:
             meta = json.load(fh)
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("format") == FORMAT
+    return isinstance(meta, dict) and meta.get("format") == fmt
 
 
-def replace_refusal(path):
-    """Why ``path`` may not be replaced by a new report, or ``None`` if it may.
+#: The kinds of report folder: kind -> (the check of its metadata, the files it may hold, how messages name
+#: it, what a folder that is not one lacks).
+_KINDS = {
+    "run": (lambda path: _has_format(path, "model.json", FORMAT), REPORT_FILES, "report",
+            f"no model.json of format {FORMAT!r} with a summary.json"),
+    "segment": (lambda path: _has_format(path, "summary.json", SEGMENT_FORMAT), SEGMENT_FILES, "segment report",
+                f"no summary.json of format {SEGMENT_FORMAT!r}"),
+}
 
-    Only an existing meganet report folder may be replaced: a real folder (no symbolic link), not
-    the current working directory nor one of its parents, with ``model.json`` of format
-    ``meganet-run`` and ``summary.json``, and no file that a report does not consist of.
+
+def _kind(kind):
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}") from None
+
+
+def _is_report_meta(path):
+    """True if ``path`` has the metadata of a report of any kind."""
+    return any(is_meta(path) for is_meta, *_ in _KINDS.values())
+
+
+def replace_refusal(path, *, kind="run"):
+    """Why ``path`` may not be replaced by a new report of ``kind``, or ``None`` if it may.
+
+    Only an existing meganet report folder of that kind may be replaced: a real folder (no symbolic
+    link), not the current working directory nor one of its parents, with ``summary.json`` and the
+    metadata of the kind (``"run"``: ``model.json`` of format ``meganet-run``; ``"segment"``:
+    ``summary.json`` of format ``meganet-segment``), and no file that such a report does not consist
+    of (:data:`REPORT_FILES`, :data:`SEGMENT_FILES`).
     """
+    is_meta, allowed, what, lacks = _kind(kind)
     path = os.path.abspath(os.fspath(path))
     if os.path.islink(path):
         return "it is a symbolic link"
@@ -91,23 +124,23 @@ def replace_refusal(path):
         entries = sorted(os.listdir(path))
     except OSError as err:
         return f"its contents cannot be listed ({err.strerror})"
-    if "model.json" not in entries or "summary.json" not in entries or not _is_report_meta(path):
-        return "it is not a meganet report folder (no model.json of format 'meganet-run' with a summary.json)"
-    extra = [e for e in entries if e not in REPORT_FILES]
+    if "summary.json" not in entries or not is_meta(path):
+        return f"it is not a meganet {what} folder ({lacks})"
+    extra = [e for e in entries if e not in allowed]
     if extra:
         shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
-        return f"it holds files that are not part of a report ({shown})"
+        return f"it holds files that are not part of a {what} ({shown})"
     return None
 
 
-def check_replaceable(path):
-    """Raise ``FileExistsError`` unless ``path`` is absent or a report folder that may be replaced."""
+def check_replaceable(path, *, kind="run"):
+    """Raise ``FileExistsError`` unless ``path`` is absent or a report folder of ``kind`` that may be replaced."""
     if not os.path.lexists(path):
         return
-    why = replace_refusal(path)
+    why = replace_refusal(path, kind=kind)
     if why is not None:
-        raise FileExistsError(f"refusing to replace {os.fspath(path)!r}: {why}. Only a meganet report folder may "
-                              "be replaced with --overwrite (overwrite=True); choose another folder")
+        raise FileExistsError(f"refusing to replace {os.fspath(path)!r}: {why}. Only a meganet {_kind(kind)[2]} "
+                              "folder may be replaced with --overwrite (overwrite=True); choose another folder")
 
 
 # ---------------------------------------------------------------------------- can we write there?
@@ -200,8 +233,8 @@ def recover_stale(parent):
     """Clean up after processes killed while saving into ``parent`` (best effort, never raises).
 
     * ``.NAME.partial-*`` with our marker, written by a dead process on this host: removed.
-    * ``.NAME.old-*`` (a previous report moved aside during an overwrite): moved back to ``NAME`` if
-      ``NAME`` is missing; removed if ``NAME`` is in place and the marker names a dead process.
+    * ``.NAME.old-*`` (a previous report of any kind moved aside during an overwrite): moved back to
+      ``NAME`` if ``NAME`` is missing; removed if ``NAME`` is in place and the marker names a dead process.
 
     Returns
     -------
@@ -244,13 +277,14 @@ def recover_stale(parent):
 
 
 @contextlib.contextmanager
-def atomic_folder(path, *, overwrite=False):
+def atomic_folder(path, *, overwrite=False, kind="run"):
     """Context manager: yield a hidden sibling folder, rename it to ``path`` on success.
 
     On an exception (including ``KeyboardInterrupt``) the partial folder is removed and nothing
     appears at ``path``; an existing folder at ``path`` is left untouched.  With ``overwrite=True``
-    an existing *report* folder (:func:`replace_refusal`) is moved aside, the new one renamed into
-    place, then the old one deleted (if the rename fails the old folder is restored).
+    an existing report folder of ``kind`` (``"run"`` or ``"segment"``, :func:`replace_refusal`) is
+    moved aside, the new one renamed into place, then the old one deleted (if the rename fails the
+    old folder is restored).
 
     Raises
     ------
@@ -258,6 +292,7 @@ def atomic_folder(path, *, overwrite=False):
         ``path`` exists and ``overwrite`` is false, or it may not be replaced (checked before and
         after writing).
     """
+    _kind(kind)
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
     if not name:
@@ -265,7 +300,7 @@ def atomic_folder(path, *, overwrite=False):
     if os.path.lexists(path):
         if not overwrite:
             raise FileExistsError(f"report folder {path!r} already exists; choose another --out or pass --overwrite")
-        check_replaceable(path)
+        check_replaceable(path, kind=kind)
     os.makedirs(parent, exist_ok=True)
     recover_stale(parent)
     tmp = _make_dir(parent, f".{name}.partial-")
@@ -273,13 +308,13 @@ def atomic_folder(path, *, overwrite=False):
         _write_marker(tmp, MARKER, path)
         yield tmp
         os.remove(os.path.join(tmp, MARKER))
-        _commit(tmp, path, overwrite)
+        _commit(tmp, path, overwrite, kind)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _commit(tmp, path, overwrite):
+def _commit(tmp, path, overwrite, kind):
     if not os.path.lexists(path):
         try:
             os.rename(tmp, path)  # atomic; fails if a non-empty folder appeared meanwhile
@@ -290,7 +325,7 @@ def _commit(tmp, path, overwrite):
                                       "choose another --out or pass --overwrite") from None
     if not overwrite:
         raise FileExistsError(f"report folder {path!r} already exists; choose another --out or pass --overwrite")
-    check_replaceable(path)
+    check_replaceable(path, kind=kind)
     parent, name = os.path.split(path)
     old = _make_dir(parent, f".{name}.old-")
     os.rmdir(old)

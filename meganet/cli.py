@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import math
 import os
 import signal
@@ -69,8 +70,11 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ._folders import SEGMENT_FILES, SEGMENT_FORMAT
+
 __all__ = ["main", "build_parser", "TrainConfig", "TrainOutcome", "train", "network_regularizer", "DATASETS", "SOLVERS",
-           "DEFAULTS", "SegmentConfig", "SegmentOutcome", "segment", "indian_pines_scene", "segment_replace_refusal"]
+           "DEFAULTS", "SegmentConfig", "SegmentOutcome", "segment", "indian_pines_scene", "segment_replace_refusal",
+           "SEGMENT_FORMAT", "SEGMENT_FILES"]
 
 DATASETS = ("peaks", "swiss_roll", "ellipses", "cdr", "dcr")
 #: Least-squares (PDE-surrogate) problems; the others are classification problems.
@@ -535,29 +539,30 @@ def _default_out(cfg):
                                             f"{os.getpid()}"))
 
 
-def _check_target(out, overwrite):
-    """Raise ``FileExistsError`` if ``out`` exists and may not be replaced (see :mod:`meganet._folders`)."""
+def _check_target(out, overwrite, kind="run"):
+    """Raise ``FileExistsError`` if ``out`` exists and may not be replaced by a report of ``kind``
+    (``"run"`` or ``"segment"``; see :mod:`meganet._folders`)."""
     from ._folders import check_replaceable
 
     if os.path.lexists(out):
         if not overwrite:
             raise FileExistsError(f"--out {os.fspath(out)!r} already exists; choose another folder or pass "
                                   "--overwrite")
-        check_replaceable(out)
+        check_replaceable(out, kind=kind)
 
 
-def _save(out, *, overwrite, warn, **kw):
-    """Save the report at ``out``; if that fails, at a free sibling name (``out`` appeared meanwhile)
-    or under :func:`~meganet._folders.fallback_root` (``out`` cannot be written).  A finished run is
-    never discarded because its folder cannot be written.
+def _save(out, save, *, overwrite, warn):
+    """Save the report with ``save(path, overwrite=...)`` (which returns the report's path) at ``out``;
+    if that fails, at a free sibling name (``out`` appeared meanwhile) or under
+    :func:`~meganet._folders.fallback_root` (``out`` cannot be written).  A finished run is never
+    discarded because its folder cannot be written.
 
     Returns ``(path, fallback_reason)``; the reason is ``None`` when the report is at ``out``.
     """
     from ._folders import fallback_root, unique_path
-    from .report import save_run
 
     try:
-        return save_run(out, overwrite=overwrite, **kw), None
+        return save(out, overwrite=overwrite), None
     except FileExistsError as err:
         reason = str(err)
         target = unique_path(out)
@@ -567,12 +572,12 @@ def _save(out, *, overwrite, warn, **kw):
     if target is not None:
         warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
         try:
-            return save_run(target, **kw), reason
+            return save(target, overwrite=False), reason
         except Exception as err:  # noqa: BLE001
             reason += f"; {target}: {type(err).__name__}: {err}"
     target = unique_path(os.path.join(fallback_root(), os.path.basename(os.path.abspath(out))))
     warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
-    return save_run(target, **kw), reason
+    return save(target, overwrite=False), reason
 
 
 class _Progress:
@@ -710,7 +715,7 @@ def train(cfg):
     """
     from ._folders import fallback_root, writable_problem
     from ._signals import SignalGuard, describe, exit_status
-    from .report import Model, build_model, model_spec
+    from .report import Model, build_model, model_spec, save_run
     from .training import time_stepping_blocks, train_multilevel
 
     cfg = cfg.resolved()
@@ -829,8 +834,9 @@ def train(cfg):
                 say("meganet train: per-sample relative errors |W[Y_N; 1] - c| / |c|\n"
                     + format_relative_error_table(rel_table))
         say(f"meganet train: writing the report to {os.path.abspath(out)} ...")
-        path, fallback = _save(out, overwrite=cfg.overwrite, warn=warn, model=model, theta=theta, w=w,
-                               history=rec["history"], summary=summary, data=data, plots=cfg.plots)
+        path, fallback = _save(out, functools.partial(save_run, model=model, theta=theta, w=w, history=rec["history"],
+                                                      summary=summary, data=data, plots=cfg.plots),
+                               overwrite=cfg.overwrite, warn=warn)
     status = rec["status"]
     stop_signal = stop_signal if stop_signal is not None else guard.signum
     if stop_signal is not None:
@@ -871,9 +877,6 @@ def train(cfg):
 SEGMENT_DATASETS = ("change-detection", "indian-pines")
 #: The α grid of the Peters 2020 sweep (α = 0 is the unregularized baseline).
 SEGMENT_ALPHAS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1, 1.0)
-SEGMENT_FORMAT = "meganet-segment"
-#: The files a ``meganet segment`` report folder may hold (anything else: it is never replaced).
-SEGMENT_FILES = frozenset({"summary.json", "alpha_sweep.jsonl", "alpha_sweep.md", "miou_vs_alpha.png", "maps.png"})
 #: Indian Pines: the folder under :func:`meganet.data.data_folder` and the two user-supplied files.
 INDIAN_PINES_FILES = ("Indian_pines_corrected.mat", "Indian_pines_gt.mat")
 
@@ -1010,7 +1013,7 @@ def _segment_config_from_args(args):
     try:
         cfg = cfg.validated()
         if cfg.out is not None:
-            _check_segment_target(cfg.out, cfg.overwrite)
+            _check_target(cfg.out, cfg.overwrite, kind="segment")
         if cfg.data == "indian-pines":
             _indian_pines_paths()
     except (ValueError, FileExistsError, FileNotFoundError) as err:
@@ -1021,108 +1024,11 @@ def _segment_config_from_args(args):
 def segment_replace_refusal(path):
     """Why ``path`` may not be replaced by a new segment report, or ``None`` if it may: a real folder (no link),
     not the current directory or one of its parents, with a ``summary.json`` of format ``meganet-segment`` and
-    nothing but the files of such a report (:data:`SEGMENT_FILES`)."""
-    import json
+    nothing but the files of such a report (:data:`SEGMENT_FILES`); :func:`meganet._folders.replace_refusal`
+    with ``kind="segment"``."""
+    from ._folders import replace_refusal
 
-    path = os.path.abspath(os.fspath(path))
-    if os.path.islink(path):
-        return "it is a symbolic link"
-    if not os.path.isdir(path):
-        return "it is not a folder"
-    real, cwd = os.path.realpath(path), os.path.realpath(os.getcwd())
-    if cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep):
-        return "it is the current directory or contains it"
-    try:
-        entries = sorted(os.listdir(path))
-        with open(os.path.join(path, "summary.json"), encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError):
-        meta = None
-    if not (isinstance(meta, dict) and meta.get("format") == SEGMENT_FORMAT):
-        return f"it is not a meganet segment report folder (no summary.json of format {SEGMENT_FORMAT!r})"
-    extra = [e for e in entries if e not in SEGMENT_FILES]
-    if extra:
-        return f"it holds files that are not part of a segment report ({', '.join(extra[:5])}" \
-               f"{', ...' if len(extra) > 5 else ''})"
-    return None
-
-
-def _check_segment_target(out, overwrite):
-    """Raise ``FileExistsError`` if ``out`` exists and may not be replaced by a segment report."""
-    if os.path.lexists(out):
-        if not overwrite:
-            raise FileExistsError(f"--out {os.fspath(out)!r} already exists; choose another folder or pass "
-                                  "--overwrite")
-        why = segment_replace_refusal(out)
-        if why is not None:
-            raise FileExistsError(f"refusing to replace {os.fspath(out)!r}: {why}. Only a meganet segment report "
-                                  "folder may be replaced with --overwrite; choose another folder")
-
-
-def _write_segment_folder(out, overwrite, write):
-    """Write a segment report atomically: ``write(tmp)`` fills a hidden sibling folder, which is renamed to
-    ``out`` (an existing segment report is moved aside first and deleted once the new one is in place), as
-    :func:`meganet._folders.atomic_folder` does for the training reports."""
-    import shutil
-
-    from ._folders import MARKER, OLD_MARKER, _make_dir, _write_marker, recover_stale
-
-    path = os.path.abspath(os.fspath(out))
-    parent, name = os.path.split(path)
-    _check_segment_target(path, overwrite)
-    os.makedirs(parent, exist_ok=True)
-    recover_stale(parent)
-    tmp = _make_dir(parent, f".{name}.partial-")
-    try:
-        _write_marker(tmp, MARKER, path)
-        write(tmp)
-        os.remove(os.path.join(tmp, MARKER))
-        if not os.path.lexists(path):
-            try:
-                os.rename(tmp, path)
-                return path
-            except OSError:
-                if not overwrite or not os.path.lexists(path):
-                    raise FileExistsError(f"report folder {path!r} appeared while the report was written") from None
-        _check_segment_target(path, overwrite)
-        old = _make_dir(parent, f".{name}.old-")
-        os.rmdir(old)
-        os.rename(path, old)
-        try:
-            _write_marker(old, OLD_MARKER, path)
-            os.rename(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(old, OLD_MARKER))
-            os.rename(old, path)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-        return path
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _save_segment(out, *, overwrite, warn, write):
-    """:func:`_write_segment_folder` at ``out``, else at a free sibling name, else under the fallback root
-    (as :func:`_save`).  Returns ``(path, fallback_reason)``."""
-    from ._folders import fallback_root, unique_path
-
-    try:
-        return _write_segment_folder(out, overwrite, write), None
-    except FileExistsError as err:
-        reason, target = str(err), unique_path(out)
-    except Exception as err:  # noqa: BLE001 - whatever went wrong, the report goes elsewhere
-        reason, target = f"{type(err).__name__}: {err}", None
-    if target is not None:
-        warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
-        try:
-            return _write_segment_folder(target, False, write), reason
-        except Exception as err:  # noqa: BLE001
-            reason += f"; {target}: {type(err).__name__}: {err}"
-    target = unique_path(os.path.join(fallback_root(), os.path.basename(os.path.abspath(out))))
-    warn(f"cannot write the report to {os.path.abspath(out)} ({reason}); writing it to {target}")
-    return _write_segment_folder(target, False, write), reason
+    return replace_refusal(path, kind="segment")
 
 
 def _indian_pines_paths():
@@ -1219,6 +1125,7 @@ def segment(cfg):
     """
     import json
 
+    from ._folders import atomic_folder
     from ._signals import SignalGuard, describe, exit_status
     from .training import alpha_sweep, sweep_markdown, sweep_summary
 
@@ -1229,7 +1136,7 @@ def segment(cfg):
         print(f"meganet segment: {msg}", file=sys.stderr, flush=True)
 
     out = os.fspath(cfg.out) if cfg.out is not None else _segment_default_out(cfg)
-    _check_segment_target(out, cfg.overwrite)
+    _check_target(out, cfg.overwrite, kind="segment")
     mach = _machine()
     pines = None
     if cfg.data == "indian-pines":
@@ -1336,8 +1243,14 @@ def segment(cfg):
             with open(os.path.join(folder, "summary.json"), "w", encoding="utf-8") as fh:
                 json.dump(summary, fh, indent=2)
 
+        def save(target, overwrite):
+            target = os.path.abspath(target)
+            with atomic_folder(target, overwrite=overwrite, kind="segment") as tmp:
+                write(tmp)
+            return target
+
         say(f"meganet segment: writing the report to {os.path.abspath(out)} ...")
-        path, fallback = _save_segment(out, overwrite=cfg.overwrite, warn=warn, write=write)
+        path, fallback = _save(out, save, overwrite=cfg.overwrite, warn=warn)
     stop_signal = stop_signal if stop_signal is not None else guard.signum
     if stop_signal is not None:
         code = exit_status(stop_signal)

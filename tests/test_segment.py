@@ -216,6 +216,29 @@ def test_overwrite_replaces_only_a_segment_report(tmp_path, capsys):
     assert (out / "extra.bin").exists()
 
 
+def test_an_interrupted_segment_replacement_is_recovered(tmp_path):
+    import subprocess
+    import sys
+
+    from meganet import _folders
+    from meganet.cli import segment_replace_refusal
+
+    out = tmp_path / "seg"
+    assert main(["segment", *CLI_TINY, "--no-plots", "--seeds", "0", "--out", str(out)]) == 0
+    assert segment_replace_refusal(out) is None
+    assert "not a meganet report folder" in _folders.replace_refusal(out)  # not a training report
+    before = (out / "summary.json").read_text()
+    # what a process killed after moving the old segment report aside leaves behind
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    moved = tmp_path / ".seg.old-89abcdef"
+    os.rename(out, moved)
+    (moved / _folders.OLD_MARKER).write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename}))
+    # the next run into the same parent moves it back
+    assert main(["segment", *CLI_TINY, "--no-plots", "--seeds", "1", "--out", str(tmp_path / "other")]) == 0
+    assert (out / "summary.json").read_text() == before
+    assert sorted(os.listdir(tmp_path)) == ["other", "seg"]
+
+
 @pytest.mark.parametrize("args, match", [
     (["--alphas", "1e-3", "1e-2"], "contain 0"),
     (["--alphas", "0", "-1"], "non-negative"),
