@@ -22,7 +22,8 @@ setup(
     install_requires=["numpy>=1.24", "scipy>=1.10"],
     extras_require={
         "numba": ["numba>=0.59"],
-        "gpu": ["cupy-cuda12x>=13"],
+        # the lent GPU machines run CUDA 13 (issue 13); CuPy ships one wheel per CUDA major version
+        "gpu": ["cupy-cuda13x>=14"],
         "plot": ["matplotlib>=3.7"],
         # numba is in the test extra so that CI runs the numba engine of the kernels
         "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7", "numba>=0.59"],
