@@ -28,12 +28,14 @@ from meganet.optimizers.linesearch import armijo_backtracking
 from meganet.stability import jacobian_spectrum, perturbation_growth
 from meganet.testing import check_element, dot_test, taylor_test
 from meganet.transforms import Dense
+from meganet.weak import kl_projection, tag_constraints, train_constrained
 
 PACKAGES = ["core", "losses", "layers", "transforms", "integrators", "networks", "regularizers", "objectives",
-            "activations", "multilevel", "stability", "testing"]
+            "activations", "multilevel", "stability", "testing", "weak", "metrics"]
 # flags of the validators themselves (always called with literals inside meganet)
 NOT_OPTIONS = {("check_array", "finite"), ("check_int", "odd"), ("check_positive", "allow_zero"),
-               ("lanczos", "restart")}  # the private Lanczos of the VarPro inner solver, called with literals
+               ("lanczos", "restart"),  # the private Lanczos of the VarPro inner solver, called with literals
+               ("confusion_matrix", "mask"), ("tag_constraints", "tags")}  # bool arrays (data), not flags
 
 _IMG = dict(n_steps=2, final_time=1.0)
 
@@ -71,6 +73,15 @@ def _hess(method):
 def _loss(cls, name):
     shape = (2, 3, 3) if name == "per_pixel" else 3
     return lambda v: cls(shape, 2, **{name: v})
+
+
+def _train_constrained(v):
+    net = segmentation_network(1, (2, 2), width=2, n_layers=1)
+    loss = SoftmaxCrossEntropy(net.shape_out, 2, per_pixel=True)
+    X = np.ones((1, 1, 2, 2))
+    return train_constrained(net, loss, X, tag_constraints(np.ones((1, 2), dtype=bool)),
+                             np.zeros(net.n_theta + loss.n_w), outer_iter=1, theta_solver="lbfgs",
+                             theta_solver_options={"max_iter": 1}, verbose=v)
 
 
 # (qualified name, parameter) -> maker(value); for ALLOWS_NONE ``None`` is documented ("decided from the
@@ -124,6 +135,11 @@ FLAGS = {
     ("check_element", "verbose"): lambda v: check_element(Dense(2, 2), dot=False, taylor=False, verbose=v),
     ("dot_test", "verbose"): lambda v: dot_test(lambda x: x, lambda x: x, np.ones(2), np.ones(2), verbose=v),
     ("taylor_test", "verbose"): lambda v: taylor_test(lambda x: x, np.ones(2), np.ones(2), np.ones(2), verbose=v),
+    ("kl_projection", "log"): lambda v: kl_projection(np.full((2, 2), np.log(0.5) if isinstance(v, (bool, np.bool_)) and v else 0.5),
+                                                      np.eye(2), np.zeros(2), log=v),
+    ("kl_projection", "verbose"): lambda v: kl_projection(np.full((2, 2), 0.5), np.eye(2), np.zeros(2), verbose=v),
+    ("tag_constraints", "suppress"): lambda v: tag_constraints(np.ones((1, 2), dtype=bool), suppress=v),
+    ("train_constrained", "verbose"): _train_constrained,
 }
 ALLOWS_NONE = {("Connector", "bias"), ("HamiltonianCNN", "bias"), ("ParabolicCNN", "bias"),
                ("symmetric_conv_layer", "bias"), ("SecondOrderCNN", "bias")}

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.validation import check_bool
 from ..optimizers import minimize_projected_newton_cg
 
 __all__ = ["KLProjectionResult", "kl_projection", "NegatedDual"]
@@ -143,8 +144,7 @@ class KLProjectionResult:
 
 
 def _check_inputs(Q, A, b, log, beta):
-    if not isinstance(log, bool):
-        raise TypeError(f"log must be a bool, got {log!r}")
+    log = check_bool("log", log)
     Q = np.asarray(Q)
     if Q.dtype.kind not in "fiu":
         raise TypeError(f"Q must be a real array, got dtype {Q.dtype}")
@@ -250,6 +250,7 @@ def kl_projection(Q, A, b, *, beta=None, log=False, gtol=1e-11, max_iter=200, ve
         Invalid ``Q``/``A``/``b``/``beta``; or hard constraints (``beta=None``) with no
         feasible ``P`` (the dual is then unbounded above).
     """
+    verbose = check_bool("verbose", verbose)
     logQ, A, b, beta = _check_inputs(Q, A, b, log, beta)
     n, L = logQ.shape
     m = A.shape[0]
