@@ -11,7 +11,7 @@ import pytest
 
 from meganet.cli import indian_pines_scene, main
 from meganet.data import change_detection_scene
-from meganet.metrics import segmentation_scores
+from meganet.metrics import boundary_length, segmentation_scores
 from meganet.training import alpha_sweep, best_alpha, sweep_summary
 
 TINY = dict(width=4, n_layers=2)
@@ -42,6 +42,7 @@ def test_rows_scores_and_best_alpha(scene):
         assert r["full_miou"] == pytest.approx(full.miou)
         assert r["full_iou"] == pytest.approx(full.iou.tolist())
         assert r["train_pixel_accuracy"] == pytest.approx(train.pixel_accuracy)
+        assert r["boundary_ratio"] == pytest.approx(boundary_length(m) / boundary_length(scene.labels[0]))
         assert 1 <= r["iterations"] <= 3 and r["seconds"] >= 0
         assert r["status"] in ("max_iter", "converged_gtol", "converged_rtol", "converged_ftol")
         np.testing.assert_array_equal(res.map(a), m)
@@ -102,8 +103,10 @@ def test_ignore_label_leaves_pixels_out_of_the_full_map_scores(scene):
     full = segmentation_scores(scene.labels, m, 2, mask=gt >= 0)
     assert res.rows[0]["full_miou"] == pytest.approx(full.miou)
     assert full.n_pixels == 72
+    assert res.rows[0]["boundary_ratio"] == pytest.approx(
+        boundary_length(m, mask=gt >= 0).sum() / boundary_length(scene.labels, mask=gt >= 0).sum())
     no_gt = alpha_sweep(scene.X, scene.labels, scene.train_mask, scene.val_mask, [0.0], max_iter=0, **TINY)
-    assert no_gt.rows[0]["full_miou"] is None and no_gt.n_classes == 2
+    assert no_gt.rows[0]["full_miou"] is None and no_gt.rows[0]["boundary_ratio"] is None and no_gt.n_classes == 2
 
 
 def _bad(scene, **change):
@@ -178,7 +181,8 @@ def test_segment_command_writes_the_report(tmp_path, capsys):
     assert summary["machine"]["cores"] == os.cpu_count() and summary["wall_time_s"] > 0
     assert summary["n_classes"] == 2 and summary["image_shape"] == [12, 12] and summary["n_channels"] == 6
     md = (out / "alpha_sweep.md").read_text()
-    assert "| α | mIoU (val) | whole-map mIoU | train pixel accuracy |" in md and "| 0.01 |" in md
+    assert "| α | mIoU (val) | whole-map mIoU | boundary length / true | train pixel accuracy |" in md
+    assert "| 0.01 |" in md
     assert "completed" in capsys.readouterr().out
     # the same scene and seeds give the same numbers as the library driver
     sc = change_detection_scene((12, 12), n_bands=3, n_train=20, n_val=10, seed=1)

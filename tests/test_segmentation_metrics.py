@@ -55,3 +55,27 @@ def test_bad_input(kw, exc, match):
     args.update(kw)
     with pytest.raises(exc, match=match):
         segmentation_scores(**args)
+
+
+def test_boundary_length_counts_neighbour_pairs():
+    from meganet.metrics import boundary_length
+
+    c = np.zeros((4, 5), dtype=np.int64)
+    assert boundary_length(c) == 0
+    c[:, 2:] = 1                                     # one vertical edge of length 4
+    assert boundary_length(c) == 4
+    c[1, 0] = 2                                      # an isolated pixel: 3 more pairs (left border)
+    assert boundary_length(c) == 7
+    # checkerboard: every pair differs
+    cb = np.indices((3, 3)).sum(axis=0) % 2
+    assert boundary_length(cb) == 2 * 3 * 2
+    # batch and mask: pairs with an unmasked pixel do not count
+    batch = np.stack([c, np.zeros_like(c)])
+    np.testing.assert_array_equal(boundary_length(batch), [7, 0])
+    mask = np.ones_like(c, dtype=bool)
+    mask[1, 0] = False
+    assert boundary_length(c, mask=mask) == 4
+    with pytest.raises(TypeError, match="integer"):
+        boundary_length(c.astype(float))
+    with pytest.raises(ValueError, match="mask"):
+        boundary_length(c, mask=mask[:2])

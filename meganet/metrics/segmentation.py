@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..core.validation import check_int
 
-__all__ = ["confusion_matrix", "SegmentationScores", "segmentation_scores"]
+__all__ = ["confusion_matrix", "SegmentationScores", "segmentation_scores", "boundary_length"]
 
 
 def _labels(name, a):
@@ -101,3 +101,39 @@ def segmentation_scores(y_true, y_pred, n_classes, *, mask=None):
         iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
     return SegmentationScores(confusion=M, iou=iou, miou=float(np.nanmean(iou)), pixel_accuracy=float(tp.sum() / n),
                               n_pixels=n)
+
+
+def boundary_length(labels, *, mask=None):
+    r"""Length of the label boundaries of maps: the number of 4-neighbour pixel pairs with different labels,
+
+    .. math:: B(c) = \sum_{i,j} [c_{i,j} ≠ c_{i+1,j}] + [c_{i,j} ≠ c_{i,j+1}],
+
+    per image (the anisotropic total variation of the label indicator).  A measure of the *oscillatory
+    artifacts* Peters (2020, §4) reports without output regularization: the ratio ``B(prediction) / B(truth)``
+    is above 1 for speckled or striped maps and tends to 0 when a large α over-smooths to one label.
+
+    Parameters
+    ----------
+    labels : int array, shape (n, H, W) or (H, W)
+    mask : bool array of the same shape, optional
+        Only pairs with both pixels in the mask count (e.g. the pixels with ground truth).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n,)  (a 0-d array for a single map)
+    """
+    xp = _labels("labels", labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels must have shape (n, H, W) or (H, W), got {labels.shape}")
+    single = labels.ndim == 2
+    c = labels[None] if single else labels
+    if mask is None:
+        m = xp.ones(c.shape, dtype=bool)
+    else:
+        if mask.shape != labels.shape:
+            raise ValueError(f"mask must have the shape of labels {labels.shape}, got {mask.shape}")
+        m = (mask[None] if single else mask).astype(bool)
+    v = ((c[:, 1:, :] != c[:, :-1, :]) & m[:, 1:, :] & m[:, :-1, :]).sum(axis=(1, 2))
+    h = ((c[:, :, 1:] != c[:, :, :-1]) & m[:, :, 1:] & m[:, :, :-1]).sum(axis=(1, 2))
+    out = to_numpy(v + h).astype(np.int64)
+    return out[0] if single else out

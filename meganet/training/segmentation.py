@@ -43,7 +43,9 @@ class AlphaSweepResult:
     rows : list of dict
         One per α, in the order of ``alphas``: ``alpha``, ``val_miou``, ``val_iou`` (per class, ``None`` for a
         class absent from both the validation labels and the prediction there), ``full_miou``, ``full_iou``,
-        ``full_pixel_accuracy`` (``None`` without ground truth), ``train_pixel_accuracy``, ``status``,
+        ``full_pixel_accuracy`` (``None`` without ground truth), ``boundary_ratio`` (label-boundary length of the
+        prediction over that of the ground truth, :func:`meganet.metrics.boundary_length`: above 1 for oscillatory
+        maps, near 0 for over-smoothed ones; ``None`` without ground truth), ``train_pixel_accuracy``, ``status``,
         ``message``, ``iterations``, ``seconds``.
     maps : int64 array, shape (n_alphas, H, W)
         The predicted class of every pixel for every α.
@@ -239,7 +241,7 @@ def alpha_sweep(X, labels, train_mask, val_mask, alphas, *, n_classes=None, grou
     """
     from ..core.validation import check_int, check_option
     from ..losses import OutputRegularizedLoss, SoftmaxCrossEntropy
-    from ..metrics import segmentation_scores
+    from ..metrics import boundary_length, segmentation_scores
     from ..networks import segmentation_network
     from ..objectives import NetworkObjective
     from ..optimizers import minimize_lbfgs
@@ -277,12 +279,17 @@ def alpha_sweep(X, labels, train_mask, val_mask, alphas, *, n_classes=None, grou
         val = segmentation_scores(labels, pred, n_classes, mask=val_mask)
         train = segmentation_scores(labels, pred, n_classes, mask=train_mask)
         full = segmentation_scores(ground_truth, pred, n_classes, mask=gt_mask) if ground_truth is not None else None
+        if ground_truth is not None:  # the oscillatory artifacts of Peters §4, as a number: B(prediction) / B(truth)
+            b_true = float(boundary_length(ground_truth, mask=gt_mask).sum())
+            b_ratio = float(boundary_length(pred, mask=gt_mask).sum()) / b_true if b_true > 0 else None
+        else:
+            b_ratio = None
         status = getattr(res.status, "value", str(res.status))
         rows.append(dict(alpha=a, val_miou=_plain(val.miou), val_iou=_plain(val.iou),
                          full_miou=None if full is None else _plain(full.miou),
                          full_iou=None if full is None else _plain(full.iou),
                          full_pixel_accuracy=None if full is None else _plain(full.pixel_accuracy),
-                         train_pixel_accuracy=_plain(train.pixel_accuracy), status=status,
+                         boundary_ratio=b_ratio, train_pixel_accuracy=_plain(train.pixel_accuracy), status=status,
                          message=str(res.message), iterations=int(res.nit), seconds=time.perf_counter() - t0))
         maps.append(pred[0])
         if log is not None:
@@ -327,6 +334,7 @@ def sweep_summary(rows):
         rs = [r for r in rows if r["alpha"] == a]
         per_alpha.append(dict(alpha=a, val_miou=stats([r["val_miou"] for r in rs]),
                               full_miou=stats([r.get("full_miou") for r in rs]),
+                              boundary_ratio=stats([r.get("boundary_ratio") for r in rs]),
                               train_pixel_accuracy=stats([r["train_pixel_accuracy"] for r in rs])))
     per_seed = []
     for s in seeds:
@@ -361,7 +369,8 @@ def sweep_markdown(rows, *, title, intro=()):
                      f"{_f(p['full_miou_alpha0'])} | {_f(p['full_miou_best'])} | {_f(p['full_miou_largest'])} |")
     n = len(s["seeds"])
     lines += ["", f"Every α (mean over {n} seed{'s' if n > 1 else ''}; min–max in brackets):", "",
-              "| α | mIoU (val) | whole-map mIoU | train pixel accuracy |", "|---|---|---|---|"]
+              "| α | mIoU (val) | whole-map mIoU | boundary length / true | train pixel accuracy |",
+              "|---|---|---|---|---|"]
 
     def rng(st):
         return "n/a" if st is None else f"{st['mean']:.3f} [{st['min']:.3f}–{st['max']:.3f}]"
@@ -369,5 +378,5 @@ def sweep_markdown(rows, *, title, intro=()):
     for p in s["per_alpha"]:
         tpa = p["train_pixel_accuracy"]
         lines.append(f"| {p['alpha']:g} | {rng(p['val_miou'])} | {rng(p['full_miou'])} | "
-                     f"{_f(tpa['mean'] if tpa else None)} |")
+                     f"{rng(p.get('boundary_ratio'))} | {_f(tpa['mean'] if tpa else None)} |")
     return "\n".join(lines) + "\n"
