@@ -125,6 +125,62 @@ class Chain(Element):
                 dparts[i][...] = dth
         return dtheta, (W if need_Y else None)
 
+    # ------------------------------------------------ second-order products
+    @property
+    def has_second_order(self):
+        return all(e.has_second_order for e in self.elements)
+
+    def second_order_missing(self):
+        for e in self.elements:
+            missing = e.second_order_missing()
+            if missing is not None:
+                return missing
+        return None
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        r"""Second-order adjoint of the composition (the chain rule for Hessians).
+
+        Forward tangent sweep ``dY_{i+1} = J_i (dθ_i, dY_i)``, then the adjoint sweep backwards carrying, besides
+        the adjoint ``W_i = J_{Y,i}ᵀ W_{i+1}`` (``W_L = W``), its change ``δW_L = 0``,
+
+        .. math:: (d_{θ_i},\ δW_i) = J_iᵀ δW_{i+1} + S_i(W_{i+1};\ dθ_i, dY_i),
+
+        with ``S_i`` the element's own :meth:`second_order_adjoint`; ``d_Y = δW_0``.
+        """
+        xp = _xp(Y)
+        L = len(self.elements)
+        thetas = list(self.split(theta))
+        dths = list(self.split(dtheta)) if dtheta is not None else [None] * L
+        dths = [None if (d is not None and d.shape[-1] == 0) else d for d in dths]
+        tangents, d = [], dY
+        for e, th, dth, Yi, c in zip(self.elements, thetas, dths, cache.inputs, cache.caches):
+            tangents.append(d)
+            if dth is not None or d is not None:
+                d = e._Jmv(dth, d, th, Yi, c)
+        d_theta = xp.zeros(self.n_theta, dtype=Y.dtype)
+        dparts = self.split(d_theta)
+        dW = None
+        for i in range(L - 1, -1, -1):
+            e, th, Yi, c = self.elements[i], thetas[i], cache.inputs[i], cache.caches[i]
+            a_th = a_Y = s_th = s_Y = None
+            if dW is not None:
+                a_th, a_Y = e._JTmv(dW, th, Yi, c, e.n_theta > 0, True, False)
+            if dths[i] is not None or tangents[i] is not None:
+                s_th, s_Y = e._second_order(W, dths[i], tangents[i], th, Yi, c)
+            g = _add(a_th, s_th)
+            if g is not None and e.n_theta > 0:
+                dparts[i][...] = g
+            dW = _add(a_Y, s_Y)
+            if i > 0:
+                W = e._JTmv(W, th, Yi, c, False, True, False)[1]
+        return d_theta, dW
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
+
 
 def _xp(a):
     from ..backend import get_array_module

@@ -336,6 +336,68 @@ class Element:
         """``J_Yᵀ W``."""
         return self.JTmv(W, theta, Y, cache, wrt="Y")[1]
 
+    # ------------------------------------------------ second-order products
+    #: True when the element implements :meth:`_second_order` (composites derive it from their children).
+    has_second_order = False
+
+    def second_order_missing(self):
+        """Name of the (first) element inside this one without second-order products, or ``None``."""
+        return None if self.has_second_order else type(self).__name__
+
+    def second_order_adjoint(self, W, dtheta, dY, theta, Y, cache=None):
+        r"""Second-order adjoint product: the change of the adjoint ``JTmv(W)`` along ``(dθ, dY)`` with ``W`` fixed.
+
+        For the scalar ``g(θ, Y) = ⟨W, F(θ, Y)⟩`` (whose gradient is ``JTmv(W)``) this is the Hessian
+        product ``∇²g · (dθ, dY) = Σ_i W_i ∇²F_i · (dθ, dY)``, split into its θ and Y parts:
+
+        .. math:: d_θ = ∂_θθ g\,dθ + ∂_θY g\,dY,\qquad d_Y = ∂_Yθ g\,dθ + ∂_YY g\,dY.
+
+        With the tangent ``J (dθ, dY)`` and ``JTmv`` it gives the second-order adjoint of a composition
+        (the chain rule for Hessians): ``∇²(L∘F)·v = Jᵀ ∇²L (J v) + second_order_adjoint(∇L, v)``.
+
+        Parameters
+        ----------
+        W : array, shape (n_examples, *shape_out)
+            The cotangent (fixed).
+        dtheta : array, shape (n_theta,) or None (zero)
+        dY : array, shape (n_examples, *shape_in) or None (zero)
+        theta, Y, cache : as in :meth:`JTmv`
+
+        Returns
+        -------
+        d_theta : array, shape (n_theta,)
+        d_Y : array, shape (n_examples, *shape_in)
+
+        Raises
+        ------
+        NotImplementedError
+            If this element (or one inside it, named in the message) has no second-order products
+            (``has_second_order`` is False).
+        """
+        missing = self.second_order_missing()
+        if missing is not None:
+            raise NotImplementedError(_no_second_order(self, missing))
+        theta, xp, dtype = self._prepare(theta, Y, W=W, dtheta=dtheta, dY=dY)
+        self._check_like("W", W, (Y.shape[0], *self.shape_out), xp, dtype)
+        self._check_like("dtheta", dtheta, (self.n_theta,), xp, dtype)
+        self._check_like("dY", dY, tuple(Y.shape), xp, dtype)
+        cache = self._check_cache(cache, theta, Y)
+        if dtheta is not None and dtheta.size == 0:
+            dtheta = None
+        d_theta = d_Y = None
+        if dtheta is not None or dY is not None:
+            d_theta, d_Y = self._second_order(W, dtheta, dY, theta, Y, cache)
+        if d_theta is None:
+            d_theta = xp.zeros(self.n_theta, dtype=dtype)
+        if d_Y is None:
+            d_Y = xp.zeros(Y.shape, dtype=dtype)
+        return d_theta, d_Y
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """``(d_θ, d_Y)`` of :meth:`second_order_adjoint` on validated input; either perturbation may be
+        ``None`` (not both) and either result may be ``None`` (zero)."""
+        raise NotImplementedError(_no_second_order(self, type(self).__name__))
+
     def jacobian(self, theta, Y, cache=None, *, wrt="both"):
         """The Jacobian at ``(θ, Y)`` as a linear operator on flat vectors.
 
@@ -371,6 +433,12 @@ class Element:
 
     def __repr__(self):
         return f"{type(self).__name__}(shape_in={self.shape_in}, shape_out={self.shape_out}, n_theta={self.n_theta})"
+
+
+def _no_second_order(element, missing):
+    where = "" if missing == type(element).__name__ else f" (it contains a {missing})"
+    return (f"{type(element).__name__}{where} has no second-order products (second_order_adjoint, needed for exact "
+            f"Hessian products); {missing} would need _second_order and has_second_order = True")
 
 
 def _move(val, xp):

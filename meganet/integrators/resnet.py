@@ -294,6 +294,69 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
             dtheta = G.reshape(Y.shape[0], -1) if per_example else G.reshape(-1)
         return dtheta, (W if need_Y else None)
 
+    # ------------------------------------------------ second-order products
+    @property
+    def has_second_order(self):
+        return self.layer.has_second_order
+
+    def second_order_missing(self):
+        return self.layer.second_order_missing()
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        r"""Second-order adjoint of forward Euler (the change of ``JTmv(W)`` along ``(dθ, dY)``).
+
+        Forward tangent sweep ``dY_{j+1} = dY_j + h J_F_j (dθ(t_j), dY_j)``; then the adjoint sweep of
+        :meth:`_JTmv` backwards (``W_N = W``, ``W_j = W_{j+1} + h J_{Y,F_j}ᵀ W_{j+1}``) carrying its change
+        (``δW_N = 0``)
+
+        .. math:: δW_j = δW_{j+1} + h\,[J_{Y,F_j}ᵀ δW_{j+1} + S_{Y,j}],\qquad
+                  d_{θ_k} \mathrel{+}= h B_{jk} [J_{θ,F_j}ᵀ δW_{j+1} + S_{θ,j}],
+
+        where ``(S_θ, S_Y)_j`` is the layer's second-order adjoint with cotangent ``W_{j+1}`` along
+        ``(dθ(t_j), dY_j)``; ``d_Y = δW_0``.  The fused (compiled) cache has no per-step layer caches, so
+        the step-by-step forward pass is recomputed here.
+        """
+        if isinstance(cache, FusedResNetCache):
+            _, cache = self._forward_steps(theta, Y)
+        xp = get_array_module(Y)
+        h, F = self.h, self.layer
+        C = self.coefficients(theta)
+        dC = self.coefficients(dtheta) if dtheta is not None and F.n_theta > 0 else None
+        weights = [self.basis.weights_at(C, j) for j in range(self.n_steps)]
+        dweights = [self.basis.weights_at(dC, j) if dC is not None else None for j in range(self.n_steps)]
+        tangents, d = [], dY
+        for j in range(self.n_steps):
+            tangents.append(d)
+            if dweights[j] is None and d is None:
+                continue
+            dK = F._Jmv(dweights[j], d, weights[j], cache.states[j], cache.layer_caches[j])
+            d = h * dK if d is None else d + h * dK
+        want_theta = F.n_theta > 0
+        G = xp.zeros((self.basis.n_basis, F.n_theta), dtype=Y.dtype) if want_theta else None
+        dW = None
+        for j in range(self.n_steps - 1, -1, -1):
+            w, Yj, c = weights[j], cache.states[j], cache.layer_caches[j]
+            a_th = a_Y = s_th = s_Y = None
+            if dW is not None:
+                a_th, a_Y = F._JTmv(dW, w, Yj, c, want_theta, True, False)
+            if dweights[j] is not None or tangents[j] is not None:
+                s_th, s_Y = F._second_order(W, dweights[j], tangents[j], w, Yj, c)
+            g = _add(a_th, s_th)
+            if want_theta and g is not None:
+                self.basis.add_adjoint(G, j, g, scale=h)
+            step = _add(a_Y, s_Y)
+            if step is not None:
+                dW = h * step if dW is None else dW + h * step
+            if j > 0:
+                W = W + h * F._JTmv(W, w, Yj, c, False, True, False)[1]
+        return (G.reshape(-1) if G is not None else None), dW
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
+
 
 def dtheta_K(W, n):
     """The ``K`` block ``(N, n, n)`` of step weights ``W`` (N, n_θ)."""

@@ -26,6 +26,12 @@ class LinearPooling(Element):
             return xp.zeros((Y.shape[0], *self.shape_out), dtype=Y.dtype)
         return self._pool(dY)
 
+    has_second_order = True
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """Linear in Y, no θ: no second derivative."""
+        return None, None
+
     def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
         dtheta = None
         if need_theta:

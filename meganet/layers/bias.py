@@ -64,6 +64,12 @@ class Bias(Element):
     def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
         return (channel_sum(W, per_example) if need_theta else None), (W if need_Y else None)
 
+    has_second_order = True
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """``Y + b`` is linear in ``(θ, Y)``: no second derivative."""
+        return None, None
+
 
 def _xp(a):
     from ..backend import get_array_module

@@ -81,5 +81,18 @@ class Pointwise(Element):
     def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):
         return None, (cache.dsigma * W if need_Y else None)
 
+    @property
+    def has_second_order(self):
+        """True when the activation has its own ``second_derivative`` (all built-in ones)."""
+        from ..activations.base import Activation
+
+        return type(self.activation).second_derivative is not Activation.second_derivative
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """``∇_Y⟨W, σ(Y)⟩ = σ'(Y) ⊙ W`` changes along dY by ``σ''(Y) ⊙ W ⊙ dY`` (relu: σ'' = 0 a.e.)."""
+        if dY is None:
+            return None, None
+        return None, self.activation.second_derivative(Y) * W * dY
+
     def __repr__(self):
         return f"Pointwise({self.activation!r}, shape={self.shape_in}, engine={self.engine!r})"

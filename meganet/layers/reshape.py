@@ -63,6 +63,12 @@ class Reshape(Element):
             dtheta = xp.zeros((Y.shape[0], 0) if per_example else (0,), dtype=Y.dtype)
         return dtheta, (W.reshape((W.shape[0], *self.shape_in)) if need_Y else None)
 
+    has_second_order = True
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """A reshape is linear in Y and has no θ: no second derivative."""
+        return None, None
+
     def __repr__(self):
         return f"Reshape(shape_in={self.shape_in}, shape_out={self.shape_out})"
 

@@ -50,6 +50,7 @@ class AntisymmetricDense(Transform):
         self.scale = check_positive("scale", scale)
         # affine, not linear, in θ when γ ≠ 0 (K(dθ) would carry the shift)
         self.linear_in_theta = self.gamma == 0.0
+        self.affine_in_theta = True  # ∂A[dθ] has no γ term: second-order products need only that
         self.shape_in = self.shape_out = (self.n,)
         self.layout = Layout([("K", self.n * self.n)])
 

@@ -60,6 +60,7 @@ class AntisymmetricConv2d(Transform):
         self.gamma = check_nonnegative("gamma", gamma)
         self.scale = check_positive("scale", scale)
         self.linear_in_theta = self.gamma == 0.0
+        self.affine_in_theta = True  # ∂A[dθ] has no γ term: second-order products need only that
         self.shape_in = self.shape_out = self.conv.shape_in
         self.layout = Layout([("K", self.conv.n_theta)])
 

@@ -33,6 +33,15 @@ class Transform(Element):
     """
 
     linear_in_theta = True
+    #: True for transforms that are affine (not linear) in θ, e.g. a shift ``−γI``: ``∂K[dθ]`` is still
+    #: independent of θ, which is all the second-order products need.
+    affine_in_theta = False
+
+    @property
+    def has_second_order(self):
+        """Second-order products are written for transforms whose ``∂K[dθ]`` does not depend on θ
+        (linear or affine in θ): then ``⟨W, K(θ)Y⟩`` has only the mixed θ–Y second derivative."""
+        return bool(self.linear_in_theta or self.affine_in_theta)
 
     # ----- pieces to implement
     def _apply(self, theta, Y):  # pragma: no cover - abstract
@@ -101,3 +110,12 @@ class Transform(Element):
         dtheta = self._dK_adj(theta, Y, W, per_example) if need_theta else None
         dY = self._apply_T(theta, W) if need_Y else None
         return dtheta, dY
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """``g = ⟨W, K(θ)Y⟩`` with ``∂K[dθ]`` independent of θ: ``∇_θ g = dK_adj(θ, Y, W)`` changes only
+        with Y, ``∇_Y g = K(θ)ᵀW`` only with θ, so ``d_θ = dK_adj(θ, dY, W)``, ``d_Y = (∂K[dθ])ᵀ W``."""
+        if not self.has_second_order:  # pragma: no cover - guarded by second_order_missing
+            return super()._second_order(W, dtheta, dY, theta, Y, cache)
+        d_theta = self._dK_adj(theta, dY, W, False) if dY is not None and self.n_theta else None
+        d_Y = self._dKT_mv(theta, dtheta, W) if dtheta is not None else None
+        return d_theta, d_Y

@@ -1,0 +1,59 @@
+"""Generic second-order checks on every registered element that declares them (issue 15).
+
+For each case of ``tests/registry.py`` whose element has ``has_second_order``
+(so a new element that declares support is covered by default), in float64
+and float32 on numpy (and cupy with a GPU): the Taylor test of the gradient
+``∇g = JTmv(W)`` of ``g(θ, Y) = ⟨W, F(θ, Y)⟩`` against
+``second_order_adjoint(W, dθ, dY)`` w.r.t. θ, Y and both (order 2, the
+verdict logic of the first-order Taylor test), and the symmetry
+``⟨u, ∇²g v⟩ = ⟨∇²g u, v⟩`` (1e-12 relative in float64, 1e-4 in float32).
+Elements without second-order products must say so by name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from meganet.testing.second_order import check_second_order
+from tests.conftest import DTYPE_PARAMS, XP_PARAMS, get_xp
+from tests.registry import all_cases
+
+CASES = all_cases()
+
+
+def _params(supported):
+    out = []
+    for c in CASES:
+        if c.make().has_second_order != supported:
+            continue
+        marks = [pytest.mark.slow] if c.slow else []
+        out.append(pytest.param(c, id=c.name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("xp_name", XP_PARAMS)
+@pytest.mark.parametrize("dtype", DTYPE_PARAMS)
+@pytest.mark.parametrize("case", _params(True))
+def test_second_order_taylor_and_symmetry(case, dtype, xp_name):
+    if dtype == np.float32 and not case.float32:
+        pytest.skip(f"{case.name} is registered float64-only")
+    xp = get_xp(xp_name)
+    el = case.make()
+    theta, Y = case.data(el, dtype, xp)
+    rep = check_second_order(el, theta, Y, rng=1, rel_step=case.rel_step, **case.taylor_kwargs)
+    assert rep.ok, "\n" + str(rep)
+    d_theta, d_Y = el.second_order_adjoint(xp.ones((Y.shape[0], *el.shape_out), dtype=dtype), None, Y, theta, Y)
+    assert d_theta.dtype == dtype and d_theta.shape == (el.n_theta,)
+    assert d_Y.dtype == dtype and d_Y.shape == Y.shape
+
+
+@pytest.mark.parametrize("case", _params(False))
+def test_no_second_order_is_named(case):
+    el = case.make()
+    theta, Y = case.data(el, np.float64, np)
+    missing = el.second_order_missing()
+    assert missing is not None
+    W = np.ones((Y.shape[0], *el.shape_out))
+    with pytest.raises(NotImplementedError, match=missing):
+        el.second_order_adjoint(W, None, Y, theta, Y)
