@@ -1,0 +1,241 @@
+"""The shards on a Dask cluster (private): scattering, calls with tree reduction, faults, communication counts."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+try:
+    from distributed import Client
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+except ImportError as err:  # pragma: no cover - exercised where dask is absent
+    raise ImportError("meganet.distributed needs Dask distributed: pip install 'meganet[distributed]' "
+                      "(or pip install 'dask[distributed]')") from err
+
+from ._shard import Shard, add
+
+__all__ = ["ShardFailure", "CommStats", "ShardSet", "shard_bounds"]
+
+try:  # pragma: no cover - the name moved between releases
+    from asyncio import CancelledError as _AsyncCancelled
+except ImportError:  # pragma: no cover
+    _AsyncCancelled = ()
+
+_WORKER_LOSS = (KilledWorker, FutureCancelledError, CommClosedError, _AsyncCancelled, OSError, TimeoutError)
+
+
+class ShardFailure(RuntimeError):
+    """A shard-wise evaluation failed after the retries (no partial sum is ever returned).
+
+    Attributes
+    ----------
+    last_good_x : array or None
+        The last point whose value was evaluated on all shards.
+    """
+
+    def __init__(self, message, last_good_x=None):
+        super().__init__(message)
+        self.last_good_x = last_good_x
+
+
+@dataclass
+class CommStats:
+    """Communication and fault counts of a sharded objective.
+
+    ``bytes_sent`` counts the arrays sent to the shards (θ, directions, classifiers: one copy per shard task),
+    ``bytes_reduced`` the partial results moved by the reductions (one per shard task: an upper bound, a
+    partial result that is reduced on the worker that made it does not move), ``bytes_scattered`` the training
+    data scattered (once, plus re-scatters after faults).
+    """
+
+    calls: int = 0
+    tasks: int = 0
+    bytes_sent: int = 0
+    bytes_reduced: int = 0
+    bytes_scattered: int = 0
+    retries: int = 0
+    rebuilt_shards: int = 0
+    events: list = field(default_factory=list)
+
+    def reset(self):
+        self.calls = self.tasks = self.bytes_sent = self.bytes_reduced = 0
+        self.retries = self.rebuilt_shards = 0
+        self.events = []
+
+
+def _nbytes(obj):
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (tuple, list)):
+        return sum(_nbytes(v) for v in obj)
+    if isinstance(obj, (numbers.Number, np.generic)):
+        return 8
+    return 0
+
+
+def shard_bounds(n, n_shards=None, shard_sizes=None):
+    """Contiguous shards ``[(start, stop), ...]`` of ``n`` examples: ``n_shards`` of (nearly) equal size, or the
+    given ``shard_sizes`` (positive ints summing to ``n``)."""
+    if shard_sizes is not None:
+        if n_shards is not None:
+            raise ValueError(f"pass n_shards or shard_sizes, not both (got n_shards={n_shards!r} and "
+                             f"shard_sizes={shard_sizes!r})")
+        sizes = list(shard_sizes)
+        if not sizes or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in sizes):
+            raise ValueError(f"shard_sizes must be a non-empty list of positive ints, got {shard_sizes!r}")
+        if sum(sizes) != n:
+            raise ValueError(f"shard_sizes must sum to the number of examples {n}, got {shard_sizes!r} "
+                             f"(sum {sum(sizes)})")
+    else:
+        if n_shards is None:
+            raise ValueError("pass n_shards (an int >= 1) or shard_sizes (a list of ints)")
+        if not isinstance(n_shards, numbers.Integral) or isinstance(n_shards, bool) or not 1 <= n_shards <= n:
+            raise ValueError(f"n_shards must be an int in [1, n_examples] = [1, {n}], got {n_shards!r}")
+        q, r = divmod(n, int(n_shards))
+        sizes = [q + (1 if i < r else 0) for i in range(int(n_shards))]
+    edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _call(shard, method, args):
+    return getattr(shard, method)(*args)
+
+
+class ShardSet:
+    """Training data split into contiguous shards, each scattered once to one worker.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    network, loss : Element, Loss
+    Y, C, mask : the training data (kept by reference on the driver only to re-create a lost shard)
+    bounds : list of (start, stop)
+    chunk_size : int or None
+    max_retries : int
+        Re-creations and retries of one call after a worker is lost.
+    timeout : float or None
+        Seconds to wait for one call before it counts as failed.
+    """
+
+    def __init__(self, client, network, loss, Y, C, mask, bounds, *, chunk_size, max_retries, timeout):
+        if not isinstance(client, Client):
+            raise TypeError(f"client must be a distributed.Client (Client(LocalCluster(...)) or "
+                            f"Client('tcp://scheduler:8786')), got {type(client).__name__}")
+        self.client, self.network, self.loss = client, network, loss
+        self.Y, self.C, self.mask = Y, C, mask
+        self.bounds = bounds
+        self.n_total = int(Y.shape[0])
+        self.chunk_size = chunk_size
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.comm = CommStats()
+        self.futures = [None] * len(bounds)
+        self.workers = [None] * len(bounds)
+        for i in range(len(bounds)):
+            self._build(i)
+
+    @property
+    def n_shards(self):
+        return len(self.bounds)
+
+    def _make(self, i):
+        a, b = self.bounds[i]
+        mask = None if self.mask is None else self.mask[a:b]
+        return Shard(i, self.network, self.loss, self.Y[a:b], self.C[a:b], mask, self.chunk_size,
+                     n_total=self.n_total)
+
+    def _build(self, i, exclude=()):
+        """Scatter shard ``i`` to a worker (round robin over the live workers, avoiding ``exclude``)."""
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        if not workers:
+            raise ShardFailure("the Dask cluster has no workers")
+        live = [w for w in workers if w not in exclude] or workers
+        target = live[i % len(live)]
+        shard = self._make(i)
+        [fut] = self.client.scatter([shard], workers=[target], hash=False)
+        self.futures[i], self.workers[i] = fut, target
+        a, b = self.bounds[i]
+        self.comm.bytes_scattered += _nbytes([self.Y[a:b], self.C[a:b]]) + (
+            0 if self.mask is None else _nbytes(self.mask[a:b]))
+
+    def _lost(self):
+        """Shards whose data is gone (their worker died) or whose worker left the cluster."""
+        workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        who = self.client.who_has(self.futures)
+        lost = []
+        for i, f in enumerate(self.futures):
+            holders = who.get(f.key, ())
+            if f.status != "finished" or not holders or not set(holders) & workers:
+                lost.append(i)
+        return lost
+
+    def call(self, method, args, *, last_good_x=None):
+        """Run ``Shard.<method>(*args[i])`` on every shard ``i`` whose ``args[i]`` is not None and return the
+        sum of the results (tree reduction on the workers).  Worker loss: lost shards re-created from the
+        driver's data and the whole call retried, at most ``max_retries`` times; then :class:`ShardFailure`."""
+        sent = sum(_nbytes(a) for a in args if a is not None)
+        attempt = 0
+        while True:
+            try:
+                res = self._once(method, args)
+                self.comm.calls += 1
+                self.comm.bytes_sent += sent
+                self.comm.tasks += sum(a is not None for a in args)
+                self.comm.bytes_reduced += _nbytes(res) * sum(a is not None for a in args)
+                return res
+            except _WORKER_LOSS + (ShardFailure,) as err:
+                err_text = f"{type(err).__name__}: {err}"
+            attempt += 1
+            lost = self._safe_lost()
+            self.comm.events.append(dict(method=method, attempt=attempt, error=err_text, lost_shards=lost))
+            if attempt > self.max_retries:
+                raise ShardFailure(
+                    f"the shard-wise {method} failed {attempt} times (last error: {err_text}; lost shards: "
+                    f"{lost}); no partial sum is returned", last_good_x=last_good_x)
+            self.comm.retries += 1
+            for i in lost:
+                self._build(i)
+                self.comm.rebuilt_shards += 1
+
+    def _safe_lost(self):
+        try:
+            return self._lost()
+        except Exception:  # the scheduler is unreachable: treat every shard as lost
+            return list(range(self.n_shards))
+
+    def _once(self, method, args):
+        parts = []
+        for i, a in enumerate(args):
+            if a is None:
+                continue
+            parts.append(self.client.submit(_call, self.futures[i], method, a, workers=[self.workers[i]],
+                                            allow_other_workers=True, pure=False))
+        if not parts:
+            raise ValueError(f"{method}: no shard has work to do")
+        while len(parts) > 1:  # pairwise tree reduction on the workers
+            nxt = [self.client.submit(add, parts[k], parts[k + 1], pure=False) for k in range(0, len(parts) - 1, 2)]
+            if len(parts) % 2:
+                nxt.append(parts[-1])
+            parts = nxt
+        out = parts[0].result(timeout=self.timeout)
+        if not isinstance(out, dict):  # pragma: no cover - defensive
+            raise ShardFailure(f"{method}: unexpected result {type(out).__name__}")
+        return out
+
+    def close(self):
+        """Release the shards on the workers."""
+        for f in self.futures:
+            if f is not None:
+                f.release()
+        self.futures = [None] * self.n_shards
+
+
+def finite(x):
+    return math.isfinite(x) if isinstance(x, float) else bool(np.isfinite(x).all())
