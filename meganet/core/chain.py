@@ -138,10 +138,14 @@ class Chain(Element):
         return None
 
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
+
+    def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         r"""Second-order adjoint of the composition (the chain rule for Hessians).
 
         Forward tangent sweep ``dY_{i+1} = J_i (dθ_i, dY_i)``, then the adjoint sweep backwards carrying, besides
-        the adjoint ``W_i = J_{Y,i}ᵀ W_{i+1}`` (``W_L = W``), its change ``δW_L = 0``,
+        the adjoint ``W_i = J_{Y,i}ᵀ W_{i+1}`` (``W_L = W``), its change (``δW_L = dW``, zero for
+        :meth:`second_order_adjoint`)
 
         .. math:: (d_{θ_i},\ δW_i) = J_iᵀ δW_{i+1} + S_i(W_{i+1};\ dθ_i, dY_i),
 
@@ -159,20 +163,14 @@ class Chain(Element):
                 d = e._Jmv(dth, d, th, Yi, c)
         d_theta = xp.zeros(self.n_theta, dtype=Y.dtype)
         dparts = self.split(d_theta)
-        dW = None
         for i in range(L - 1, -1, -1):
             e, th, Yi, c = self.elements[i], thetas[i], cache.inputs[i], cache.caches[i]
-            a_th = a_Y = s_th = s_Y = None
-            if dW is not None:
-                a_th, a_Y = e._JTmv(dW, th, Yi, c, e.n_theta > 0, True, False)
-            if dths[i] is not None or tangents[i] is not None:
-                s_th, s_Y = e._second_order(W, dths[i], tangents[i], th, Yi, c)
-            g = _add(a_th, s_th)
+            g, dW_in = e._second_order_step(W, dW, dths[i], tangents[i], th, Yi, c)
             if g is not None and e.n_theta > 0:
                 dparts[i][...] = g
-            dW = _add(a_Y, s_Y)
             if i > 0:
                 W = e._JTmv(W, th, Yi, c, False, True, False)[1]
+            dW = dW_in
         return d_theta, dW
 
 

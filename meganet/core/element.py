@@ -398,6 +398,17 @@ class Element:
         ``None`` (not both) and either result may be ``None`` (zero)."""
         raise NotImplementedError(_no_second_order(self, type(self).__name__))
 
+    def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
+        """One step of a second-order adjoint sweep: ``Jᵀ δW + S(W; dθ, dY)`` — the change of ``JTmv(W)``
+        when the cotangent changes by ``δW`` and the point along ``(dθ, dY)``.  ``dW``, ``dtheta`` and ``dY``
+        may be ``None`` (zero); so may either result.  Composites override it with one sweep."""
+        a_th = a_Y = s_th = s_Y = None
+        if dW is not None:
+            a_th, a_Y = self._JTmv(dW, theta, Y, cache, self.n_theta > 0, True, False)
+        if dtheta is not None or dY is not None:
+            s_th, s_Y = self._second_order(W, dtheta, dY, theta, Y, cache)
+        return _add(a_th, s_th), _add(a_Y, s_Y)
+
     def jacobian(self, theta, Y, cache=None, *, wrt="both"):
         """The Jacobian at ``(θ, Y)`` as a linear operator on flat vectors.
 
@@ -433,6 +444,12 @@ class Element:
 
     def __repr__(self):
         return f"{type(self).__name__}(shape_in={self.shape_in}, shape_out={self.shape_out}, n_theta={self.n_theta})"
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
 
 
 def _no_second_order(element, missing):

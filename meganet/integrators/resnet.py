@@ -303,6 +303,9 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
         return self.layer.second_order_missing()
 
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
+
+    def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         r"""Second-order adjoint of forward Euler (the change of ``JTmv(W)`` along ``(dθ, dY)``).
 
         Forward tangent sweep ``dY_{j+1} = dY_j + h J_F_j (dθ(t_j), dY_j)``; then the adjoint sweep of
@@ -333,29 +336,17 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
             d = h * dK if d is None else d + h * dK
         want_theta = F.n_theta > 0
         G = xp.zeros((self.basis.n_basis, F.n_theta), dtype=Y.dtype) if want_theta else None
-        dW = None
         for j in range(self.n_steps - 1, -1, -1):
             w, Yj, c = weights[j], cache.states[j], cache.layer_caches[j]
-            a_th = a_Y = s_th = s_Y = None
-            if dW is not None:
-                a_th, a_Y = F._JTmv(dW, w, Yj, c, want_theta, True, False)
-            if dweights[j] is not None or tangents[j] is not None:
-                s_th, s_Y = F._second_order(W, dweights[j], tangents[j], w, Yj, c)
-            g = _add(a_th, s_th)
+            g, step = F._second_order_step(W, dW, dweights[j], tangents[j], w, Yj, c)
             if want_theta and g is not None:
                 self.basis.add_adjoint(G, j, g, scale=h)
-            step = _add(a_Y, s_Y)
             if step is not None:
                 dW = h * step if dW is None else dW + h * step
             if j > 0:
                 W = W + h * F._JTmv(W, w, Yj, c, False, True, False)[1]
         return (G.reshape(-1) if G is not None else None), dW
 
-
-def _add(a, b):
-    if a is None:
-        return b
-    return a if b is None else a + b
 
 
 def dtheta_K(W, n):

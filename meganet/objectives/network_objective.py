@@ -9,12 +9,14 @@ from typing import Any, Optional
 import numpy as np
 
 from ..backend import check_dtype
-from ..core.validation import check_int
+from ..core.validation import check_int, check_option
 from ..losses.base import LossEval
 from . import _classifier
 from ._base import DataView, ObjectiveBase, check_rng, check_state_type, same_point
 
 __all__ = ["NetworkObjective", "NetworkState", "CurvatureSample"]
+
+_HESSIAN_KINDS = ("gauss_newton", "exact")
 
 
 @dataclass
@@ -139,6 +141,9 @@ class NetworkObjective(ObjectiveBase):
         Mini-batch size for :meth:`stochastic_gradient` (default: all examples).
     hessian_fraction : float in (0, 1], optional
         Fraction of the labelled examples the Gauss-Newton products use.
+    hessian_kind : {'gauss_newton', 'exact'}, default 'gauss_newton'
+        What :meth:`hessian_matvec` returns when the caller (a solver) does not say: the Gauss-Newton
+        product or the exact Hessian product by second-order adjoints.
     rng : None, int or numpy.random.Generator
         Draws the Hessian subsamples.
     preconditioner : {None, 'regularizer'}
@@ -174,13 +179,29 @@ class NetworkObjective(ObjectiveBase):
 
     def __init__(self, network, loss, Y, C, *, regularizer=None, classifier_regularizer=None, mask=None,
                  batch_size=None, hessian_fraction=None, rng=None, output_regularizer=None, preconditioner=None,
-                 chunk_size=None):
+                 chunk_size=None, hessian_kind="gauss_newton"):
+        self.hessian_kind = hessian_kind
         super().__init__(network, loss, Y, C, regularizer=regularizer, classifier_regularizer=classifier_regularizer,
                          output_regularizer=output_regularizer, mask=mask, hessian_fraction=hessian_fraction,
                          rng=rng, preconditioner=preconditioner, chunk_size=chunk_size)
         n = self.n_examples
         self.batch_size = n if batch_size is None else min(check_int("batch_size", batch_size, minimum=1), n)
         self._perm = np.arange(n)
+
+    @property
+    def hessian_kind(self):
+        """What :meth:`hessian_matvec` computes when called without ``kind`` (as the solvers call it):
+        ``'gauss_newton'`` (default) or ``'exact'``."""
+        return self._hessian_kind
+
+    @hessian_kind.setter
+    def hessian_kind(self, kind):
+        self._hessian_kind = check_option("hessian_kind", kind, _HESSIAN_KINDS)
+
+    @property
+    def hessian(self):
+        """What the solvers read to name themselves (``'gauss_newton'`` or ``'exact'``): :attr:`hessian_kind`."""
+        return self._hessian_kind
 
     # ------------------------------------------------------------ layout
     @property
@@ -311,19 +332,49 @@ class NetworkObjective(ObjectiveBase):
                 state.curvature = CurvatureSample(view=view, Z=Z, net_cache=cache, loss_eval=ev)
         return state.curvature
 
-    def hessian_matvec(self, x, v, state=None):
-        """Gauss-Newton product ``(Jᵀ H_z J + blkdiag(∇²R, ∇²S)) v`` (one linearized forward and one adjoint pass).
+    def hessian_matvec(self, x, v, state=None, *, kind=None):
+        r"""Hessian product: Gauss-Newton (default) or exact.
+
+        ``kind='gauss_newton'``: ``(Jᵀ H_z J + blkdiag(∇²R, ∇²S)) v`` (one linearized forward and one adjoint
+        pass), symmetric positive semidefinite.
+
+        ``kind='exact'``: the true Hessian of ``f`` by second-order adjoints (issue 15),
+
+        .. math:: ∇²f\,v = \begin{pmatrix} J_θᵀ\,[∇²_{ZZ}L\,dZ + ∇²_{Zw}L\,v_w] + S(∇_Z L;\ v_θ) + ∇²R\,v_θ \\
+                  ∇²_{wZ}L\,dZ + ∇²_{ww}L\,v_w + ∇²S\,v_w \end{pmatrix},\qquad dZ = J_θ v_θ,
+
+        with the loss's exact Hessian (the terms of the bilinear classifier included) and ``S`` the network's
+        :meth:`~meganet.core.element.Element.second_order_adjoint` with the loss gradient ``∇_Z L``
+        (plus ``∇R_out``) as cotangent — the curvature of the network itself, which Gauss-Newton drops.
+        Symmetric, indefinite in general.  Costs two linearized forward passes and two adjoint passes
+        (counted so); every element of the network must have second-order products.  With
+        ``hessian_fraction < 1`` both kinds use the same subsample.
 
         Parameters
         ----------
         x : array, shape (n,)
         v : array, shape (n,)
         state : NetworkState from :meth:`value` at ``x`` (recomputed when None)
+        kind : {'gauss_newton', 'exact'}, optional
+            Default: :attr:`hessian_kind` (``'gauss_newton'`` unless set).
 
         Returns
         -------
         Hv : array, shape (n,)
+
+        Raises
+        ------
+        NotImplementedError
+            ``kind='exact'`` for a network with an element without second-order products (named).
         """
+        kind = self._hessian_kind if kind is None else check_option("kind", kind, _HESSIAN_KINDS)
+        if kind == "exact":
+            missing = self.network.second_order_missing()
+            if missing is not None:
+                raise NotImplementedError(
+                    f"hessian_matvec(kind='exact') needs second-order products of every element of the network, "
+                    f"but {type(self.network).__name__} contains {missing}, which has none "
+                    "(use kind='gauss_newton')")
         self._check_vec("v", v, self.n)
         state = self._state_at(x, state)
         if state.loss_eval is None:
@@ -332,14 +383,35 @@ class NetworkObjective(ObjectiveBase):
         if cs.loss_eval is None:
             return self._nan(self.n)
         v_theta, v_w = self.split(v)
+        exact = kind == "exact"
         dZ = self._jmv(v_theta, state.theta, cs.view, cs.Z, cs.net_cache)
-        HZ, Hw = self.loss.hess_mv(dZ, v_w, cs.loss_eval, gauss_newton=True)
+        HZ, Hw = self.loss.hess_mv(dZ, v_w, cs.loss_eval, gauss_newton=not exact)
         if self.output_regularizer is not None:
             HZ = HZ + self.output_regularizer.hess_mv(dZ, cs.Z)
-        H_theta = self._add_reg_hess(self._adjoint(HZ, state.theta, cs.view, cs.net_cache), self.regularizer,
-                                     v_theta, state.theta)
+        if exact:
+            gZ = cs.loss_eval.grad_Y
+            if self.output_regularizer is not None:
+                gZ = gZ + self.output_regularizer.gradient(cs.Z)
+            H_theta = self._second_order_adjoint(gZ, HZ, v_theta, state.theta, cs.view, cs.net_cache)
+        else:
+            H_theta = self._adjoint(HZ, state.theta, cs.view, cs.net_cache)
+        H_theta = self._add_reg_hess(H_theta, self.regularizer, v_theta, state.theta)
         Hw = self._add_reg_hess(Hw, self.classifier_regularizer, v_w, state.w)
         return self.xp.concatenate([H_theta, Hw])
+
+    def _second_order_adjoint(self, W, dW, v_theta, theta, view, cache):
+        """``J_θᵀ dW + S_θ(W; v_θ)`` over the view: the network's second-order adjoint sweep (one linearized
+        forward and two adjoint passes; chunked: plus one recomputed forward pass)."""
+        self.counter.add(forward=view.fraction, adjoint=2 * view.fraction)
+        if self.network.n_theta == 0:
+            return self.xp.zeros(0, dtype=self.dtype)
+        g = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            for c, Yc, cc in self._chunk_caches(theta, view, cache):
+                gc, _ = self.network._second_order_step(W[c], dW[c], v_theta, None, theta, Yc, cc)
+                if gc is not None:
+                    g = gc if g is None else g + gc
+        return g if g is not None else self.xp.zeros(self.network.n_theta, dtype=self.dtype)
 
     def hessian_diagonal_approx(self, x, state=None):
         """``diag(∇²R) ⊕ (diag ∇²_ww L + diag ∇²S)``: the regularizer's Hessian on θ
