@@ -57,3 +57,29 @@ def test_no_second_order_is_named(case):
     W = np.ones((Y.shape[0], *el.shape_out))
     with pytest.raises(NotImplementedError, match=missing):
         el.second_order_adjoint(W, None, Y, theta, Y)
+
+
+def test_the_checks_catch_wrong_second_order_products():
+    """A second-order product with σ'' dropped fails the gradient Taylor test; a nonsymmetric one fails
+    the symmetry test (the generic checks can fail)."""
+    from meganet.integrators import ResNet
+    from meganet.layers import Pointwise, SingleLayer
+    from meganet.transforms import Dense
+
+    class NoCurvature(Pointwise):
+        def _second_order(self, W, dtheta, dY, theta, Y, cache):
+            return None, None
+
+    class Lopsided(Pointwise):
+        def _second_order(self, W, dtheta, dY, theta, Y, cache):
+            return None, (None if dY is None else 2.0 * dY[:, ::-1] * W)
+
+    for cls, which in ((NoCurvature, "Taylor"), (Lopsided, "Symmetry")):
+        layer = SingleLayer(Dense(3, 3))
+        layer.elements[-1] = cls("tanh", (3,))
+        el = ResNet(layer, n_steps=4, final_time=1.0)
+        theta = el.init_theta(rng=0)
+        Y = np.random.default_rng(0).standard_normal((3, 3))
+        rep = check_second_order(el, theta, Y, rng=1)
+        assert not rep.ok
+        assert any(str(r).startswith(which) for r in rep.failures())
