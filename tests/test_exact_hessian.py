@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meganet.integrators import AntisymmetricResNet, ResNet, TimeBasis
+from meganet.integrators import AntisymmetricResNet, ResNet, RK4ResNet, TimeBasis
 from meganet.layers import SingleLayer, SymmetricLayer
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
 from meganet.networks import Meganet
@@ -119,9 +119,11 @@ def _assemble(obj, x, kind):
     return np.stack([obj.hessian_matvec(x, eye[i], state, kind=kind) for i in range(obj.n)], axis=1)
 
 
+@pytest.mark.parametrize("block", ["resnet", "rk4"])
 @pytest.mark.parametrize("loss_name", ["softmax", "least_squares"])
-def test_assembled_hessian_equals_finite_difference_jacobian_of_gradient(loss_name):
-    net = Meganet([ResNet(SingleLayer(Dense(2, 2)), n_steps=3, final_time=1.0),
+def test_assembled_hessian_equals_finite_difference_jacobian_of_gradient(loss_name, block):
+    integrator = {"resnet": ResNet, "rk4": RK4ResNet}[block]
+    net = Meganet([integrator(SingleLayer(Dense(2, 2)), n_steps=3, final_time=1.0, basis=TimeBasis.hat(3, 2)),
                    SingleLayer(Dense(2, 3), activation="sigmoid")])
     obj = _objective(loss_name, network=net, n=5, regularizer=Tikhonov(net.n_theta, alpha=1e-2))
     x = _point(obj)

@@ -161,6 +161,75 @@ class RK4ResNet(TimeSteppingBlock):
             dtheta = G.reshape(Y.shape[0], -1) if per_example else G.reshape(-1)
         return dtheta, (W if need_Y else None)
 
+    # ------------------------------------------------ second-order products
+    @property
+    def has_second_order(self):
+        return self.layer.has_second_order
+
+    def second_order_missing(self):
+        return self.layer.second_order_missing()
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
+
+    def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
+        r"""Second-order adjoint of RK4 (the change of ``JTmv(W)`` along ``(dθ, dY)``, cotangent change ``dW``).
+
+        Forward tangent sweep through the stages as in :meth:`_Jmv`, keeping every stage's input tangent
+        ``dY_{j,s}``; then the adjoint sweep of :meth:`_JTmv` backwards, carrying the changes of its
+        variables: ``δV_s = b_s δW + h a_{s+1} δU_{s+1}``,
+        ``(δg_s, δU_s) = J_{F_s}ᵀ δV_s + S_{F_s}(V_s; dθ(t_j + c_s h), dY_{j,s})``,
+        ``δW ← δW + h Σ_s δU_s`` and ``d_θ(t_j + c_s h) += h δg_s``.
+        """
+        xp = get_array_module(Y)
+        C = self.coefficients(theta)
+        dC = self.coefficients(dtheta) if dtheta is not None and self.layer.n_theta > 0 else None
+        h, F = self.h, self.layer
+        tangents = []
+        for j in range(self.n_steps):
+            st = cache.steps[j]
+            th = self._stage_weights(C, j)
+            dth = self._stage_weights(dC, j) if dC is not None else (None,) * 4
+            dK, acc, ts = None, None, []
+            for s in range(4):
+                dYs = dY if s == 0 else _axpy(_A[s] * h, dK, dY)
+                ts.append(dYs)
+                if dth[s] is None and dYs is None:
+                    dK = None
+                    continue
+                dK = F._Jmv(dth[s], dYs, th[s], st.stage_inputs[s], st.stage_caches[s])
+                acc = _B[s] * dK if acc is None else acc + _B[s] * dK
+            tangents.append((dth, ts))
+            if acc is not None:
+                dY = h * acc if dY is None else dY + h * acc
+        want_theta = F.n_theta > 0
+        G = xp.zeros((self.basis.n_basis, F.n_theta), dtype=Y.dtype) if want_theta else None
+        for j in range(self.n_steps - 1, -1, -1):
+            st = cache.steps[j]
+            th = self._stage_weights(C, j)
+            dth, ts = tangents[j]
+            U_next = dU_next = U_sum = dU_sum = None
+            for s in range(3, -1, -1):
+                V = _B[s] * W if U_next is None else _axpy(_A[s + 1] * h, U_next, _B[s] * W)
+                dV = None if dW is None else _B[s] * dW
+                if s < 3:
+                    dV = _axpy(_A[s + 1] * h, dU_next, dV)
+                Ys, cs = st.stage_inputs[s], st.stage_caches[s]
+                g, dU = F._second_order_step(V, dV, dth[s], ts[s], th[s], Ys, cs)
+                if want_theta and g is not None:
+                    self.basis.add_adjoint(G, j, g, offset=_C[s], scale=h)
+                U = F._JTmv(V, th[s], Ys, cs, False, True, False)[1] if (s > 0 or j > 0) else None
+                U_next, dU_next = U, dU
+                if U is not None and j > 0:
+                    U_sum = U if U_sum is None else U_sum + U
+                if dU is not None:
+                    dU_sum = dU if dU_sum is None else dU_sum + dU
+            if j > 0 and U_sum is not None:
+                W = W + h * U_sum
+            if dU_sum is not None:
+                dW = h * dU_sum if dW is None else dW + h * dU_sum
+        return (G.reshape(-1) if G is not None else None), dW
+
 
 def _axpy(a, x, y):
     """``y + a·x`` where ``None`` stands for zero (``a`` a Python float)."""
