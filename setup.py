@@ -25,8 +25,11 @@ setup(
         # the lent GPU machines run CUDA 13 (issue 13); CuPy ships one wheel per CUDA major version
         "gpu": ["cupy-cuda13x>=14"],
         "plot": ["matplotlib>=3.7"],
-        # numba is in the test extra so that CI runs the numba engine of the kernels
-        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7", "numba>=0.59"],
+        # meganet.distributed: the objectives data-parallel on a Dask cluster (issue 14)
+        "distributed": ["dask[distributed]>=2024.1"],
+        # numba is in the test extra so that CI runs the numba engine of the kernels; dask so that CI runs the
+        # tests of meganet.distributed (they skip where dask is absent)
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "matplotlib>=3.7", "numba>=0.59", "dask[distributed]>=2024.1"],
         # the B5 study's image problem (sklearn's 8x8 digits); not needed by meganet or its tests
         "bench": ["scikit-learn>=1.3", "matplotlib>=3.7"],
     },

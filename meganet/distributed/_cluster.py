@@ -136,6 +136,8 @@ class ShardSet:
         self.max_retries = max_retries
         self.timeout = timeout
         self.comm = CommStats()
+        self.wait_workers = 60.0  # seconds to wait for a worker when none is left (a nanny restarting it)
+        self.generation = 0  # shard (re)builds so far
         self.futures = [None] * len(bounds)
         self.workers = [None] * len(bounds)
         for i in range(len(bounds)):
@@ -151,30 +153,38 @@ class ShardSet:
         return Shard(i, self.network, self.loss, self.Y[a:b], self.C[a:b], mask, self.chunk_size,
                      n_total=self.n_total)
 
-    def _build(self, i, exclude=()):
-        """Scatter shard ``i`` to a worker (round robin over the live workers, avoiding ``exclude``)."""
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
-        if not workers:
-            raise ShardFailure("the Dask cluster has no workers")
-        live = [w for w in workers if w not in exclude] or workers
-        target = live[i % len(live)]
+    def _build(self, i):
+        """Scatter shard ``i`` to a worker: round robin over the live workers, preferring those that hold the
+        fewest shards (a re-created shard goes to the least loaded live worker)."""
+        workers = self._workers()
+        if not workers:  # e.g. the nanny of the only worker is restarting it
+            self.client.wait_for_workers(1, timeout=self.wait_workers)
+            workers = self._workers()
+        load = {w: sum(1 for j, o in enumerate(self.workers) if o == w and j != i and self.futures[j] is not None)
+                for w in workers}
+        target = min(workers, key=lambda w: (load[w], workers.index(w)))
         shard = self._make(i)
         [fut] = self.client.scatter([shard], workers=[target], hash=False)
         self.futures[i], self.workers[i] = fut, target
         a, b = self.bounds[i]
         self.comm.bytes_scattered += _nbytes([self.Y[a:b], self.C[a:b]]) + (
             0 if self.mask is None else _nbytes(self.mask[a:b]))
+        self.generation += 1
 
     def _lost(self):
-        """Shards whose data is gone (their worker died) or whose worker left the cluster."""
-        workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
-        who = self.client.who_has(self.futures)
+        """Shards whose data are gone (their worker died: the future is cancelled) or whose worker left."""
+        workers = set(self._workers())
+        alive = [i for i, f in enumerate(self.futures) if f is not None and f.status == "finished"]
+        who = self.client.who_has([self.futures[i] for i in alive]) if alive else {}
         lost = []
         for i, f in enumerate(self.futures):
-            holders = who.get(f.key, ())
-            if f.status != "finished" or not holders or not set(holders) & workers:
+            holders = who.get(f.key, ()) if i in alive else ()
+            if not set(holders) & workers:
                 lost.append(i)
         return lost
+
+    def _workers(self):
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def call(self, method, args, *, last_good_x=None):
         """Run ``Shard.<method>(*args[i])`` on every shard ``i`` whose ``args[i]`` is not None and return the
@@ -201,8 +211,13 @@ class ShardSet:
                     f"{lost}); no partial sum is returned", last_good_x=last_good_x)
             self.comm.retries += 1
             for i in lost:
-                self._build(i)
-                self.comm.rebuilt_shards += 1
+                self.futures[i] = None
+            for i in lost:
+                try:
+                    self._build(i)
+                    self.comm.rebuilt_shards += 1
+                except Exception as err:  # no worker came back in time: the next attempt reports it
+                    self.comm.events.append(dict(method="rebuild", shard=i, error=f"{type(err).__name__}: {err}"))
 
     def _safe_lost(self):
         try:
@@ -215,6 +230,8 @@ class ShardSet:
         for i, a in enumerate(args):
             if a is None:
                 continue
+            if self.futures[i] is None:
+                raise ShardFailure(f"shard {i} could not be re-created (no worker)")
             parts.append(self.client.submit(_call, self.futures[i], method, a, workers=[self.workers[i]],
                                             allow_other_workers=True, pure=False))
         if not parts:

@@ -294,28 +294,31 @@ class ShardedNetworkObjective(_ShardedBase):
         f, state = self.value(x)
         return f, self.gradient(x, state), state
 
-    def _curvature(self, x, state, want_diag=False):
-        if state.curvature is not None and (not want_diag or "diag_w" in state.curvature):
+    def _curvature(self, x, state):
+        """Prepare the Gauss-Newton products at ``x`` on the shards (the subsample drawn once per state)."""
+        if state.curvature is not None:
             return state.curvature
         theta, w = self.split(x)
-        if state.curvature is None:
-            idx = self._draw_hessian_sample()
-        else:
-            idx = state.curvature["idx"]
+        idx = self._draw_hessian_sample()
         if idx is None:
-            args = self._all(state.key, theta, w, None, self._m_total, want_diag)
+            args = self._all(state.key, theta, w, None, self._m_total, False)
         else:
             m_sample = int(self._counts[idx].sum())
-            args = [None if loc is None else (state.key, theta, w, loc, m_sample, want_diag)
+            args = [None if loc is None else (state.key, theta, w, loc, m_sample, False)
                     for loc in self._split_indices(idx)]
         res = self._call("net_curvature", args)
         if res is None:
             return None
         n_tasks = sum(a is not None for a in args)
-        state.curvature = dict(idx=idx, active=[a is not None for a in args], finite=res["finite"] == n_tasks)
-        if want_diag:
-            state.curvature["diag_w"] = res["diag_w"]
+        state.curvature = dict(idx=idx, active=[a is not None for a in args], finite=res["finite"] == n_tasks,
+                               m_sample=self._m_total if idx is None else m_sample)
         return state.curvature
+
+    def _curvature_args(self, state, cs, x, *extra):
+        theta, w = self.split(x)
+        locs = [None] * self.n_shards if cs["idx"] is None else self._split_indices(cs["idx"])
+        return [(state.key, theta, w) + extra + (locs[i], cs["m_sample"]) if a else None
+                for i, a in enumerate(cs["active"])]
 
     def hessian_matvec(self, x, v, state=None):
         """Gauss-Newton product ``(Jᵀ H_z J + blkdiag(∇²R, ∇²S)) v``: one linearized and one adjoint pass
@@ -339,7 +342,7 @@ class ShardedNetworkObjective(_ShardedBase):
             return self._nan(self.n)
         theta, w = self.split(x)
         v_theta, v_w = self.split(v)
-        res = self._call("net_gn", [(state.key, theta, v_theta, v_w) if a else None for a in cs["active"]])
+        res = self._call("net_gn", self._curvature_args(state, cs, x, v_theta, v_w))
         if res is None:
             return self._nan(self.n)
         H_theta, H_w = self.split(res["Hv"].astype(self.dtype, copy=False))
@@ -353,9 +356,14 @@ class ShardedNetworkObjective(_ShardedBase):
         state = self._state_at(x, state)
         if not state.finite:
             return None
-        cs = self._curvature(x, state, want_diag=True)
+        cs = self._curvature(x, state)
         if cs is None or not cs["finite"]:
             return None
+        if "diag_w" not in cs:
+            res = self._call("net_diag", self._curvature_args(state, cs, x))
+            if res is None:
+                return None
+            cs["diag_w"] = res["diag_w"]
         theta, w = self.split(x)
         d_theta = self.serial._reg_diag(self.regularizer, theta)
         d_w = cs["diag_w"].astype(self.dtype, copy=False) + self.serial._reg_diag(self.classifier_regularizer, w)
@@ -662,7 +670,7 @@ class ShardedVarProObjective(_ShardedBase):
         if not state.finite:
             return self._nan(self.n)
         if state.grad is None:
-            res = self._call("vp_gradient", self._all(state.key, theta))
+            res = self._call("vp_gradient", self._all(state.key, theta, state.w, state.w64, self._m_total))
             if res is None:
                 return self._nan(self.n)
             state.grad = self._add_reg_grad(res["grad"].astype(self.dtype, copy=False), self.regularizer, theta)
@@ -679,7 +687,8 @@ class ShardedVarProObjective(_ShardedBase):
         kind = "tsqr" if self.use_svd else "dense"
         if idx is None:
             if self.use_svd:  # the inner solve's SVD is the full-data solver
-                state.curvature = dict(idx=None, active=[True] * self.n_shards, solver=state.inner.solver)
+                state.curvature = dict(idx=None, active=[True] * self.n_shards, solver=state.inner.solver,
+                                       m_sample=self._m_total)
                 return state.curvature
             args = self._all(state.key, theta, state.w, state.w64, None, self._m_total, kind)
             m_sample = self._m_total
@@ -695,12 +704,30 @@ class ShardedVarProObjective(_ShardedBase):
             solver = _svd_solver(self.loss, self._reg64, res["R"], res["TDA"], n_rows)
         else:
             solver = _DenseSolverH(res["hess"], self._reg64, state.w64)
-        state.curvature = dict(idx=idx, active=[a is not None for a in args], solver=solver)
+        state.curvature = dict(idx=idx, active=[a is not None for a in args], solver=solver, m_sample=m_sample)
         return state.curvature
 
     def _solve64(self, solver, b):
         out = solver.solve(b if b.dtype == np.float64 else b.astype(np.float64))
         return out if self.dtype == np.float64 else out.astype(self.dtype)
+
+    def _gn_args(self, state, cs):
+        locs = [None] * self.n_shards if cs["idx"] is None else self._split_indices(cs["idx"])
+        return [(state.w, state.w64, locs[i], cs["m_sample"]) for i in range(self.n_shards)]
+
+    def implicit_derivative(self, theta, v, state=None):
+        """``J_θ w(θ) v = −(∇²_ww Φ + ∇²S)⁻¹ ∇²_wF L · J_θF v`` (one linearized forward pass per shard)."""
+        self._check_vec("v", v, self.n)
+        state = self._state_at(theta, state)
+        cs = self._curvature(theta, state) if state.finite else None
+        if cs is None:
+            return self._nan(self.n_w)
+        common = self._gn_args(state, cs)
+        r1 = self._call("vp_gn1", [(state.key, theta, v) + common[i] if a else None
+                                   for i, a in enumerate(cs["active"])])
+        if r1 is None:
+            return self._nan(self.n_w)
+        return -self._solve64(cs["solver"], r1["b"].astype(self.dtype, copy=False))
 
     def hessian_matvec(self, theta, v, state=None):
         """Reduced Gauss-Newton product ``J_redᵀ H_z J_red v + (J_θw)ᵀ∇²S J_θw v + ∇²R v`` (three round trips).
@@ -721,20 +748,22 @@ class ShardedVarProObjective(_ShardedBase):
         cs = self._curvature(theta, state)
         if cs is None:
             return self._nan(self.n)
-        full = cs["idx"] is None
-        act = cs["active"]
-        r1 = self._call("vp_gn1", [(state.key, theta, v, full) if a else None for a in act])
+        act, common = cs["active"], self._gn_args(state, cs)
+        # three round trips; the shards keep dF and HF between them, and recompute them (counted) if a shard
+        # was re-created in between
+        r1 = self._call("vp_gn1", [(state.key, theta, v) + common[i] if a else None for i, a in enumerate(act)])
         if r1 is None:
             return self._nan(self.n)
         dw = -self._solve64(cs["solver"], r1["b"].astype(self.dtype, copy=False))
-        r2 = self._call("vp_gn2", [(state.key, dw, full) if a else None for a in act])
+        r2 = self._call("vp_gn2", [(state.key, theta, v, dw) + common[i] if a else None for i, a in enumerate(act)])
         if r2 is None:
             return self._nan(self.n)
         Hw = r2["Hw"].astype(self.dtype, copy=False)
         if self.classifier_regularizer is not None:
             Hw = Hw + self.classifier_regularizer.hess_mv(dw, state.w)
         s = -self._solve64(cs["solver"], Hw)
-        r3 = self._call("vp_gn3", [(state.key, theta, s, full) if a else None for a in act])
+        r3 = self._call("vp_gn3", [(state.key, theta, v, dw, s) + common[i] if a else None
+                                   for i, a in enumerate(act)])
         if r3 is None:
             return self._nan(self.n)
         return self._add_reg_hess(r3["Hv"].astype(self.dtype, copy=False), self.regularizer, v, theta)

@@ -147,17 +147,31 @@ class Shard:
                              else np.full(self.loss.n_w, np.nan))
         return out
 
-    def net_gn(self, key, theta, v_theta, v_w):
-        """Part of the Gauss-Newton product ``m_s/m Jᵀ H_z J v`` on the curvature examples."""
+    def net_gn(self, key, theta, w, v_theta, v_w, idx, m_sample):
+        """Part of the Gauss-Newton product ``m_s/m Jᵀ H_z J v`` on the curvature examples (prepared again,
+        and counted, when this shard lost them: a shard re-created after a fault)."""
         t0 = self._mark()
         e = self.cache.get((key, "curv"))
         if e is None:
-            raise RuntimeError(f"shard {self.index}: no curvature sample for this point (key {key}); the driver "
-                               "prepares it before the Gauss-Newton products")
+            self.net_curvature(key, theta, w, idx, m_sample, False)
+            e = self.cache[(key, "curv")]
+        if e["ev"] is None:
+            return dict(Hv=np.full(self.obj.n, np.nan), work=self._work(t0))
         dZ = self.obj._jmv(v_theta, theta, e["view"], e["Z"], e["cache"])
         HZ, Hw = self.loss.hess_mv(dZ, v_w, e["ev"], gauss_newton=True)
         H_theta = self.obj._adjoint(HZ, theta, e["view"], e["cache"])
         return dict(Hv=e["fac"] * np.concatenate([H_theta, Hw]), work=self._work(t0))
+
+    def net_diag(self, key, theta, w, idx, m_sample):
+        """Part of the diagonal of the classifier block ``∇²_ww L`` on the curvature examples."""
+        t0 = self._mark()
+        e = self.cache.get((key, "curv"))
+        if e is None:
+            self.net_curvature(key, theta, w, idx, m_sample, False)
+            e = self.cache[(key, "curv")]
+        d = (e["fac"] * _classifier.hessian_diagonal(self.loss, e["ev"]) if e["ev"] is not None
+             else np.full(self.loss.n_w, np.nan))
+        return dict(diag_w=d, work=self._work(t0))
 
     def net_batch(self, theta, w, idx, m_batch):
         """Part of the mini-batch value and gradient on the examples ``idx`` of the shard (no cache kept)."""
@@ -231,12 +245,12 @@ class Shard:
         return dict(value=float(ev.value) * e["fac"], value64=float(ev64.value) * e["fac"],
                     grad64=e["fac"] * ev64.grad_w, work=self._work(t0))
 
-    def vp_gradient(self, key, theta):
+    def vp_gradient(self, key, theta, w, w64, m_total):
         """Part of the reduced gradient ``m_s/m J_θᵀ ∇_F L(W(θ)F + μ(θ))``."""
         t0 = self._mark()
         e = self._vp_entry(key, theta)
-        if e.get("ev") is None:
-            raise RuntimeError(f"shard {self.index}: the classifier w(θ) of this point is not set (key {key})")
+        if e.get("ev") is None:  # a shard re-created after a fault: evaluate at w(θ) again
+            self.vp_finalize(key, theta, w, w64, m_total)
         g = self.obj._adjoint(e["ev"].grad_Y, theta, e["view"], e["cache"])
         return dict(grad=e["fac"] * g, work=self._work(t0))
 
@@ -262,32 +276,50 @@ class Shard:
                         .items() if k != "work"})
         return out
 
-    def _vp_curv(self, key, idx_is_none):
-        e = self.cache.get((key, "full" if idx_is_none else "curv"))
+    def _vp_curv(self, key, theta, w, w64, idx, m_sample):
+        """The curvature entry (prepared again, and counted, on a shard re-created after a fault)."""
+        name = "full" if idx is None else "curv"
+        e = self.cache.get((key, name))
         if e is None or e.get("ev") is None:
-            raise RuntimeError(f"shard {self.index}: no curvature sample for this point (key {key})")
+            if idx is None:
+                self._vp_entry(key, theta)
+                self.vp_finalize(key, theta, w, w64, m_sample)
+            else:
+                self.vp_curvature(key, theta, w, w64, idx, m_sample, None)
+            e = self.cache[(key, name)]
         return e
 
-    def vp_gn1(self, key, theta, v, full):
+    def vp_gn1(self, key, theta, v, w, w64, idx, m_sample):
         """Reduced GN product, step 1: ``dF = J_θF v`` (kept) and the part of ``∇²_wF L dF``."""
         t0 = self._mark()
-        e = self._vp_curv(key, full)
-        e["dF"] = self.obj._jmv(v, theta, e["view"], e["Z"], e["cache"])
-        return dict(b=e["fac"] * self.loss.hess_wY_mv(e["dF"], e["ev"]), work=self._work(t0))
+        e = self._vp_curv(key, theta, w, w64, idx, m_sample)
+        e["dF"] = (self.obj._jmv(v, theta, e["view"], e["Z"], e["cache"]), v)
+        return dict(b=e["fac"] * self.loss.hess_wY_mv(e["dF"][0], e["ev"]), work=self._work(t0))
 
-    def vp_gn2(self, key, dw, full):
+    def _dF(self, e, theta, v):
+        d = e.get("dF")
+        if d is None or not np.array_equal(d[1], v):  # re-created shard: J_θF v again (counted)
+            d = (self.obj._jmv(v, theta, e["view"], e["Z"], e["cache"]), v)
+            e["dF"] = d
+        return d[0]
+
+    def vp_gn2(self, key, theta, v, dw, w, w64, idx, m_sample):
         """Step 2: ``(HF, Hw) = ∇²L_GN (dF, dw)``; keeps ``HF``, returns the part of ``Hw``."""
-        e = self._vp_curv(key, full)
-        HF, Hw = self.loss.hess_mv(e["dF"], dw, e["ev"], gauss_newton=True)
-        e["HF"] = HF
-        return dict(Hw=e["fac"] * Hw, work=(0.0, 0.0))
+        t0 = self._mark()
+        e = self._vp_curv(key, theta, w, w64, idx, m_sample)
+        HF, Hw = self.loss.hess_mv(self._dF(e, theta, v), dw, e["ev"], gauss_newton=True)
+        e["HF"] = (HF, dw)
+        return dict(Hw=e["fac"] * Hw, work=self._work(t0))
 
-    def vp_gn3(self, key, theta, s, full):
+    def vp_gn3(self, key, theta, v, dw, s, w, w64, idx, m_sample):
         """Step 3: ``J_θᵀ (HF + ∇²_Fw L s)``: the part of the reduced product (without ``∇²R``)."""
         t0 = self._mark()
-        e = self._vp_curv(key, full)
-        HF = e.pop("HF") + self.loss.hess_Yw_mv(s, e["ev"])
+        e = self._vp_curv(key, theta, w, w64, idx, m_sample)
+        hf = e.pop("HF", None)
+        if hf is None or not np.array_equal(hf[1], dw) or "dF" not in e or not np.array_equal(e["dF"][1], v):
+            hf = self.loss.hess_mv(self._dF(e, theta, v), dw, e["ev"], gauss_newton=True)[0], dw
         e.pop("dF", None)
+        HF = hf[0] + self.loss.hess_Yw_mv(s, e["ev"])
         Hv = self.obj._adjoint(HF, theta, e["view"], e["cache"])
         return dict(Hv=e["fac"] * Hv, work=self._work(t0))
 

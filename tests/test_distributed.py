@@ -1,0 +1,282 @@
+"""meganet.distributed (issue 14): the sharded objectives on a Dask LocalCluster of 2 workers.
+
+Equality with the serial objectives (value, gradient, Gauss-Newton products to ~1e-12 relative in float64; the
+sum order is all that changes) for NetworkObjective and VarProObjective (least squares, cross-entropy, logistic
+regression) with 1, 2 and 3 shards of unequal sizes, masks, the Hessian subsample and mini-batches; the same
+iterates of a GN-PCG and a GNvpro run; work units; stale caches; bad input; and a worker process killed in a
+LocalCluster (processes=True): the shards are re-created and the results are still the serial ones, or, past the
+retries, a clear failure (never a partial sum).  The equality tests use a thread-based cluster (the same code
+path, in-process workers); the kill test needs worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from distributed import Client, LocalCluster  # noqa: E402
+
+import meganet.distributed as md  # noqa: E402
+from meganet.objectives import NetworkObjective, VarProObjective  # noqa: E402
+from meganet.optimizers import minimize_gnvpro, minimize_newton_cg, minimize_sgd  # noqa: E402
+from meganet.regularizers import FeatureSmoothness  # noqa: E402
+from tests.test_objectives import random_x, tiny_problem  # noqa: E402
+
+SHARDINGS = {"1": [23], "2": [15, 8], "3": [5, 11, 7]}
+TOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def pair(kind, client, sizes, *, cls=NetworkObjective, n=23, **kw):
+    """A serial objective and the sharded one built from an identical twin (same data, same generator seed)."""
+    ser = tiny_problem(kind, n=n, cls=cls, **kw)
+    return ser, md.shard(tiny_problem(kind, n=n, cls=cls, **kw), client, shard_sizes=sizes)
+
+
+# --------------------------------------------------------------------------- equality: NetworkObjective
+@pytest.mark.parametrize("sizes", list(SHARDINGS), ids=lambda s: f"{s}shards")
+@pytest.mark.parametrize("kind", ["softmax", "logistic", "least_squares"])
+def test_network_objective_equals_serial(client, kind, sizes):
+    mask = sizes == "3"
+    ser, sh = pair(kind, client, SHARDINGS[sizes], mask=mask)
+    assert isinstance(sh, md.ShardedNetworkObjective) and sh.shard_sizes() == SHARDINGS[sizes]
+    x = random_x(ser)
+    v = np.random.default_rng(5).standard_normal(ser.n)
+    f1, g1, s1 = ser.value_and_gradient(x)
+    f2, g2, s2 = sh.value_and_gradient(x)
+    assert rel(f2, f1) < TOL and rel(g2, g1) < TOL
+    assert rel(sh.hessian_matvec(x, v, s2), ser.hessian_matvec(x, v, s1)) < TOL
+    assert sh.counter.forward == pytest.approx(ser.counter.forward, abs=1e-12)
+    assert sh.counter.adjoint == pytest.approx(ser.counter.adjoint, abs=1e-12)
+    m1, m2 = ser.metrics(x, ser.Y, ser.C, mask=ser.mask), sh.metrics(x)
+    assert m2["n_examples"] == m1["n_examples"] and rel(m2["loss"], m1["loss"]) < TOL
+    assert m2["accuracy"] == m1["accuracy"] or rel(m2["accuracy"], m1["accuracy"]) < TOL
+    if "relative_error" in m1:
+        assert rel(m2["relative_error"], m1["relative_error"]) < TOL
+
+
+def test_hessian_subsample_minibatches_and_preconditioner(client):
+    kw = dict(mask=True, hessian_fraction=0.4, rng=3, batch_size=6, preconditioner="regularizer")
+    ser, sh = pair("softmax", client, SHARDINGS["3"], **kw)
+    x = random_x(ser)
+    v = np.random.default_rng(5).standard_normal(ser.n)
+    for _ in range(2):  # a fresh subsample per point, drawn from the same generator
+        x = x + 0.01
+        f1, g1, s1 = ser.value_and_gradient(x)
+        f2, g2, s2 = sh.value_and_gradient(x)
+        assert rel(f2, f1) < TOL and rel(g2, g1) < TOL
+        assert rel(sh.hessian_matvec(x, v, s2), ser.hessian_matvec(x, v, s1)) < TOL
+        assert rel(sh.preconditioner(x, s2)(g2), ser.preconditioner(x, s1)(g1)) < TOL
+    ser.shuffle(7)
+    sh.shuffle(7)
+    for b in range(ser.n_batches):
+        fb1, gb1 = ser.stochastic_gradient(x, b)
+        fb2, gb2 = sh.stochastic_gradient(x, b)
+        assert rel(fb2, fb1) < TOL and rel(gb2, gb1) < TOL
+    assert sh.counter.work_units == pytest.approx(ser.counter.work_units, abs=1e-12)
+
+
+def test_stale_cache_is_never_used(client):
+    ser, sh = pair("softmax", client, SHARDINGS["2"])
+    x1 = random_x(ser)
+    x2 = x1 + 0.1
+    _, s1 = sh.value(x1)
+    sh.value(x2)  # the shards now hold the caches of x2
+    g = sh.gradient(x1, s1)  # recomputed at x1 (and counted)
+    assert rel(g, ser.gradient(x1)) < TOL
+    assert sh.counter.forward == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="another point"):
+        sh.gradient(x2, s1)
+
+
+def test_float32(client):
+    ser, sh = pair("softmax", client, SHARDINGS["3"], dtype=np.float32)
+    x = random_x(ser)
+    f1, g1, _ = ser.value_and_gradient(x)
+    f2, g2, _ = sh.value_and_gradient(x)
+    assert g2.dtype == np.float32 and rel(f2, f1) < 1e-6 and rel(g2, g1) < 1e-5
+
+
+# --------------------------------------------------------------------------- equality: VarProObjective
+@pytest.mark.parametrize("sizes", list(SHARDINGS), ids=lambda s: f"{s}shards")
+@pytest.mark.parametrize("kind", ["least_squares", "softmax", "logistic"])
+def test_varpro_objective_equals_serial(client, kind, sizes):
+    mask = sizes == "2"
+    ser, sh = pair(kind, client, SHARDINGS[sizes], cls=VarProObjective, mask=mask)
+    assert isinstance(sh, md.ShardedVarProObjective)
+    th = ser.init_x(rng=1)
+    v = np.random.default_rng(5).standard_normal(ser.n)
+    f1, g1, s1 = ser.value_and_gradient(th)
+    f2, g2, s2 = sh.value_and_gradient(th)
+    assert rel(f2, f1) < TOL and rel(g2, g1) < TOL
+    assert rel(sh.classifier(th), ser.classifier(th)) < TOL
+    assert rel(sh.hessian_matvec(th, v, s2), ser.hessian_matvec(th, v, s1)) < TOL
+    assert rel(sh.implicit_derivative(th, v, s2), ser.implicit_derivative(th, v, s1)) < TOL
+    assert s2.inner.status == s1.inner.status and s2.inner.n_iter == s1.inner.n_iter
+    assert sh.counter.work_units == pytest.approx(ser.counter.work_units, abs=1e-12)
+    m1, m2 = ser.metrics(th, ser.Y, ser.C, mask=ser.mask), sh.metrics(th)
+    assert rel(m2["loss"], m1["loss"]) < TOL
+
+
+@pytest.mark.parametrize("kind", ["least_squares", "softmax"])
+def test_varpro_hessian_subsample(client, kind):
+    ser, sh = pair(kind, client, SHARDINGS["3"], cls=VarProObjective, hessian_fraction=0.5, rng=4)
+    th = ser.init_x(rng=1)
+    v = np.random.default_rng(5).standard_normal(ser.n)
+    _, s1 = ser.value(th)
+    _, s2 = sh.value(th)
+    assert rel(sh.hessian_matvec(th, v, s2), ser.hessian_matvec(th, v, s1)) < TOL
+    assert sh.counter.work_units == pytest.approx(ser.counter.work_units, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- solvers run unchanged
+def test_gn_pcg_run_gives_the_serial_iterates(client):
+    ser, sh = pair("softmax", client, SHARDINGS["3"], mask=True)
+    x0 = random_x(ser)
+    r1 = minimize_newton_cg(ser, x0.copy(), max_iter=6)
+    r2 = minimize_newton_cg(sh, x0.copy(), max_iter=6)
+    assert r2.status == r1.status and r2.nit == r1.nit and r2.n_hmv == r1.n_hmv
+    assert rel(r2.x, r1.x) < 1e-10
+    assert np.allclose(r2.history["f"], r1.history["f"], rtol=1e-12, atol=0)
+    assert r2.work_units == pytest.approx(r1.work_units, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["least_squares", "softmax"])
+def test_gnvpro_run_gives_the_serial_iterates(client, kind):
+    ser, sh = pair(kind, client, [5, 11, 8], cls=VarProObjective, n=24, alpha=1e-3)
+    th0 = ser.init_x(rng=2)
+    r1 = minimize_gnvpro(ser, th0.copy(), max_iter=6, krylov_dim=6)
+    r2 = minimize_gnvpro(sh, th0.copy(), max_iter=6, krylov_dim=6)
+    assert r2.status == r1.status and r2.nit == r1.nit
+    assert rel(r2.x, r1.x) < 1e-10
+    assert np.allclose(r2.history["f"], r1.history["f"], rtol=1e-11, atol=0)
+    assert rel(sh.classifier(r2.x), ser.classifier(r1.x)) < 1e-9
+
+
+def test_sgd_runs_on_the_shards(client):
+    ser, sh = pair("softmax", client, SHARDINGS["2"], batch_size=5)
+    x0 = random_x(ser)
+    r1 = minimize_sgd(ser, x0.copy(), n_epochs=2, learning_rate=0.1, rng=0)
+    r2 = minimize_sgd(sh, x0.copy(), n_epochs=2, learning_rate=0.1, rng=0)
+    assert rel(r2.x, r1.x) < 1e-10
+
+
+# --------------------------------------------------------------------------- bad input, options
+def test_bad_input(client):
+    ser = tiny_problem("softmax", n=23)
+    with pytest.raises(ValueError, match="shard_sizes must sum to the number of examples 23"):
+        md.shard(ser, client, shard_sizes=[10, 10])
+    with pytest.raises(ValueError, match="shard_sizes must be a non-empty list of positive ints"):
+        md.shard(ser, client, shard_sizes=[23, 0])
+    with pytest.raises(ValueError, match=r"n_shards must be an int in \[1, n_examples\] = \[1, 23\], got 24"):
+        md.shard(ser, client, n_shards=24)
+    with pytest.raises(ValueError, match="pass n_shards or shard_sizes, not both"):
+        md.shard(ser, client, n_shards=2, shard_sizes=[20, 3])
+    with pytest.raises(TypeError, match="client must be a distributed.Client"):
+        md.shard(ser, "tcp://localhost:8786", n_shards=2)
+    with pytest.raises(ValueError, match="on_failure must be one of"):
+        md.shard(ser, client, n_shards=2, on_failure="ignore")
+    with pytest.raises(ValueError, match="max_retries must be an int >= 0, got -1"):
+        md.shard(ser, client, n_shards=2, max_retries=-1)
+    with pytest.raises(ValueError, match="timeout must be None or a positive number of seconds, got 0"):
+        md.shard(ser, client, n_shards=2, timeout=0)
+    with pytest.raises(TypeError, match="objective must be a NetworkObjective or VarProObjective"):
+        md.shard(object(), client, n_shards=2)
+    masked = tiny_problem("softmax", n=23, mask=True)  # example 1 is the only one of shard [1, 2)? no: mask
+    with pytest.raises(ValueError, match="shard 1 .* holds no labelled sample"):
+        md.shard(masked, client, shard_sizes=[1, 1, 21])
+    vp = tiny_problem("softmax", n=23, cls=VarProObjective, inner_solver="krylov")
+    with pytest.raises(NotImplementedError, match="inner solver 'trust_region' only"):
+        md.shard(vp, client, n_shards=2)
+    net = tiny_problem("softmax", n=23)
+    out = NetworkObjective(net.network, net.loss, net.Y, net.C,
+                           output_regularizer=FeatureSmoothness(net.network.shape_out, alpha=1.0)) \
+        if len(net.network.shape_out) > 1 else None
+    if out is not None:  # pragma: no cover - the tiny network has vector outputs
+        with pytest.raises(NotImplementedError, match="output_regularizer"):
+            md.shard(out, client, n_shards=2)
+
+
+def test_default_one_shard_per_worker_and_comm_stats(client):
+    sh = md.shard(tiny_problem("softmax", n=23), client)
+    assert sh.n_shards == 2 and sorted(sh.shard_sizes()) == [11, 12]
+    x = random_x(sh.serial)
+    sh.value_and_gradient(x)
+    c = sh.comm
+    assert c.calls == 2 and c.tasks == 4 and c.bytes_sent >= 2 * 2 * x.nbytes and c.bytes_scattered > 0
+    assert "ShardedNetworkObjective" in repr(sh)
+    sh.close()
+
+
+def test_import_meganet_does_not_need_dask():
+    code = "import sys, meganet, meganet.objectives, meganet.optimizers; print('dask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- faults: kill a worker process
+def test_worker_killed_mid_run_recovers_or_fails_clearly():
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = Client(cluster)
+    try:
+        ser = tiny_problem("softmax", n=3000)
+        sh = md.shard(tiny_problem("softmax", n=3000), client, n_shards=3, timeout=60)
+        x = random_x(ser)
+        v = np.ones(ser.n)
+        f1, g1, s1 = ser.value_and_gradient(x)
+        h1 = ser.hessian_matvec(x, v, s1)
+        f2, s2 = sh.value(x)
+        # 1. a worker dies between value and gradient: its shards (and their caches) are re-created
+        pids = client.run(os.getpid)
+        os.kill(pids[sh.shards.workers[0]], signal.SIGKILL)
+        g2 = sh.gradient(x, s2)
+        assert rel(f2, f1) < TOL and rel(g2, g1) < TOL
+        assert sh.comm.retries >= 1 and sh.comm.rebuilt_shards >= 1 and sh.comm.events
+        assert sh.counter.forward > 1.5  # the lost forward passes (2 of 3 shards) were recomputed, and counted
+        # 2. a worker dies while Gauss-Newton products are running
+        client.wait_for_workers(2, timeout=60)
+        pids = client.run(os.getpid)
+        timer = threading.Timer(0.05, os.kill, (pids[sh.shards.workers[1]], signal.SIGKILL))
+        timer.start()
+        hs = [sh.hessian_matvec(x, v, s2) for _ in range(15)]
+        timer.join()
+        assert max(rel(h, h1) for h in hs) < TOL
+        # 3. past the retries: a clear failure with the last good iterate, or NaN for the solvers
+        client.wait_for_workers(2, timeout=60)
+        for on_failure in ("raise", "nan"):
+            sh0 = md.shard(tiny_problem("softmax", n=3000), client, n_shards=2, max_retries=0,
+                           on_failure=on_failure, timeout=60)
+            _, st = sh0.value(x)
+            pids = client.run(os.getpid)
+            os.kill(pids[sh0.shards.workers[0]], signal.SIGKILL)
+            if on_failure == "raise":
+                with pytest.raises(md.ShardFailure, match="no partial sum") as info:
+                    sh0.gradient(x, st)
+                assert info.value.last_good_x is x
+            else:
+                assert np.isnan(sh0.gradient(x, st)).all()
+            client.wait_for_workers(2, timeout=60)
+    finally:
+        client.close()
+        cluster.close()
