@@ -24,6 +24,7 @@ from meganet.regularizers.feature_smoothness import FeatureSmoothness
 from meganet.testing import taylor_test
 from meganet.testing.second_order import symmetry_test
 from meganet.transforms import Dense
+from meganet.transforms.negative_definite import NegativeSemidefinite
 from meganet.transforms.conv2d import Conv2d
 
 
@@ -119,11 +120,12 @@ def _assemble(obj, x, kind):
     return np.stack([obj.hessian_matvec(x, eye[i], state, kind=kind) for i in range(obj.n)], axis=1)
 
 
-@pytest.mark.parametrize("block", ["resnet", "rk4"])
+@pytest.mark.parametrize("block", ["resnet", "rk4", "parabolic"])
 @pytest.mark.parametrize("loss_name", ["softmax", "least_squares"])
 def test_assembled_hessian_equals_finite_difference_jacobian_of_gradient(loss_name, block):
-    integrator = {"resnet": ResNet, "rk4": RK4ResNet}[block]
-    net = Meganet([integrator(SingleLayer(Dense(2, 2)), n_steps=3, final_time=1.0, basis=TimeBasis.hat(3, 2)),
+    integrator = {"resnet": ResNet, "rk4": RK4ResNet, "parabolic": ResNet}[block]
+    layer = SymmetricLayer(Dense(2, 3)) if block == "parabolic" else SingleLayer(Dense(2, 2))
+    net = Meganet([integrator(layer, n_steps=3, final_time=1.0, basis=TimeBasis.hat(3, 2)),
                    SingleLayer(Dense(2, 3), activation="sigmoid")])
     obj = _objective(loss_name, network=net, n=5, regularizer=Tikhonov(net.n_theta, alpha=1e-2))
     x = _point(obj)
@@ -216,9 +218,10 @@ def test_exact_work_units():
 
 
 def test_network_without_second_order_products_is_named():
-    net = Meganet([ResNet(SymmetricLayer(Dense(3, 3)), n_steps=2, final_time=1.0), SingleLayer(Dense(3, 4))])
+    net = Meganet([ResNet(SingleLayer(NegativeSemidefinite(3)), n_steps=2, final_time=1.0),
+                   SingleLayer(Dense(3, 4))])
     obj = _objective("softmax", network=net)
     x = obj.init_x(rng=0)
-    with pytest.raises(NotImplementedError, match="SymmetricLayer"):
+    with pytest.raises(NotImplementedError, match="NegativeSemidefinite"):
         obj.hessian_matvec(x, x, kind="exact")
     obj.hessian_matvec(x, x)  # Gauss-Newton still works

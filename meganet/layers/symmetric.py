@@ -211,6 +211,60 @@ class SymmetricLayer(Element):
         dY = T._apply_T(p.K, dU) if need_Y else None
         return dtheta, dY
 
+    # ------------------------------------------------ second-order products
+    @property
+    def has_second_order(self):
+        """Written without normalization, for transforms with ``∂K[dθ]`` independent of θ."""
+        return self.normalization is None and self.transform.has_second_order and self.sigma.has_second_order
+
+    def second_order_missing(self):
+        if self.normalization is not None:
+            return self.normalization.second_order_missing() or f"SymmetricLayer with {type(self.normalization).__name__}"
+        return self.transform.second_order_missing() or self.sigma.second_order_missing()
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        r"""``g = ⟨W, −Kᵀσ(V)⟩ = ⟨P, σ(V)⟩`` with ``P = −K W``, ``V = K Y + b`` (no normalization).
+
+        Its gradient is ``∇_Y = Kᵀ D``, ``∇_b = Σ D``, ``∇_{θ_K} = dK_adj(Y, D) − dK_adj(W, S)`` with
+        ``D = σ'(V) ⊙ P``, ``S = σ(V)``.  Along ``(dθ_K, db, dY)``, with ``dV = ∂K[dθ_K]Y + K dY + db``,
+        ``dP = −∂K[dθ_K] W`` and ``dD = σ''(V) ⊙ dV ⊙ P + σ'(V) ⊙ dP``:
+        ``d∇_Y = (∂K[dθ_K])ᵀ D + Kᵀ dD``, ``d∇_b = Σ dD``,
+        ``d∇_{θ_K} = dK_adj(dY, D) + dK_adj(Y, dD) − dK_adj(W, σ'(V) ⊙ dV)``.
+        """
+        p = self.split(theta)
+        T = self.transform
+        V = T._apply(p.K, Y)
+        if self.bias:
+            V = V + channel_broadcast(p.b, V.ndim)
+        dsigma = self._dsigma(cache)
+        P = -T._apply(p.K, W)
+        D = dsigma * P
+        dp = self.split(dtheta) if dtheta is not None else None
+        dV = T._apply(p.K, dY) if dY is not None else None
+        dP = None
+        if dp is not None:
+            dKY = T._dK_mv(p.K, dp.K, Y)
+            dV = dKY if dV is None else dV + dKY
+            if self.bias:
+                dV = dV + channel_broadcast(dp.b, dV.ndim)
+            dP = -T._dK_mv(p.K, dp.K, W)
+        dD = self.activation.second_derivative(V) * dV * P
+        if dP is not None:
+            dD = dD + dsigma * dP
+        xp = get_array_module(Y)
+        d_theta = xp.zeros(self.n_theta, dtype=Y.dtype)
+        out = self.split(d_theta)
+        gK = T._dK_adj(p.K, Y, dD, False) - T._dK_adj(p.K, W, dsigma * dV, False)
+        if dY is not None:
+            gK = gK + T._dK_adj(p.K, dY, D, False)
+        out.K[...] = gK
+        if self.bias:
+            out.b[...] = channel_sum(dD, False)
+        d_Y = T._apply_T(p.K, dD)
+        if dp is not None:
+            d_Y = d_Y + T._dKT_mv(p.K, dp.K, D)
+        return d_theta, d_Y
+
     def __repr__(self):
         return (f"SymmetricLayer({self.transform!r}, activation={self.activation!r}, "
                 f"normalization={self.normalization!r}, bias={self.bias})")
