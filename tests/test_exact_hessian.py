@@ -225,3 +225,29 @@ def test_network_without_second_order_products_is_named():
     with pytest.raises(NotImplementedError, match="NegativeSemidefinite"):
         obj.hessian_matvec(x, x, kind="exact")
     obj.hessian_matvec(x, x)  # Gauss-Newton still works
+
+
+def test_trust_region_solvers_escape_a_saddle_with_the_exact_hessian():
+    """Near the saddle x = 0 (zero weights: every prediction is 1/2, f = ln 2) Gauss-Newton sees only
+    nonnegative curvature and stalls; with hessian_kind='exact' Steihaug-CG stops at negative curvature and
+    both trust-region solvers leave the saddle."""
+    from meganet.optimizers import minimize_trust_region_krylov, minimize_trust_region_steihaug
+
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((40, 2))
+    Y[:20] *= 0.5
+    C = (np.arange(40) >= 20).astype(int)
+    net = Meganet([SingleLayer(Dense(2, 4), bias=False),
+                   ResNet(SingleLayer(Dense(4, 4), bias=False), n_steps=2, final_time=1.0)])
+    for solver in (minimize_trust_region_steihaug, minimize_trust_region_krylov):
+        final = {}
+        for kind in ("gauss_newton", "exact"):
+            obj = NetworkObjective(net, SoftmaxCrossEntropy(4, 2, bias=False), Y, C, hessian_kind=kind)
+            x0 = 1e-4 * np.random.default_rng(3).standard_normal(obj.n)
+            res = solver(obj, x0, max_iter=10)
+            final[kind] = res.fun
+            assert ("Gauss-Newton" in res.solver) == (kind == "gauss_newton")
+            if kind == "exact" and solver is minimize_trust_region_steihaug:
+                assert "negative_curvature" in res.history["cg_info"]
+        assert final["gauss_newton"] > np.log(2) - 1e-4
+        assert final["exact"] < np.log(2) - 0.05
