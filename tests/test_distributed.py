@@ -280,3 +280,17 @@ def test_worker_killed_mid_run_recovers_or_fails_clearly():
     finally:
         client.close()
         cluster.close()
+
+
+def test_readme_section_runs(capsys):
+    """The README's serial → Dask script (section "Many machines: Dask") runs as printed."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Many machines: Dask", 1)[1]
+    code = re.search(r"```\n(.*?)```", section, flags=re.S).group(1)
+    assert "md.shard(obj, client)" in code
+    exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
+    status, accuracy, sent = capsys.readouterr().out.split()[-3:]
+    assert float(accuracy) > 0.3 and int(sent) > 0
