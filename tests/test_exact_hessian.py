@@ -18,6 +18,7 @@ from meganet.integrators import AntisymmetricResNet, ResNet, RK4ResNet, TimeBasi
 from meganet.layers import SingleLayer, SymmetricLayer
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
 from meganet.networks import Meganet
+from meganet.normalization import BatchNorm
 from meganet.objectives import NetworkObjective
 from meganet.regularizers import Tikhonov
 from meganet.regularizers.feature_smoothness import FeatureSmoothness
@@ -219,10 +220,10 @@ def test_exact_work_units():
 
 def test_network_without_second_order_products_is_named():
     net = Meganet([ResNet(SingleLayer(NegativeSemidefinite(3)), n_steps=2, final_time=1.0),
-                   SingleLayer(Dense(3, 4))])
+                   SingleLayer(Dense(3, 4), normalization=BatchNorm((4,)))])
     obj = _objective("softmax", network=net)
     x = obj.init_x(rng=0)
-    with pytest.raises(NotImplementedError, match="NegativeSemidefinite"):
+    with pytest.raises(NotImplementedError, match="BatchNorm"):
         obj.hessian_matvec(x, x, kind="exact")
     obj.hessian_matvec(x, x)  # Gauss-Newton still works
 

@@ -214,7 +214,7 @@ class SymmetricLayer(Element):
     # ------------------------------------------------ second-order products
     @property
     def has_second_order(self):
-        """Written without normalization, for transforms with ``∂K[dθ]`` independent of θ."""
+        """Written without normalization, for transforms with second-order products."""
         return self.normalization is None and self.transform.has_second_order and self.sigma.has_second_order
 
     def second_order_missing(self):
@@ -229,7 +229,8 @@ class SymmetricLayer(Element):
         ``D = σ'(V) ⊙ P``, ``S = σ(V)``.  Along ``(dθ_K, db, dY)``, with ``dV = ∂K[dθ_K]Y + K dY + db``,
         ``dP = −∂K[dθ_K] W`` and ``dD = σ''(V) ⊙ dV ⊙ P + σ'(V) ⊙ dP``:
         ``d∇_Y = (∂K[dθ_K])ᵀ D + Kᵀ dD``, ``d∇_b = Σ dD``,
-        ``d∇_{θ_K} = dK_adj(dY, D) + dK_adj(Y, dD) − dK_adj(W, σ'(V) ⊙ dV)``.
+        ``d∇_{θ_K} = dK_adj(dY, D) + dK_adj(Y, dD) − dK_adj(W, σ'(V) ⊙ dV)``, plus, for K nonlinear in θ,
+        the changes of ``dK_adj`` itself along ``dθ_K`` (the transform's ``_dK_adj_deriv``).
         """
         p = self.split(theta)
         T = self.transform
@@ -257,6 +258,12 @@ class SymmetricLayer(Element):
         gK = T._dK_adj(p.K, Y, dD, False) - T._dK_adj(p.K, W, dsigma * dV, False)
         if dY is not None:
             gK = gK + T._dK_adj(p.K, dY, D, False)
+        if dp is not None:  # K nonlinear in θ: dK_adj itself changes with θ (None for K affine in θ)
+            d1, d2 = T._dK_adj_deriv(p.K, dp.K, Y, D), T._dK_adj_deriv(p.K, dp.K, W, cache.S)
+            if d1 is not None:
+                gK = gK + d1
+            if d2 is not None:
+                gK = gK - d2
         out.K[...] = gK
         if self.bias:
             out.b[...] = channel_sum(dD, False)

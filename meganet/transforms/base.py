@@ -40,8 +40,16 @@ class Transform(Element):
     @property
     def has_second_order(self):
         """Second-order products are written for transforms whose ``∂K[dθ]`` does not depend on θ
-        (linear or affine in θ): then ``⟨W, K(θ)Y⟩`` has only the mixed θ–Y second derivative."""
-        return bool(self.linear_in_theta or self.affine_in_theta)
+        (linear or affine in θ: then ``⟨W, K(θ)Y⟩`` has only the mixed θ–Y second derivative) and for
+        those that implement ``_dK_adj_deriv`` (the θ–θ term)."""
+        own = type(self)._dK_adj_deriv is not Transform._dK_adj_deriv
+        return bool(self.linear_in_theta or self.affine_in_theta or own)
+
+    def _dK_adj_deriv(self, theta, dtheta, Y, W):
+        """Change of ``dK_adj(θ, Y, W)`` along ``dθ`` (Y and W fixed), shape ``(n_theta,)``: the θ–θ block of
+        ``∇²⟨W, K(θ)Y⟩``.  ``None`` (zero) for transforms linear or affine in θ; transforms nonlinear in θ
+        implement it to have second-order products."""
+        return None
 
     # ----- pieces to implement
     def _apply(self, theta, Y):  # pragma: no cover - abstract
@@ -112,10 +120,15 @@ class Transform(Element):
         return dtheta, dY
 
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
-        """``g = ⟨W, K(θ)Y⟩`` with ``∂K[dθ]`` independent of θ: ``∇_θ g = dK_adj(θ, Y, W)`` changes only
-        with Y, ``∇_Y g = K(θ)ᵀW`` only with θ, so ``d_θ = dK_adj(θ, dY, W)``, ``d_Y = (∂K[dθ])ᵀ W``."""
+        """``g = ⟨W, K(θ)Y⟩``: ``∇_θ g = dK_adj(θ, Y, W)`` changes with Y (and, unless K is affine in θ, with
+        θ: ``_dK_adj_deriv``), ``∇_Y g = K(θ)ᵀW`` with θ, so ``d_θ = dK_adj(θ, dY, W) + _dK_adj_deriv(θ, dθ, Y, W)``,
+        ``d_Y = (∂K[dθ])ᵀ W``."""
         if not self.has_second_order:  # pragma: no cover - guarded by second_order_missing
             return super()._second_order(W, dtheta, dY, theta, Y, cache)
         d_theta = self._dK_adj(theta, dY, W, False) if dY is not None and self.n_theta else None
         d_Y = self._dKT_mv(theta, dtheta, W) if dtheta is not None else None
+        if dtheta is not None:
+            dd = self._dK_adj_deriv(theta, dtheta, Y, W)
+            if dd is not None:
+                d_theta = dd if d_theta is None else d_theta + dd
         return d_theta, d_Y

@@ -88,5 +88,10 @@ class NegativeSemidefinite(Transform):
             return (-G).reshape(Y.shape[0], -1)
         return (-(YC.T @ W + WC.T @ Y)).reshape(-1)
 
+    def _dK_adj_deriv(self, theta, dtheta, Y, W):
+        """Change of ``−C(M + Mᵀ)`` (``M = WᵀY``) along ``dC``: ``−dC(M + Mᵀ) = −((Y dCᵀ)ᵀ W + (W dCᵀ)ᵀ Y)``
+        (K is quadratic in θ: the θ–θ block of the second-order products)."""
+        return self._dK_adj(dtheta, Y, W, False)
+
     def __repr__(self):
         return f"NegativeSemidefinite(n={self.n}, m={self.m})"
