@@ -27,7 +27,6 @@ from distributed import Client, LocalCluster  # noqa: E402
 import meganet.distributed as md  # noqa: E402
 from meganet.objectives import NetworkObjective, VarProObjective  # noqa: E402
 from meganet.optimizers import minimize_gnvpro, minimize_newton_cg, minimize_sgd  # noqa: E402
-from meganet.regularizers import FeatureSmoothness  # noqa: E402
 from tests.test_objectives import random_x, tiny_problem  # noqa: E402
 
 SHARDINGS = {"1": [23], "2": [15, 8], "3": [5, 11, 7]}
@@ -203,19 +202,27 @@ def test_bad_input(client):
         md.shard(ser, client, n_shards=2, timeout=0)
     with pytest.raises(TypeError, match="objective must be a NetworkObjective or VarProObjective"):
         md.shard(object(), client, n_shards=2)
-    masked = tiny_problem("softmax", n=23, mask=True)  # example 1 is the only one of shard [1, 2)? no: mask
+    masked = tiny_problem("softmax", n=23, mask=True)  # example 1 (the second shard here) is unlabelled
     with pytest.raises(ValueError, match="shard 1 .* holds no labelled sample"):
         md.shard(masked, client, shard_sizes=[1, 1, 21])
     vp = tiny_problem("softmax", n=23, cls=VarProObjective, inner_solver="krylov")
     with pytest.raises(NotImplementedError, match="inner solver 'trust_region' only"):
         md.shard(vp, client, n_shards=2)
-    net = tiny_problem("softmax", n=23)
-    out = NetworkObjective(net.network, net.loss, net.Y, net.C,
-                           output_regularizer=FeatureSmoothness(net.network.shape_out, alpha=1.0)) \
-        if len(net.network.shape_out) > 1 else None
-    if out is not None:  # pragma: no cover - the tiny network has vector outputs
-        with pytest.raises(NotImplementedError, match="output_regularizer"):
-            md.shard(out, client, n_shards=2)
+    from meganet.layers import SingleLayer
+    from meganet.losses import SoftmaxCrossEntropy
+    from meganet.networks import Meganet
+    from meganet.normalization import BatchNorm, set_training
+    from meganet.transforms import Dense
+    bn_net = Meganet([SingleLayer(Dense(2, 3), activation="tanh", normalization=BatchNorm((3,)))])
+    bn = NetworkObjective(bn_net, SoftmaxCrossEntropy(3, 3), ser.Y, ser.C)
+    with pytest.raises(ValueError, match="training-mode BatchNorm"):
+        md.shard(bn, client, n_shards=2)
+    set_training(bn_net, False)
+    md.shard(bn, client, n_shards=2).close()  # running statistics: no coupling, accepted
+    out = tiny_problem("softmax", n=23)
+    out.output_regularizer = object()  # stands for a FeatureSmoothness (the tiny network has vector outputs)
+    with pytest.raises(NotImplementedError, match="output_regularizer"):
+        md.shard(out, client, n_shards=2)
 
 
 def test_default_one_shard_per_worker_and_comm_stats(client):

@@ -11,6 +11,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.validation import check_option
+from ..normalization import BatchNorm
+from ..normalization.mode import named_elements
 from ..objectives import NetworkObjective, VarProObjective
 from ..objectives import _classifier
 from ..objectives._base import check_rng, check_state_type, same_point
@@ -76,6 +78,14 @@ class _ShardedBase:
             raise NotImplementedError("meganet.distributed does not shard objectives with an output_regularizer "
                                       "(its smoothness couples the pixels of one example, not the examples, but is "
                                       "not implemented shard-wise); pass output_regularizer=None")
+        coupled = [path or "network" for path, el in named_elements(serial.network)
+                   if isinstance(el, BatchNorm) and el.training]
+        if coupled:
+            raise ValueError(f"the network has training-mode BatchNorm ({', '.join(coupled[:3])}"
+                             f"{', ...' if len(coupled) > 3 else ''}): its statistics couple the examples, so shards "
+                             "would compute another function than the serial objective; use per-example "
+                             "normalizations (normalization='tv' or 'instance') or meganet.normalization.set_training"
+                             "(network, False) (running statistics)")
         if serial.xp is not np:
             raise NotImplementedError("meganet.distributed shards numpy data only (each worker may still use its "
                                       f"own engine); the objective's data are {serial.xp.__name__} arrays")
