@@ -219,11 +219,12 @@ def test_exact_work_units():
 
 
 def test_network_without_second_order_products_is_named():
-    net = Meganet([ResNet(SingleLayer(NegativeSemidefinite(3)), n_steps=2, final_time=1.0),
-                   SingleLayer(Dense(3, 4), normalization=BatchNorm((4,)))])
+    net = Meganet([ResNet(SymmetricLayer(NegativeSemidefinite(3), normalization=BatchNorm((3,))), n_steps=2,
+                          final_time=1.0),
+                   SingleLayer(Dense(3, 4))])
     obj = _objective("softmax", network=net)
     x = obj.init_x(rng=0)
-    with pytest.raises(NotImplementedError, match="BatchNorm"):
+    with pytest.raises(NotImplementedError, match="SymmetricLayer with BatchNorm"):
         obj.hessian_matvec(x, x, kind="exact")
     obj.hessian_matvec(x, x)  # Gauss-Newton still works
 

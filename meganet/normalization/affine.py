@@ -50,5 +50,9 @@ class AffineScaling(Normalization):
         """Identity."""
         return W
 
+    def _normalize_second(self, W, dY, cache):
+        """The identity has no second derivative."""
+        return None
+
     def __repr__(self):
         return f"AffineScaling(shape={self.shape_in})"

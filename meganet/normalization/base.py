@@ -162,6 +162,34 @@ class Normalization(Element):
             dY = self._normalize_JTmv(Ws, cache.norm)
         return dtheta, dY
 
+    # ------------------------------------------------ second-order products
+    def _normalize_second(self, W, dY, cache):
+        """Change of ``∇N(Y)ᵀ W`` along ``dY`` (W fixed); ``None`` for zero.  Subclasses that implement it
+        have second-order products."""
+        raise NotImplementedError(f"{type(self).__name__} has no second derivative of its normalization")
+
+    @property
+    def has_second_order(self):
+        return type(self)._normalize_second is not Normalization._normalize_second
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        """``g = ⟨s ⊙ W, N(Y)⟩ + ⟨W, β⟩``: ``d∇_s = Σ W ⊙ ∇N dY``, ``d∇_β = 0``,
+        ``d∇_Y = ∇Nᵀ(ds ⊙ W) + ∂_Y[∇N(Y)ᵀ(s ⊙ W)] dY``."""
+        if not self.affine:
+            dtheta = None
+        d_theta = d_Y = None
+        if dY is not None:
+            Ws = channel_broadcast(self.split(theta).s, Y.ndim) * W if self.affine else W
+            d_Y = self._normalize_second(Ws, dY, cache.norm)
+            if self.affine:
+                xp = get_array_module(W)
+                d_theta = xp.zeros(self.n_theta, dtype=W.dtype)
+                self.split(d_theta).s[...] = channel_sum(W * self._normalize_Jmv(dY, cache.norm), False)
+        if dtheta is not None:
+            t = self._normalize_JTmv(channel_broadcast(self.split(dtheta).s, Y.ndim) * W, cache.norm)
+            d_Y = t if d_Y is None else d_Y + t
+        return d_theta, d_Y
+
     def _extra_repr(self):
         return ""
 
@@ -228,6 +256,23 @@ class Standardization(Normalization):
     def _normalize_JTmv(self, W, cache):
         """Self-adjoint: the same product as :meth:`_normalize_Jmv`."""
         return self._normalize_Jmv(W, cache)
+
+    def _normalize_second(self, W, dY, cache):
+        r"""Change of ``G = ∇Nᵀ W = r (W − \bar W − X̂ \overline{X̂ W})`` along ``dY``: with ``dX = ∇N dY`` and
+        ``dr = −r² \overline{X̂ dY}`` (means over each statistic group),
+        ``dG = −r \overline{X̂ dY}\, G − r (dX\, \overline{X̂ W} + X̂\, \overline{dX ⊙ W})``.
+        A cache other than :class:`StandardizationCache` (BatchNorm's evaluation mode, affine in Y): zero."""
+        if not isinstance(cache, StandardizationCache):
+            return None
+        r, X = cache.inv_std, cache.Yhat
+        axes = tuple(i for i in range(X.ndim) if r.shape[i] == 1)
+
+        def mean(a):
+            return a.mean(axis=axes, keepdims=True)
+
+        dX = self._normalize_Jmv(dY, cache)
+        G = self._normalize_JTmv(W, cache)
+        return -r * (mean(X * dY) * G + dX * mean(X * W) + X * mean(dX * W))
 
     def _extra_repr(self):
         return f", eps={self.eps:g}"

@@ -83,5 +83,17 @@ class TVNorm(Normalization):
         """Self-adjoint: the same product as :meth:`_normalize_Jmv`."""
         return self._normalize_Jmv(W, cache)
 
+    def _normalize_second(self, W, dY, cache):
+        """Change of ``G = (W − ŷ⟨ŷ, W⟩)/r`` along ``dY`` (⟨⟩ over channels): with ``dX = ∇N dY`` and
+        ``d(1/r) = −⟨ŷ, dY⟩/r²``, ``dG = −(⟨ŷ, dY⟩ G + dX⟨ŷ, W⟩ + ŷ⟨dX, W⟩)/r``."""
+        X, ir = cache.Yhat, cache.inv_r
+        dX = self._normalize_Jmv(dY, cache)
+        G = self._normalize_JTmv(W, cache)
+
+        def dot(a, b):
+            return (a * b).sum(axis=1, keepdims=True)
+
+        return -ir * (dot(X, dY) * G + dX * dot(X, W) + X * dot(dX, W))
+
     def _extra_repr(self):
         return f", eps={self.eps:g}"
