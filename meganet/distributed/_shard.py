@@ -351,6 +351,14 @@ class Shard:
         return out
 
 
+def add_many(*parts):
+    """Sum of partial results in their order (see :func:`add`)."""
+    out = parts[0]
+    for p in parts[1:]:
+        out = add(out, p)
+    return out
+
+
 def add(a, b):
     """Sum of two partial results (dicts of numbers and arrays; ``work`` pairs added; the least-squares ``R``
     factors combined by a QR of the stacked pair: a tree TSQR)."""
