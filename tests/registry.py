@@ -50,6 +50,10 @@ class Case:
         Extra options for the Taylor test (``n_steps``, ``h0``, ...).
     slow : bool
         Mark the case slow (deep blocks).
+    second_order_float32 : bool
+        Also run the second-order checks (tests/test_generic_second_order.py) in float32 (default True).
+        False where float32 cannot resolve them: a C¹ activation (smooth ReLU) has a jumping σ'', so the
+        gradient is only piecewise C¹ and its Taylor table reaches the float32 floor before order 2 shows.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Case:
     float32: bool = True
     taylor_kwargs: dict = field(default_factory=dict)
     slow: bool = False
+    second_order_float32: bool = True
 
     def data(self, element, dtype, xp, seed=0):
         """(θ, Y) for this case: drawn in float64 on the host, cast, moved."""

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from meganet.integrators import AntisymmetricResNet, ResNet, RK4ResNet, TimeBasis
+from meganet.integrators.leapfrog import Leapfrog
+from meganet.integrators.verlet import HamiltonianVerlet
 from meganet.layers import SingleLayer, SymmetricLayer
 from meganet.losses import LeastSquares, LogisticRegression, SoftmaxCrossEntropy
 from meganet.networks import Meganet
@@ -121,13 +123,18 @@ def _assemble(obj, x, kind):
     return np.stack([obj.hessian_matvec(x, eye[i], state, kind=kind) for i in range(obj.n)], axis=1)
 
 
-@pytest.mark.parametrize("block", ["resnet", "rk4", "parabolic"])
+@pytest.mark.parametrize("block", ["resnet", "rk4", "parabolic", "verlet", "leapfrog-reversible"])
 @pytest.mark.parametrize("loss_name", ["softmax", "least_squares"])
 def test_assembled_hessian_equals_finite_difference_jacobian_of_gradient(loss_name, block):
-    integrator = {"resnet": ResNet, "rk4": RK4ResNet, "parabolic": ResNet}[block]
-    layer = SymmetricLayer(Dense(2, 3)) if block == "parabolic" else SingleLayer(Dense(2, 2))
-    net = Meganet([integrator(layer, n_steps=3, final_time=1.0, basis=TimeBasis.hat(3, 2)),
-                   SingleLayer(Dense(2, 3), activation="sigmoid")])
+    if block == "verlet":
+        first = HamiltonianVerlet(1, 1, n_steps=3, final_time=1.0, bias="vector")
+    elif block == "leapfrog-reversible":
+        first = Leapfrog(2, n_steps=3, final_time=1.0, basis=TimeBasis.hat(3, 2), reversible=True)
+    else:
+        integrator = {"resnet": ResNet, "rk4": RK4ResNet, "parabolic": ResNet}[block]
+        layer = SymmetricLayer(Dense(2, 3)) if block == "parabolic" else SingleLayer(Dense(2, 2))
+        first = integrator(layer, n_steps=3, final_time=1.0, basis=TimeBasis.hat(3, 2))
+    net = Meganet([first, SingleLayer(Dense(2, 3), activation="sigmoid")])
     obj = _objective(loss_name, network=net, n=5, regularizer=Tikhonov(net.n_theta, alpha=1e-2))
     x = _point(obj)
     H = _assemble(obj, x, "exact")

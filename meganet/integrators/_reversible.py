@@ -272,6 +272,50 @@ class ReversibleIntegrator(FusedSweeps, Element):
         dY = self._input_adjoint(Ws) if need_Y else None
         return dtheta, dY
 
+    # ------------------------------------------------ second-order products
+    def _step_second(self, w, dw, c, ds, Ws, dWs):
+        """Second-order adjoint of one step: ``(δg, δW_s)``, the change of the step's adjoint (weight gradient
+        ``g`` and input adjoint ``W_s``) when its output cotangent ``Ws`` changes by ``dWs`` (None: zero)
+        and its weights and input state along ``(dw, ds)`` (``dw`` None: zero).  Subclasses that implement it
+        have second-order products."""
+        raise NotImplementedError(f"{type(self).__name__} has no second-order step")
+
+    @property
+    def has_second_order(self):
+        return type(self)._step_second is not ReversibleIntegrator._step_second
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
+
+    def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
+        """Second-order adjoint sweep: forward tangents ``ds_j`` by ``_step_jmv``, then backwards the
+        first-order adjoint ``W_s`` (``_step_adjoint``) and its change ``δW_s`` (``_step_second``),
+        accumulating the weight part through the time basis.  Reads the step caches of a stored-mode
+        cache; in reversible mode the states are recomputed and stored for this sweep (O(N) memory)."""
+        steps = cache.steps
+        if steps is None:
+            steps = self._sweep(theta, Y, store=True)[1].steps
+        xp = get_array_module(Y)
+        C = self.coefficients(theta)
+        dC = self.coefficients(dtheta) if dtheta is not None else None
+        ws = [self.basis.weights_at(C, j) for j in range(self.n_steps)]
+        dws = [self.basis.weights_at(dC, j) if dC is not None else None for j in range(self.n_steps)]
+        ds = self._initial_tangent(dY, Y)
+        tangents = []
+        for j in range(self.n_steps):
+            tangents.append(ds)
+            ds = self._step_jmv(ws[j], dws[j], steps[j], ds)
+        Ws = self._output_adjoint(W)
+        dWs = self._output_adjoint(dW) if dW is not None else None
+        G = xp.zeros((self.basis.n_basis, self._n_theta_step), dtype=Y.dtype)
+        for j in range(self.n_steps - 1, -1, -1):
+            g, dWs = self._step_second(ws[j], dws[j], steps[j], tangents[j], Ws, dWs)
+            if g is not None:
+                self.basis.add_adjoint(G, j, g)
+            if j > 0:
+                Ws = self._step_adjoint(ws[j], steps[j], Ws, None, False, True)
+        return G.reshape(-1), self._input_adjoint(dWs)
+
     # ----------------------------------------------------- state utilities
     def _backward_states(self, theta, final):
         """Yield ``s_{N−1}, …, s_0`` recomputed from the final state."""

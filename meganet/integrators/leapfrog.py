@@ -187,6 +187,40 @@ class Leapfrog(LeapfrogStateMaps, ReversibleIntegrator):
                 out[..., nK:] = g if per_example else g.sum(axis=0)
         return new
 
+    def _step_second(self, w, dw, c, ds, Ws, dWs):
+        r"""Second-order adjoint of a leapfrog step: with ``A = Y_j Kᵀ + b``, ``dA`` its tangent and
+        ``g = h²σ'(A)⊙W_{j+1}``: ``δg = h²σ''(A)⊙dA⊙W_{j+1} + h²σ'(A)⊙δW_{j+1}``,
+        ``δW_{j−1} = −δW_{j+1}``, ``δW_j = δW_j' + 2δW_{j+1} + δg K + g dK``,
+        ``δdK = δgᵀY_j + gᵀdY_j``, ``δdb = Σ δg``."""
+        K, b = self._unpack(w)
+        h2, act = self.h2, self.activation
+        A = c.Y @ K.T + b
+        dA = ds.cur @ K.T
+        dK = None
+        if dw is not None:
+            dK, db = self._unpack(dw)
+            dA = dA + c.Y @ dK.T + db
+        g = h2 * (c.dsigma * Ws.cur)
+        dg = h2 * (act.second_derivative(A) * dA * Ws.cur)
+        if dWs is not None:
+            dg = dg + h2 * (c.dsigma * dWs.cur)
+        cur = dg @ K
+        if dK is not None:
+            cur = cur + g @ dK
+        if dWs is not None:
+            cur = cur + dWs.prev + 2.0 * dWs.cur
+            prev = -dWs.cur
+        else:
+            prev = get_array_module(cur).zeros_like(cur)
+        out = get_array_module(g).zeros(self._n_theta_step, dtype=g.dtype)
+        nK = self._n_K
+        out[:nK] = (dg.T @ c.Y + g.T @ ds.cur).reshape(nK)
+        if self.bias == "scalar":
+            out[nK] = dg.sum()
+        elif self.bias == "vector":
+            out[nK:] = dg.sum(axis=0)
+        return out, LeapfrogState(prev=prev, cur=cur)
+
     # ------------------------------------------ fused sweeps (kernels.timestep)
     def _stacked(self, W):
         """``(M, b)`` of all steps from step weights ``W`` (N, n_θ): ``M_j = K_jᵀ``

@@ -254,6 +254,80 @@ class HamiltonianVerlet(ReversibleIntegrator):
                     out[nK + self.n_y :] = gA.sum(axis=0)
         return VerletState(y=Wy, z=Wz)
 
+    # ------------------------------------- second-order step (written once, maps overridden by the CNN)
+    def _map_A(self, K, y):
+        """``y ↦ y K`` (pre-activation of the z-update without bias)."""
+        return y @ K
+
+    def _map_B(self, K, z):
+        """``z ↦ z Kᵀ`` (pre-activation of the y-update without bias)."""
+        return z @ K.T
+
+    def _map_A_T(self, K, g):
+        """Adjoint of :meth:`_map_A` in y."""
+        return g @ K.T
+
+    def _map_B_T(self, K, g):
+        """Adjoint of :meth:`_map_B` in z."""
+        return g @ K
+
+    def _map_K_adj(self, K, y, z, gA, gB):
+        """Adjoint in K of ``K ↦ (_map_A(K, y), _map_B(K, z))`` applied to ``(gA, gB)``, flat."""
+        return (gB.T @ z + y.T @ gA).reshape(-1)
+
+    def _step_second(self, w, dw, c, ds, Ws, dWs):
+        r"""Second-order adjoint of a Verlet step: differentiate the adjoint of :meth:`_step_adjoint`
+        (``g_B = hσ'_B⊙W_{y'}``, ``W_z = W_{z'} + ∂B*g_B``, ``g_A = −hσ'_A⊙W_z``, ``W_y = W_{y'} + ∂A*g_A``,
+        ``g_K = K-adjoint(g_A, g_B)``) along the tangents ``dA``, ``dz'``, ``dB`` of :meth:`_step_jmv`, the
+        weight change ``dK`` and the cotangent change: ``δg_B = hσ''_B dB W_{y'} + hσ'_B δW_{y'}``,
+        ``δW_z = δW_{z'} + B*(K)δg_B + B*(dK)g_B``, ``δg_A = −hσ''_A dA W_z − hσ'_A δW_z``,
+        ``δW_y = δW_{y'} + A*(K)δg_A + A*(dK)g_A``,
+        ``δg_K = K-adjoint(δg_A, δg_B; y, z') + K-adjoint(g_A, g_B; dy, dz')``, bias parts the sums of δg."""
+        K, b = self._unpack(w)
+        b_y, b_z = self._biases(b)
+        h, act = self.h, self.activation
+        dK = None
+        dA = self._map_A(K, ds.y)
+        dB_extra = None
+        if dw is not None:
+            dK, db = self._unpack(dw)
+            db_y, db_z = self._biases(db)
+            dA = dA + self._map_A(dK, c.y) + db_z
+            dB_extra = self._map_B(dK, c.z_half) + db_y
+        dz = ds.z - h * (c.dsigma_z * dA)
+        dB = self._map_B(K, dz)
+        if dB_extra is not None:
+            dB = dB + dB_extra
+        A = self._map_A(K, c.y) + b_z
+        B = self._map_B(K, c.z_half) + b_y
+        gB = h * (c.dsigma_y * Ws.y)
+        Wz = Ws.z + self._map_B_T(K, gB)
+        gA = -h * (c.dsigma_z * Wz)
+        dgB = h * (act.second_derivative(B) * dB * Ws.y)
+        if dWs is not None:
+            dgB = dgB + h * (c.dsigma_y * dWs.y)
+        dWz = self._map_B_T(K, dgB)
+        if dWs is not None:
+            dWz = dWz + dWs.z
+        if dK is not None:
+            dWz = dWz + self._map_B_T(dK, gB)
+        dgA = -h * (act.second_derivative(A) * dA * Wz) - h * (c.dsigma_z * dWz)
+        dWy = self._map_A_T(K, dgA)
+        if dWs is not None:
+            dWy = dWy + dWs.y
+        if dK is not None:
+            dWy = dWy + self._map_A_T(dK, gA)
+        xp = get_array_module(gA)
+        g = xp.zeros(self._n_theta_step, dtype=gA.dtype)
+        nK = self._n_K
+        g[:nK] = self._map_K_adj(K, c.y, c.z_half, dgA, dgB) + self._map_K_adj(K, ds.y, dz, gA, gB)
+        if self.bias == "scalar":
+            g[nK] = dgB.sum() + dgA.sum()
+        elif self.bias == "vector":
+            g[nK : nK + self.n_y] = dgB.sum(axis=0)
+            g[nK + self.n_y :] = dgA.sum(axis=0)
+        return g, VerletState(y=dWy, z=dWz)
+
     # ------------------------------------------ fused sweeps (kernels.timestep)
     def _stacked(self, W):
         """``(K, b_y, b_z)`` of all steps from step weights ``W`` (N, n_θ); biases None without bias."""

@@ -125,6 +125,22 @@ class HamiltonianVerletCNN(HamiltonianVerlet):
             dB = dB + dB_extra
         return VerletState(y=ds.y + self.h * (c.dsigma_y * dB), z=dz)
 
+    # the maps of HamiltonianVerlet's second-order step, with the convolution
+    def _map_A(self, K, y):
+        return self.conv._apply_T(K, y)
+
+    def _map_B(self, K, z):
+        return self.conv._apply(K, z)
+
+    def _map_A_T(self, K, g):
+        return self.conv._apply(K, g)
+
+    def _map_B_T(self, K, g):
+        return self.conv._apply_T(K, g)
+
+    def _map_K_adj(self, K, y, z, gA, gB):
+        return self.conv._dK_adj(K, z, gB, False) + self.conv._dK_adj(K, gA, y, False)
+
     def _step_adjoint(self, w, c, Ws, out, per_example, propagate):
         K, _ = self._unpack(w)
         conv = self.conv

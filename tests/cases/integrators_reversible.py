@@ -33,7 +33,8 @@ _VERLET = [
     ("3x2-identity-scalar-N16-hat4", 3, 2,
      dict(n_steps=16, final_time=1.0, activation="identity", basis=TimeBasis.hat(16, 4)), {}),
     ("2x4-smooth_relu-vector-N16-matrix3", 2, 4,
-     dict(n_steps=16, final_time=1.0, activation="smooth_relu", bias="vector", basis=_user_basis(16, 3)), {}),
+     dict(n_steps=16, final_time=1.0, activation="smooth_relu", bias="vector", basis=_user_basis(16, 3)),
+     dict(second_order_float32=False)),  # σ'' jumps at ±η: the second-order Taylor test needs float64
 ]
 
 _LEAPFROG = [
