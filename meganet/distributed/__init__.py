@@ -24,7 +24,8 @@ Design: the examples are split into contiguous shards, each scattered once to
 one worker (never re-sent); a call sends θ (and the direction) to the shards,
 every shard returns its part of the sum over labelled samples (weighted by
 ``m_s/m``: the serial mean, not the shard's), the parts are summed by a
-pairwise tree on the workers and the regularizers are added on the driver.
+tree (fan-in 8 on the workers, the last level on the driver, in shard order)
+and the regularizers are added on the driver.
 The forward cache of a shard stays on its worker between ``value``,
 ``gradient`` and the Gauss-Newton products, named by ``(version, hash of θ)``.
 A worker lost during a call: its shards are re-scattered to the live workers
