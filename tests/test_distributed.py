@@ -96,6 +96,17 @@ def test_hessian_subsample_minibatches_and_preconditioner(client):
     assert sh.counter.work_units == pytest.approx(ser.counter.work_units, abs=1e-12)
 
 
+def test_chunked_passes_on_the_shards(client):
+    ser, sh = pair("least_squares", client, SHARDINGS["3"], chunk_size=4)
+    x = random_x(ser)
+    v = np.random.default_rng(5).standard_normal(ser.n)
+    f1, g1, s1 = ser.value_and_gradient(x)
+    f2, g2, s2 = sh.value_and_gradient(x)
+    assert rel(g2, g1) < TOL and rel(sh.hessian_matvec(x, v, s2), ser.hessian_matvec(x, v, s1)) < TOL
+    # chunked adjoint / linearized passes recompute the chunks' forward passes: counted on the shards too
+    assert sh.counter.forward == pytest.approx(ser.counter.forward, abs=1e-12) and ser.counter.forward > 2
+
+
 def test_stale_cache_is_never_used(client):
     ser, sh = pair("softmax", client, SHARDINGS["2"])
     x1 = random_x(ser)
@@ -269,7 +280,18 @@ def test_worker_killed_mid_run_recovers_or_fails_clearly():
         hs = [sh.hessian_matvec(x, v, s2) for _ in range(15)]
         timer.join()
         assert max(rel(h, h1) for h in hs) < TOL
-        # 3. past the retries: a clear failure with the last good iterate, or NaN for the solvers
+        # 3. VarPro (cross-entropy): a worker dies between value and gradient, then during GN products
+        client.wait_for_workers(2, timeout=60)
+        vser = tiny_problem("softmax", n=600, cls=VarProObjective)
+        vsh = md.shard(tiny_problem("softmax", n=600, cls=VarProObjective), client, n_shards=3, timeout=60)
+        th = vser.init_x(rng=1)
+        _, t1 = vser.value(th)
+        _, t2 = vsh.value(th)
+        pids = client.run(os.getpid)
+        os.kill(pids[vsh.shards.workers[0]], signal.SIGKILL)
+        assert rel(vsh.gradient(th, t2), vser.gradient(th, t1)) < TOL
+        assert rel(vsh.hessian_matvec(th, th, t2), vser.hessian_matvec(th, th, t1)) < TOL
+        # 4. past the retries: a clear failure with the last good iterate, or NaN for the solvers
         client.wait_for_workers(2, timeout=60)
         for on_failure in ("raise", "nan"):
             sh0 = md.shard(tiny_problem("softmax", n=3000), client, n_shards=2, max_retries=0,
@@ -284,6 +306,20 @@ def test_worker_killed_mid_run_recovers_or_fails_clearly():
             else:
                 assert np.isnan(sh0.gradient(x, st)).all()
             client.wait_for_workers(2, timeout=60)
+        # 5. a solver on such an objective stops with status 'non_finite' and the last good iterate
+        sh1 = md.shard(tiny_problem("softmax", n=3000), client, n_shards=2, max_retries=0, on_failure="nan",
+                       timeout=60)
+        iterates = []
+
+        def kill_after_two(xk, row):
+            iterates.append(np.array(xk))
+            if len(iterates) == 2:
+                p = client.run(os.getpid)
+                os.kill(p[sh1.shards.workers[1]], signal.SIGKILL)
+
+        res = minimize_newton_cg(sh1, x.copy(), max_iter=10, callback=kill_after_two)
+        assert res.status.value == "non_finite" and np.array_equal(res.x, iterates[-1])
+        assert sh1.comm.events
     finally:
         client.close()
         cluster.close()
