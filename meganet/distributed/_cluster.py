@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field
 
@@ -209,12 +208,7 @@ class ShardSet:
             attempt += 1
             lost = self._safe_lost()
             self.comm.events.append(dict(method=method, attempt=attempt, error=err_text, lost_shards=lost))
-            if attempt > self.max_retries:
-                raise ShardFailure(
-                    f"the shard-wise {method} failed {attempt} times (last error: {err_text}; lost shards: "
-                    f"{lost}); no partial sum is returned", last_good_x=last_good_x)
-            self.comm.retries += 1
-            for i in lost:
+            for i in lost:  # re-created also when giving up, so that the objective stays usable
                 self.futures[i] = None
             for i in lost:
                 try:
@@ -222,6 +216,11 @@ class ShardSet:
                     self.comm.rebuilt_shards += 1
                 except Exception as err:  # no worker came back in time: the next attempt reports it
                     self.comm.events.append(dict(method="rebuild", shard=i, error=f"{type(err).__name__}: {err}"))
+            if attempt > self.max_retries:
+                raise ShardFailure(
+                    f"the shard-wise {method} failed {attempt} times (last error: {err_text}; lost shards: "
+                    f"{lost}); no partial sum is returned", last_good_x=last_good_x)
+            self.comm.retries += 1
 
     def _safe_lost(self):
         try:
@@ -256,7 +255,3 @@ class ShardSet:
             if f is not None:
                 f.release()
         self.futures = [None] * self.n_shards
-
-
-def finite(x):
-    return math.isfinite(x) if isinstance(x, float) else bool(np.isfinite(x).all())

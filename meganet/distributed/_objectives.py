@@ -15,7 +15,7 @@ from ..normalization import BatchNorm
 from ..normalization.mode import named_elements
 from ..objectives import NetworkObjective, VarProObjective
 from ..objectives import _classifier
-from ..objectives._base import check_rng, check_state_type, same_point
+from ..objectives._base import check_state_type, same_point
 from ..objectives._inner_newton import InnerResult, tr_subproblem_cholesky, tr_subproblem_eigh
 from ..optimizers.problem import WorkCounter
 from ._cluster import ShardFailure, ShardSet, shard_bounds
