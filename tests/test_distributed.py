@@ -107,6 +107,24 @@ def test_chunked_passes_on_the_shards(client):
     assert sh.counter.forward == pytest.approx(ser.counter.forward, abs=1e-12) and ser.counter.forward > 2
 
 
+@pytest.mark.parametrize("cls", [NetworkObjective, VarProObjective])
+def test_validation_metrics_on_scattered_shards(client, cls):
+    ser, sh = pair("softmax", client, SHARDINGS["2"], cls=cls)
+    val = tiny_problem("softmax", n=17, seed=9)  # other data: the validation set
+    x = random_x(ser) if cls is NetworkObjective else ser.init_x(rng=1)
+    sh.scatter_dataset("val", val.Y, val.C, shard_sizes=[4, 6, 7])
+    m1, m2 = ser.metrics(x, val.Y, val.C), sh.metrics(x, dataset="val")
+    assert m2["n_examples"] == 17 and rel(m2["loss"], m1["loss"]) < TOL and m2["accuracy"] == m1["accuracy"]
+    assert sh.metrics(x, val.Y, val.C) == m1  # data passed in: computed on the driver
+    with pytest.raises(ValueError, match="dataset must be 'train' or a name given to scatter_dataset"):
+        sh.metrics(x, dataset="test")
+    with pytest.raises(ValueError, match="name must be a non-empty str other than 'train'"):
+        sh.scatter_dataset("train", val.Y, val.C)
+    with pytest.raises(TypeError, match="Y must be a numpy array of dtype float64"):
+        sh.scatter_dataset("v32", val.Y.astype(np.float32), val.C)
+    sh.close()
+
+
 def test_stale_cache_is_never_used(client):
     ser, sh = pair("softmax", client, SHARDINGS["2"])
     x1 = random_x(ser)
@@ -251,6 +269,11 @@ def test_import_meganet_does_not_need_dask():
     code = "import sys, meganet, meganet.objectives, meganet.optimizers; print('dask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+    # without dask, meganet.distributed says what to install
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "try:\n    import meganet.distributed\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'meganet[distributed]'" in out.stdout
 
 
 # --------------------------------------------------------------------------- faults: kill a worker process

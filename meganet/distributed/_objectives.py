@@ -116,6 +116,7 @@ class _ShardedBase:
         self._starts = np.array([a for a, _ in bounds])
         self._version = 0
         self._last_good_x = None
+        self._datasets = {}
 
     # ------------------------------------------------------------ bookkeeping
     @property
@@ -184,20 +185,65 @@ class _ShardedBase:
         return Hv if reg is None else Hv + reg.hess_mv(dv, v)
 
     # ------------------------------------------------------------ metrics
-    def _sharded_metrics(self, theta, w):
-        res = self.shards.call("metrics", self._all(theta, w))
+    def scatter_dataset(self, name, Y, C, *, mask=None, n_shards=None, shard_sizes=None):
+        """Scatter another data set (e.g. validation) once, in shards, for :meth:`metrics` ``(x, dataset=name)``.
+
+        Parameters
+        ----------
+        name : str
+            Its name (not ``'train'``, the training set).
+        Y : array, shape (n, *network.shape_in)
+            In the objective's dtype.
+        C : array
+            Labels of ``Y``.
+        mask : array, optional
+        n_shards, shard_sizes : as in :func:`shard` (default: as many shards as the training set)
+        """
+        if not isinstance(name, str) or not name or name == "train":
+            raise ValueError(f"name must be a non-empty str other than 'train' (the training set), got {name!r}")
+        if not isinstance(Y, np.ndarray) or Y.dtype != self.dtype:
+            raise TypeError(f"Y must be a numpy array of dtype {np.dtype(self.dtype)} (the objective's), got "
+                            f"{type(Y).__name__}{'' if not hasattr(Y, 'dtype') else ' of dtype ' + str(Y.dtype)}")
+        shape_in = tuple(self.network.shape_in)
+        if Y.ndim != 1 + len(shape_in) or tuple(Y.shape[1:]) != shape_in or Y.shape[0] == 0:
+            raise ValueError(f"Y must have shape (n_examples >= 1, {', '.join(map(str, shape_in))}) for this "
+                             f"network, got {tuple(Y.shape)}")
+        self.serial._check_labels("C", C, "Y", Y.shape[0])
+        if n_shards is None and shard_sizes is None:
+            n_shards = min(self.n_shards, Y.shape[0])
+        bounds = shard_bounds(int(Y.shape[0]), n_shards, shard_sizes)
+        if name in self._datasets:
+            self._datasets.pop(name).close()
+        old = self.shards
+        self._datasets[name] = ShardSet(old.client, self.network, self.loss, Y, C, mask, bounds,
+                                        chunk_size=old.chunk_size, max_retries=old.max_retries, timeout=old.timeout)
+
+    def _sharded_metrics(self, theta, w, dataset):
+        if dataset == "train":
+            shards = self.shards
+        elif dataset in self._datasets:
+            shards = self._datasets[dataset]
+        else:
+            raise ValueError(f"dataset must be 'train' or a name given to scatter_dataset "
+                             f"({sorted(self._datasets)}), got {dataset!r}")
+        res = shards.call("metrics", [(theta, w)] * shards.n_shards)
         m = res["m"]
+        if m == 0:
+            raise ValueError(f"the data set {dataset!r} has no labelled sample: the metrics are means over them")
         out = dict(loss=res["loss"] / m, accuracy=res["correct"] / m, n_examples=int(res["n"]))
         from ..losses.least_squares import LeastSquares
         if isinstance(self.loss, LeastSquares):
             out["relative_error"] = math.sqrt(res["res2"]) / max(math.sqrt(res["tgt2"]), 1e-300)
-            if res["one_hot"] != self.n_shards:
+            if res["one_hot"] != shards.n_shards:
                 out["accuracy"] = None
         return out
 
     def close(self):
-        """Release the shards on the workers (the objective is unusable afterwards)."""
+        """Release the shards (training and scattered data sets) on the workers (the objective is unusable
+        afterwards)."""
         self.shards.close()
+        for d in self._datasets.values():
+            d.close()
 
     def __enter__(self):
         return self
@@ -414,12 +460,13 @@ class ShardedNetworkObjective(_ShardedBase):
         return float(res["value"]) + regs, g
 
     # ------------------------------------------------------------ reporting
-    def metrics(self, x, Y=None, C=None, *, mask=None):
-        """Data loss and accuracy (no work counted): on ``(Y, C)`` (computed on the driver, as the serial
-        :meth:`NetworkObjective.metrics`), or with ``Y = C = None`` on the sharded training set (shard-wise)."""
+    def metrics(self, x, Y=None, C=None, *, mask=None, dataset="train"):
+        """Data loss and accuracy (no work counted), as :meth:`NetworkObjective.metrics`: on ``(Y, C)``
+        (computed on the driver), or, with ``Y = C = None``, shard-wise on the workers on the training set
+        (``dataset='train'``) or on a data set scattered by :meth:`scatter_dataset`."""
         theta, w = self.serial._check_x(x)
         if Y is None and C is None:
-            return self._sharded_metrics(theta, w)
+            return self._sharded_metrics(theta, w, dataset)
         return self.serial.metrics(x, Y, C, mask=mask)
 
     def __repr__(self):
@@ -808,12 +855,12 @@ class ShardedVarProObjective(_ShardedBase):
     def full_x(self, theta):
         return np.concatenate([theta, self.classifier(theta)])
 
-    def metrics(self, theta, Y=None, C=None, *, mask=None):
-        """Data loss and accuracy of ``(θ, w(θ))``: on ``(Y, C)`` (driver), or on the sharded training set
-        with ``Y = C = None`` (shard-wise); counts no work."""
+    def metrics(self, theta, Y=None, C=None, *, mask=None, dataset="train"):
+        """Data loss and accuracy of ``(θ, w(θ))``: on ``(Y, C)`` (driver), or with ``Y = C = None``
+        shard-wise on the training set or a data set scattered by :meth:`scatter_dataset`; counts no work."""
         w = self.classifier(theta)
         if Y is None and C is None:
-            return self._sharded_metrics(theta, w)
+            return self._sharded_metrics(theta, w, dataset)
         return self.serial._metrics(theta, w, Y, C, mask)
 
     def __repr__(self):
