@@ -30,6 +30,21 @@ computed per chunk of examples in parallel with private partial sums (no
 races), then added in chunk order (one chunk per thread, or chunks fixed by
 the size in deterministic mode, see :func:`meganet.kernels.set_deterministic`).
 
+Implicit GEMM (opt-in)
+~~~~~~~~~~~~~~~~~~~~~
+:func:`_conv_gemm` / :func:`_weight_gemm` compute the same maps with BLAS
+(scipy's ``?gemm`` through :mod:`._gemm_numba`): the example is padded
+*channels last*, ``Yp[(x·Wp + y)·C_in + i]``, so that every tap ``(a, b)`` is
+the ``H·Wp × C_in`` matrix that starts at pixel ``a·Wp + b`` (leading dimension
+``C_in``, no im2col copy); the forward is ``kh·kw`` GEMMs ``Zt += Yp_ab·K_ab``
+(``H·Wp × C_out``, accumulated with ``beta = 1``) and a tiled transpose back to
+channels first; the θ-adjoint is ``dK_ab += Wg·Yp_ab`` per example.  Each numba
+thread calls a single-threaded BLAS on its own examples.  On the machine it was
+measured on (2-core AMD EPYC, scipy's OpenBLAS 0.3.30) the BLAS calls alone ran
+at about the direct stencil's speed and the two layout transposes made the path
+10–40 % slower, so ``METHOD = 'auto'`` keeps the direct stencil (see
+:data:`GEMM_MIN_CHANNEL_PRODUCT`); ``MEGANET_CONV2D_METHOD=gemm`` selects it.
+
 A 1×1 stencil needs no padding (``Yp`` is a view of ``Y``); every other odd
 ``kh × kw`` goes through the same kernels.  Channel counts that are not
 multiples of four and tap counts that are not multiples of three are padded
@@ -38,14 +53,23 @@ with zero weights (results of the padding are discarded).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
-from numba import njit, prange
+import numba
+from numba import get_thread_id, njit, prange
 
 from . import _buffers, _reduction_bounds
+from . import _gemm_numba
+gemm_rm = getattr(_gemm_numba, "gemm_rm", None)
 from ._numba_math import JIT
 from .conv2d import _IMPLEMENTATIONS
 
 _OB = 4  # output channels per inner loop
+#: The implicit-GEMM kernels call BLAS through a ctypes pointer, which numba
+#: cannot cache: they compile in every process (about 2 s each).
+_JIT_NOCACHE = {**JIT, "cache": False}
+_TILE = 16  # pixels per tile of the channels-first <-> channels-last transposes
 _G = 3  # taps per inner loop
 
 
@@ -229,6 +253,111 @@ def _weight_taps(Y, Wt, off, p, q, periodic, Wp, Lp, bounds, zero, out):
                     oc[o + 3, g + 2] += s32
 
 
+# --------------------------------------------------------- implicit GEMM
+@njit(inline="always", **JIT)
+def _pad_example_nhwc(Y, s, p, q, periodic, Wp, Lp, out):
+    """Channels last: ``out[(x·Wp + y)·C + i] = Y[s, i, x − p, y − q]`` (zero or
+    periodic outside), ``x < H + 2p``, ``y < Wp``; the slack pixels up to ``Lp`` zeroed."""
+    _, C, H, W = Y.shape
+    Hp = H + 2 * p
+    for x in range(Hp):
+        xs = x - p
+        row = x * Wp * C
+        if periodic:
+            xs = xs % H
+        elif xs < 0 or xs >= H:
+            out[row:row + Wp * C] = 0
+            continue
+        for i in range(C):
+            src = Y[s, i, xs]
+            for y in range(q):
+                out[row + y * C + i] = src[(y - q) % W] if periodic else 0
+                out[row + (q + W + y) * C + i] = src[y % W] if periodic else 0
+        for y0 in range(0, W, _TILE):  # transpose in L1-sized tiles
+            y1 = min(y0 + _TILE, W)
+            for i in range(C):
+                src = Y[s, i, xs]
+                for y in range(y0, y1):
+                    out[row + (q + y) * C + i] = src[y]
+    out[Hp * Wp * C:Lp * C] = 0
+
+
+@njit(parallel=True, **_JIT_NOCACHE)
+def _conv_gemm(Y, Kt, p, q, periodic, Wp, Lp, Z, ybuf, zbuf, si, sf, sd):
+    """Implicit GEMM: ``Zt[l, o] = Σ_{a,b} Σ_i Yp[l + a·Wp + b, i] Kt[a, b, i, o]``
+    with ``Yp`` the example padded channels-last (``Lp × C_in``, built per
+    example) and ``l = x·Wp + y``: one BLAS ``gemm`` per tap ``(a, b)`` on the
+    shifted window of ``Yp`` (no im2col copy), accumulated with ``beta = 1``;
+    then ``Z[s, o, x, y] = Zt[x·Wp + y, o]`` for ``y < W``.
+
+    Y : (n, C_in, H, W); Kt : (kh, kw, C_in, C_out) C-contiguous; Z : (n, C_out, H, W);
+    ybuf : (threads, Lp·C_in), zbuf : (threads, H·Wp·C_out) and the BLAS scratch
+    ``si, sf, sd`` (:func:`._gemm_numba.scratch`): per-thread buffers.
+    """
+    n, C_in, H, W = Y.shape
+    C_out = Z.shape[1]
+    kh, kw = Kt.shape[0], Kt.shape[1]
+    L = H * Wp
+    isz = Y.itemsize
+    kbase = Kt.ctypes.data
+    for s in prange(n):
+        tid = get_thread_id()
+        yp = ybuf[tid]
+        zt = zbuf[tid]
+        _pad_example_nhwc(Y, s, p, q, periodic, Wp, Lp, yp)
+        ybase = ybuf.ctypes.data + tid * ybuf.shape[1] * isz
+        zbase = zbuf.ctypes.data + tid * zbuf.shape[1] * isz
+        for a in range(kh):
+            for b in range(kw):
+                t = a * kw + b
+                gemm_rm(si[tid], sf[tid], sd[tid], L, C_out, C_in, ybase + (a * Wp + b) * C_in * isz, C_in,
+                        kbase + t * C_in * C_out * isz, C_out, zbase, C_out, 0.0 if t == 0 else 1.0,
+                        False, False, isz)
+        for x in range(H):  # transpose back in L1-sized tiles
+            for y0 in range(0, W, _TILE):
+                y1 = min(y0 + _TILE, W)
+                for o in range(C_out):
+                    zr = Z[s, o, x]
+                    for y in range(y0, y1):
+                        zr[y] = zt[(x * Wp + y) * C_out + o]
+
+
+@njit(parallel=True, **_JIT_NOCACHE)
+def _weight_gemm(Y, Wt, kh, kw, p, q, periodic, Wp, Lp, bounds, out, ybuf, wbuf, si, sf, sd):
+    """Partial sums ``out[c, a, b, o, i] = Σ_{s ∈ chunk c} Σ_l Wg[s, o, l] Yp[s, l + a·Wp + b, i]``:
+    one BLAS ``gemm`` (``C_out × L`` times ``L × C_in``) per example and tap,
+    accumulated with ``beta = 1``.  ``Wg``: ``W`` on the ``H × Wp`` grid, ``Yp``:
+    the example padded channels-last, both built per example in the per-thread
+    buffers ``ybuf`` (threads, Lp·C_in) and ``wbuf`` (threads, C_out, H·Wp).
+
+    out : (n_chunks, kh, kw, C_out, C_in) C-contiguous, zeroed here.
+    """
+    n_chunks = bounds.shape[0] - 1
+    n, C_in, H, Wd = Y.shape
+    C_out = Wt.shape[1]
+    L = H * Wp
+    isz = Y.itemsize
+    csize = kh * kw * C_out * C_in
+    for c in prange(n_chunks):
+        tid = get_thread_id()
+        oc = out[c]
+        oc[...] = 0
+        yp = ybuf[tid]
+        wg = wbuf[tid]
+        ybase = ybuf.ctypes.data + tid * ybuf.shape[1] * isz
+        wbase = wbuf.ctypes.data + tid * C_out * L * isz
+        obase = out.ctypes.data + c * csize * isz
+        for s in range(bounds[c], bounds[c + 1]):
+            _pad_example_nhwc(Y, s, p, q, periodic, Wp, Lp, yp)
+            _grid_example(Wt, s, Wp, wg)
+            for a in range(kh):
+                for b in range(kw):
+                    t = a * kw + b
+                    gemm_rm(si[tid], sf[tid], sd[tid], C_out, C_in, L, wbase, L,
+                            ybase + (a * Wp + b) * C_in * isz, C_in, obase + t * C_out * C_in * isz, C_in, 1.0,
+                            False, False, isz)
+
+
 # ------------------------------------------------------------------ drivers
 def _round_up(a, m):
     return -(-a // m) * m
@@ -254,15 +383,49 @@ def _offsets(c_in, kh, kw, Wp, Lp):
     return out
 
 
+#: Which kernels the drivers use: ``'auto'`` (:func:`_use_gemm`), ``'gemm'`` (the
+#: implicit GEMM wherever scipy's BLAS is usable) or ``'direct'`` (the stencil
+#: loops).  Initial value from the environment variable ``MEGANET_CONV2D_METHOD``;
+#: tests and benchmarks set it to force a path.
+METHOD = os.environ.get("MEGANET_CONV2D_METHOD", "auto")
+
+#: ``'auto'`` takes the implicit GEMM when ``C_in·C_out`` reaches this (``None``:
+#: never).  Measured on the 2-core AMD EPYC (Zen 4) VM with scipy's OpenBLAS
+#: 0.3.30 (``benchmarks/results/b2_gemm/README.md``): the direct stencil ran at
+#: the single-core BLAS rate already (82 vs 84 GFLOP/s, float32, B2 shapes) and
+#: the GEMM path lost its 10–40 % to the two layout transposes for 16–128
+#: channels in float32 and float64, so ``'auto'`` keeps the direct stencil.
+GEMM_MIN_CHANNEL_PRODUCT = None
+
+
+def _use_gemm(c_in, c_out):
+    """Implicit GEMM (one BLAS call per tap, inner dimension ``C_in``) or the direct stencil."""
+    if METHOD not in ("auto", "gemm", "direct"):
+        raise ValueError(f"MEGANET_CONV2D_METHOD / METHOD must be 'auto', 'gemm' or 'direct', got {METHOD!r}")
+    if METHOD == "direct" or not _gemm_numba.available():
+        return False
+    if METHOD == "gemm":
+        return True
+    return GEMM_MIN_CHANNEL_PRODUCT is not None and c_in * c_out >= GEMM_MIN_CHANNEL_PRODUCT
+
+
 def _forward_numba(Y, K, boundary, out):
     Y = np.ascontiguousarray(Y)
     n, c_in, H, W = Y.shape
     c_out, _, kh, kw = K.shape
     p, q, Wp, Lp = _geometry(Y.shape, kh, kw)
+    Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
+    if _use_gemm(c_in, c_out):
+        Kt = np.ascontiguousarray(np.asarray(K).transpose(2, 3, 1, 0))  # (kh, kw, C_in, C_out)
+        nt = numba.get_num_threads()
+        ybuf = np.empty((nt, Lp * c_in), dtype=Y.dtype)
+        zbuf = np.empty((nt, H * Wp * c_out), dtype=Y.dtype)
+        with _gemm_numba.blas_single_thread():
+            _conv_gemm(Y, Kt, p, q, boundary == "periodic", Wp, Lp, Z, ybuf, zbuf, *_gemm_numba.scratch(nt))
+        return Z
     off = _offsets(c_in, kh, kw, Wp, Lp)
     Kt = np.zeros((_round_up(c_out, _OB), off.size), dtype=Y.dtype)
     Kt[:c_out, :c_in * kh * kw] = np.asarray(K).reshape(c_out, -1)
-    Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
     _conv_taps(Y, Kt, off, p, q, boundary == "periodic", Wp, Lp, Z)
     return Z
 
@@ -279,6 +442,24 @@ def _adjoint_weight_numba(Y, W, kernel_shape, boundary, per_example, out):
     c_out = W.shape[1]
     kh, kw = kernel_shape
     p, q, Wp, Lp = _geometry(Y.shape, kh, kw)
+    if _use_gemm(c_in, c_out):
+        if per_example:
+            bounds = np.arange(n + 1, dtype=np.int64)
+        else:
+            bounds = _reduction_bounds(n, 1, kh * kw * c_out * c_in * Y.dtype.itemsize)
+        part = np.empty((bounds.size - 1, kh, kw, c_out, c_in), dtype=Y.dtype)
+        nt = numba.get_num_threads()
+        ybuf = np.empty((nt, Lp * c_in), dtype=Y.dtype)
+        wbuf = np.empty((nt, c_out, H * Wp), dtype=Y.dtype)
+        with _gemm_numba.blas_single_thread():
+            _weight_gemm(Y, W, kh, kw, p, q, boundary == "periodic", Wp, Lp, bounds, part, ybuf, wbuf,
+                         *_gemm_numba.scratch(nt))
+        G = part.transpose(0, 3, 4, 1, 2)  # (chunks, C_out, C_in, kh, kw)
+        res = G.reshape(n, c_out, c_in, kh, kw) if per_example else G.sum(axis=0)
+        if out is None:
+            return np.ascontiguousarray(res)
+        out[...] = res
+        return out
     off = _offsets(c_in, kh, kw, Wp, Lp)
     n_taps = c_in * kh * kw
     if per_example:

@@ -132,6 +132,67 @@ def test_conv2d_kernels_match_reference(case, dtype, engine):
                C.conv2d_adjoint_weight(Y, Z, (kh, kw), bd, pe, engine="numpy"), dtype)
 
 
+# numba engine: the implicit-GEMM path (BLAS per tap, channels-last padded copy)
+# and the direct stencil, forced through the module switch; shapes that hit the
+# 16-pixel transpose tiles' edges (W = 15, 16, 17, 33), batch 1, C_in != C_out.
+CONV_GEMM = CONV + [
+    (1, 16, 24, 7, 17, 3, 3, "zero"),
+    (1, 24, 16, 16, 16, 3, 3, "periodic"),
+    (3, 32, 8, 5, 33, 3, 3, "zero"),
+    (2, 7, 9, 9, 15, 3, 1, "periodic"),
+    (2, 8, 12, 4, 19, 1, 3, "zero"),
+]
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("method", ["gemm", "direct"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_GEMM, ids=lambda c: f"{c[0]}-{c[1]}to{c[2]}-{c[3]}x{c[4]}-{c[5]}x{c[6]}-{c[7]}")
+def test_conv2d_numba_methods_match_reference(case, dtype, method, monkeypatch):
+    from meganet.kernels import _conv2d_numba as CN
+    from meganet.kernels import _gemm_numba as G
+
+    if method == "gemm" and not G.available():
+        pytest.skip("scipy's BLAS pointers / thread control not found")
+    monkeypatch.setattr(CN, "METHOD", method)
+    n, ci, co, H, W, kh, kw, bd = case
+    rng = np.random.default_rng(2)
+    Y, Kk = _rand(rng, (n, ci, H, W), dtype), _rand(rng, (co, ci, kh, kw), dtype)
+    Z = _rand(rng, (n, co, H, W), dtype)
+    _close(C.conv2d_forward(Y, Kk, bd, engine="numba"), C.conv2d_forward(Y, Kk, bd, engine="numpy"), dtype)
+    _close(C.conv2d_adjoint_input(Z, Kk, bd, engine="numba"), C.conv2d_adjoint_input(Z, Kk, bd, engine="numpy"),
+           dtype)
+    for pe in (False, True):
+        _close(C.conv2d_adjoint_weight(Y, Z, (kh, kw), bd, pe, engine="numba"),
+               C.conv2d_adjoint_weight(Y, Z, (kh, kw), bd, pe, engine="numpy"), dtype)
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+def test_conv2d_numba_gemm_out_buffers_readonly_and_threads(monkeypatch):
+    from meganet.kernels import _conv2d_numba as CN
+    from meganet.kernels import _gemm_numba as G
+
+    if not G.available():
+        pytest.skip("scipy's BLAS pointers / thread control not found")
+    monkeypatch.setattr(CN, "METHOD", "gemm")
+    rng = np.random.default_rng(3)
+    Y = _rand(rng, (3, 4, 6, 20), np.float32)[:, :, :, ::2]  # strided view
+    Kk = _rand(rng, (5, 4, 3, 3), np.float32)
+    Kk.flags.writeable = False
+    threads = G._CONTROL[0]() if G._CONTROL else None
+    out = np.empty((3, 5, 6, 10), np.float32)
+    assert C.conv2d_forward(Y, Kk, "zero", out=out, engine="numba") is out
+    _close(out, C.conv2d_forward(np.ascontiguousarray(Y), Kk, "zero", engine="numpy"), np.float32)
+    gout = np.empty((3, 5, 4, 3, 3), np.float32)
+    assert C.conv2d_adjoint_weight(Y, out, (3, 3), "zero", True, out=gout, engine="numba") is gout
+    _close(gout, C.conv2d_adjoint_weight(Y, out, (3, 3), "zero", True, engine="numpy"), np.float32)
+    if threads is not None:  # the BLAS thread count is restored after the kernels
+        assert G._CONTROL[0]() == threads
+    monkeypatch.setattr(CN, "METHOD", "gemmm")
+    with pytest.raises(ValueError, match="MEGANET_CONV2D_METHOD"):
+        C.conv2d_forward(Y, Kk, "zero", engine="numba")
+
+
 @pytest.mark.parametrize("engine", COMPILED)
 def test_conv2d_out_buffers_and_noncontiguous_input(engine):
     xp = _xp(engine)
