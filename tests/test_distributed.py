@@ -138,12 +138,16 @@ def test_stale_cache_is_never_used(client):
         sh.gradient(x2, s1)
 
 
-def test_float32(client):
-    ser, sh = pair("softmax", client, SHARDINGS["3"], dtype=np.float32)
-    x = random_x(ser)
-    f1, g1, _ = ser.value_and_gradient(x)
-    f2, g2, _ = sh.value_and_gradient(x)
+@pytest.mark.parametrize("cls", [NetworkObjective, VarProObjective])
+def test_float32(client, cls):
+    ser, sh = pair("softmax", client, SHARDINGS["3"], dtype=np.float32, cls=cls)
+    x = random_x(ser) if cls is NetworkObjective else ser.init_x(rng=1)
+    v = np.random.default_rng(5).standard_normal(ser.n).astype(np.float32)
+    f1, g1, s1 = ser.value_and_gradient(x)
+    f2, g2, s2 = sh.value_and_gradient(x)
     assert g2.dtype == np.float32 and rel(f2, f1) < 1e-6 and rel(g2, g1) < 1e-5
+    h2 = sh.hessian_matvec(x, v, s2)
+    assert h2.dtype == np.float32 and rel(h2, ser.hessian_matvec(x, v, s1)) < 1e-5
 
 
 # --------------------------------------------------------------------------- equality: VarProObjective
