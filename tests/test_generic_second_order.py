@@ -50,15 +50,34 @@ def test_second_order_taylor_and_symmetry(case, dtype, xp_name):
     assert d_Y.dtype == dtype and d_Y.shape == Y.shape
 
 
-@pytest.mark.parametrize("case", _params(False))
-def test_no_second_order_is_named(case):
-    el = case.make()
-    theta, Y = case.data(el, np.float64, np)
-    missing = el.second_order_missing()
-    assert missing is not None
-    W = np.ones((Y.shape[0], *el.shape_out))
-    with pytest.raises(NotImplementedError, match=missing):
-        el.second_order_adjoint(W, None, Y, theta, Y)
+def test_every_registered_element_has_second_order_products():
+    """Issue 15: every element of the registry declares second-order products (so the test above covers it)."""
+    assert [p.id for p in _params(False)] == []
+
+
+def test_no_second_order_is_named():
+    """An element without second-order products (here a user activation without σ'') is named, also from
+    deep inside a network."""
+    from meganet.activations import Activation
+    from meganet.integrators import ResNet
+    from meganet.layers import SingleLayer
+    from meganet.networks import Meganet
+    from meganet.transforms import Dense
+
+    class Softsign(Activation):
+        def value(self, x):
+            return x / (1 + abs(x))
+
+        def derivative(self, x):
+            return 1 / (1 + abs(x)) ** 2
+
+    net = Meganet([ResNet(SingleLayer(Dense(3, 3), activation=Softsign()), n_steps=2, final_time=1.0)])
+    assert not net.has_second_order
+    assert "Softsign" in net.second_order_missing()
+    theta = net.init_theta(rng=0)
+    Y = np.ones((2, 3))
+    with pytest.raises(NotImplementedError, match="Meganet .*Pointwise with Softsign"):
+        net.second_order_adjoint(Y, None, Y, theta, Y)
 
 
 def test_the_checks_catch_wrong_second_order_products():

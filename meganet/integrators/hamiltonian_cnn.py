@@ -201,6 +201,43 @@ class HamiltonianCNN(ReversibleIntegrator):
                 o2[...] = self.h * g2
         return HamiltonianCNNState(y=Wy if propagate else None, z=Wz)
 
+    # ------------------------------------------------ second-order products
+    @property
+    def has_second_order(self):
+        return self.second_order_missing() is None
+
+    def second_order_missing(self):
+        return self.layer1.second_order_missing() or self.layer2.second_order_missing()
+
+    def _step_second(self, w, dw, c, ds, Ws, dWs):
+        """Change of :meth:`_step_adjoint` along the step's tangents (``dY' = dY − h J_1[dθ_1, dZ]``):
+        ``(δg_2, δV) = J_2ᵀ δW_{Z'} + S_2(W_{Z'}; dθ_2, dY')``, ``δW_Y = δW_{Y'} + h δV``,
+        ``(δg_1, δU) = J_1ᵀ δW_Y + S_1(W_Y; dθ_1, dZ)``, ``δW_Z = δW_{Z'} − h δU``; weight part
+        ``(−h δg_1, h δg_2)``."""
+        th1, th2 = self._unpack(w)
+        dth1, dth2 = self._unpack(dw) if dw is not None else (None, None)
+        h = self.h
+        dy_next = ds.y - h * self.layer1._Jmv(dth1, ds.z, th1, c.z, c.layer1)
+        V = self.layer2._JTmv(Ws.z, th2, c.y_next, c.layer2, False, True, False)[1]
+        Wy = Ws.y + h * V
+        g2, dV = self.layer2._second_order_step(Ws.z, dWs.z if dWs is not None else None, dth2, dy_next, th2,
+                                                c.y_next, c.layer2)
+        xp = get_array_module(Ws.y)
+        dWy = h * dV if dV is not None else xp.zeros_like(Ws.y)
+        if dWs is not None:
+            dWy = dWy + dWs.y
+        g1, dU = self.layer1._second_order_step(Wy, dWy, dth1, ds.z, th1, c.z, c.layer1)
+        dWz = -h * dU if dU is not None else xp.zeros_like(Ws.z)
+        if dWs is not None:
+            dWz = dWz + dWs.z
+        out = xp.zeros(self._n_theta_step, dtype=Ws.y.dtype)
+        o1, o2 = self._unpack(out)
+        if g1 is not None:
+            o1[...] = (-h) * g1
+        if g2 is not None:
+            o2[...] = h * g2
+        return out, HamiltonianCNNState(y=dWy, z=dWz)
+
     # ------------------------------------------------------ analysis tools
     def reconstruct_input(self, theta, cache):
         """The input ``[Y_0, Z_0]`` recomputed backwards from ``cache.final``

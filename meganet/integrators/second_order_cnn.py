@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend import get_array_module
 from ._reversible import ReversibleIntegrator
 from .leapfrog import LeapfrogState, LeapfrogStateMaps
 from .parabolic_cnn import symmetric_conv_layer
@@ -124,6 +125,29 @@ class SecondOrderCNN(LeapfrogStateMaps, ReversibleIntegrator):
             if propagate:
                 cur = Ws.prev + 2.0 * Ws.cur + self.h2 * V
         return LeapfrogState(prev=-Ws.cur, cur=cur)
+
+    # ------------------------------------------------ second-order products
+    @property
+    def has_second_order(self):
+        return self.layer.has_second_order
+
+    def second_order_missing(self):
+        return self.layer.second_order_missing()
+
+    def _step_second(self, w, dw, c, ds, Ws, dWs):
+        """Change of :meth:`_step_adjoint`: ``(δg, δV) = J_Fᵀ δW_{j+1} + S_F(W_{j+1}; dθ_j, dY_j)`` (the
+        layer's second-order step), ``δW_j = δW_j' + 2δW_{j+1} + h²δV``, ``δW_{j−1} = −δW_{j+1}``,
+        weight part ``h² δg``."""
+        dW_cur = dWs.cur if dWs is not None else None
+        g, V = self.layer._second_order_step(Ws.cur, dW_cur, dw, ds.cur, w, c.Y, c.layer)
+        xp = get_array_module(Ws.cur)
+        cur = self.h2 * V if V is not None else xp.zeros_like(Ws.cur)
+        if dWs is not None:
+            cur = cur + dWs.prev + 2.0 * dWs.cur
+            prev = -dWs.cur
+        else:
+            prev = xp.zeros_like(Ws.cur)
+        return (self.h2 * g if g is not None else None), LeapfrogState(prev=prev, cur=cur)
 
     # ------------------------------------------------------ analysis tools
     def reconstruct_input(self, theta, cache):

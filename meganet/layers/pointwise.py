@@ -88,6 +88,11 @@ class Pointwise(Element):
 
         return type(self.activation).second_derivative is not Activation.second_derivative
 
+    def second_order_missing(self):
+        if self.has_second_order:
+            return None
+        return f"Pointwise with {type(self.activation).__name__} (an activation without second_derivative)"
+
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
         """``∇_Y⟨W, σ(Y)⟩ = σ'(Y) ⊙ W`` changes along dY by ``σ''(Y) ⊙ W ⊙ dY`` (relu: σ'' = 0 a.e.)."""
         if dY is None:

@@ -214,62 +214,80 @@ class SymmetricLayer(Element):
     # ------------------------------------------------ second-order products
     @property
     def has_second_order(self):
-        """Written without normalization, for transforms with second-order products."""
-        return self.normalization is None and self.transform.has_second_order and self.sigma.has_second_order
+        """True when the transform, the normalization (if any) and σ have second-order products."""
+        return self.second_order_missing() is None
 
     def second_order_missing(self):
-        if self.normalization is not None:
-            return self.normalization.second_order_missing() or f"SymmetricLayer with {type(self.normalization).__name__}"
-        return self.transform.second_order_missing() or self.sigma.second_order_missing()
+        for part in (self.transform, self.normalization, self.sigma):
+            if part is not None:
+                missing = part.second_order_missing()
+                if missing is not None:
+                    return missing
+        return None
 
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
-        r"""``g = ⟨W, −Kᵀσ(V)⟩ = ⟨P, σ(V)⟩`` with ``P = −K W``, ``V = K Y + b`` (no normalization).
+        r"""``g = ⟨W, −Kᵀσ(N(U))⟩ = ⟨P, σ(V)⟩`` with ``P = −K W``, ``U = K Y + b``, ``V = N(U, θ_N)``.
 
-        Its gradient is ``∇_Y = Kᵀ D``, ``∇_b = Σ D``, ``∇_{θ_K} = dK_adj(Y, D) − dK_adj(W, S)`` with
-        ``D = σ'(V) ⊙ P``, ``S = σ(V)``.  Along ``(dθ_K, db, dY)``, with ``dV = ∂K[dθ_K]Y + K dY + db``,
-        ``dP = −∂K[dθ_K] W`` and ``dD = σ''(V) ⊙ dV ⊙ P + σ'(V) ⊙ dP``:
-        ``d∇_Y = (∂K[dθ_K])ᵀ D + Kᵀ dD``, ``d∇_b = Σ dD``,
-        ``d∇_{θ_K} = dK_adj(dY, D) + dK_adj(Y, dD) − dK_adj(W, σ'(V) ⊙ dV)``, plus, for K nonlinear in θ,
-        the changes of ``dK_adj`` itself along ``dθ_K`` (the transform's ``_dK_adj_deriv``).
+        Its gradient: ``D = σ'(V) ⊙ P``, ``(∇_{θ_N}, E) = J_Nᵀ D``, ``∇_Y = Kᵀ E``, ``∇_b = Σ E``,
+        ``∇_{θ_K} = dK_adj(Y, E) − dK_adj(W, S)`` (``S = σ(V)``).  Along ``(dθ_K, db, dθ_N, dY)``, with
+        ``dU = ∂K[dθ_K]Y + K dY + db``, ``dV = J_N(dθ_N, dU)``, ``dP = −∂K[dθ_K] W`` and
+        ``δD = σ''(V) ⊙ dV ⊙ P + σ'(V) ⊙ dP``: ``(δ∇_{θ_N}, δE) = J_Nᵀ δD + S_N(D; dθ_N, dU)`` (the
+        normalization's second-order step; without normalization ``δE = δD``),
+        ``δ∇_Y = (∂K[dθ_K])ᵀ E + Kᵀ δE``, ``δ∇_b = Σ δE``,
+        ``δ∇_{θ_K} = dK_adj(dY, E) + dK_adj(Y, δE) − dK_adj(W, σ'(V) ⊙ dV)`` plus, for K nonlinear in θ, the
+        changes of ``dK_adj`` itself along ``dθ_K`` (the transform's ``_dK_adj_deriv``).
         """
         p = self.split(theta)
-        T = self.transform
-        V = T._apply(p.K, Y)
-        if self.bias:
-            V = V + channel_broadcast(p.b, V.ndim)
+        T, N = self.transform, self.normalization
+        if N is None:
+            U = V = T._apply(p.K, Y)
+            if self.bias:
+                U = V = U + channel_broadcast(p.b, U.ndim)
+        else:
+            U, V = cache.U, cache.V
         dsigma = self._dsigma(cache)
         P = -T._apply(p.K, W)
         D = dsigma * P
         dp = self.split(dtheta) if dtheta is not None else None
-        dV = T._apply(p.K, dY) if dY is not None else None
-        dP = None
+        dU = T._apply(p.K, dY) if dY is not None else None
+        dP = dthN = None
         if dp is not None:
             dKY = T._dK_mv(p.K, dp.K, Y)
-            dV = dKY if dV is None else dV + dKY
+            dU = dKY if dU is None else dU + dKY
             if self.bias:
-                dV = dV + channel_broadcast(dp.b, dV.ndim)
+                dU = dU + channel_broadcast(dp.b, dU.ndim)
             dP = -T._dK_mv(p.K, dp.K, W)
+            if N is not None and N.n_theta > 0:
+                dthN = dp.N
+        dV = N._Jmv(dthN, dU, p.N, U, cache.norm) if N is not None else dU
         dD = self.activation.second_derivative(V) * dV * P
         if dP is not None:
             dD = dD + dsigma * dP
         xp = get_array_module(Y)
         d_theta = xp.zeros(self.n_theta, dtype=Y.dtype)
         out = self.split(d_theta)
-        gK = T._dK_adj(p.K, Y, dD, False) - T._dK_adj(p.K, W, dsigma * dV, False)
+        if N is not None:
+            E = N._JTmv(D, p.N, U, cache.norm, False, True, False)[1]
+            gN, dE = N._second_order_step(D, dD, dthN, dU, p.N, U, cache.norm)
+            if gN is not None and N.n_theta > 0:
+                out.N[...] = gN
+        else:
+            E, dE = D, dD
+        gK = T._dK_adj(p.K, Y, dE, False) - T._dK_adj(p.K, W, dsigma * dV, False)
         if dY is not None:
-            gK = gK + T._dK_adj(p.K, dY, D, False)
+            gK = gK + T._dK_adj(p.K, dY, E, False)
         if dp is not None:  # K nonlinear in θ: dK_adj itself changes with θ (None for K affine in θ)
-            d1, d2 = T._dK_adj_deriv(p.K, dp.K, Y, D), T._dK_adj_deriv(p.K, dp.K, W, cache.S)
+            d1, d2 = T._dK_adj_deriv(p.K, dp.K, Y, E), T._dK_adj_deriv(p.K, dp.K, W, cache.S)
             if d1 is not None:
                 gK = gK + d1
             if d2 is not None:
                 gK = gK - d2
         out.K[...] = gK
         if self.bias:
-            out.b[...] = channel_sum(dD, False)
-        d_Y = T._apply_T(p.K, dD)
+            out.b[...] = channel_sum(dE, False)
+        d_Y = T._apply_T(p.K, dE)
         if dp is not None:
-            d_Y = d_Y + T._dKT_mv(p.K, dp.K, D)
+            d_Y = d_Y + T._dKT_mv(p.K, dp.K, E)
         return d_theta, d_Y
 
     def __repr__(self):
