@@ -203,6 +203,7 @@ def test_gnvpro_run_gives_the_serial_iterates(client, kind):
     assert r2.status == r1.status and r2.nit == r1.nit
     assert rel(r2.x, r1.x) < 1e-10
     assert np.allclose(r2.history["f"], r1.history["f"], rtol=1e-11, atol=0)
+    assert r2.work_units == pytest.approx(r1.work_units, abs=1e-9)  # rejected steps included
     assert rel(sh.classifier(r2.x), ser.classifier(r1.x)) < 1e-9
 
 
