@@ -52,6 +52,10 @@ __all__ = ["ObjectiveBase", "DataView", "ChunkedCache", "check_rng", "check_stat
 _PRECONDITIONERS = (None, "regularizer")
 
 
+#: The kinds of Hessian products the objectives offer.
+HESSIAN_KINDS = ("gauss_newton", "exact")
+
+
 def check_rng(rng, name="rng"):
     """``None``, an int seed or a ``numpy.random.Generator`` → a Generator."""
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
@@ -98,9 +102,53 @@ class ObjectiveBase:
     :class:`~meganet.objectives.NetworkObjective` and
     :class:`~meganet.objectives.VarProObjective`."""
 
-    #: ``hessian_matvec`` is the Gauss-Newton product ``Jᵀ ∇²L J + ∇²R`` (the solvers name themselves and
-    #: phrase their stop messages by it: "Gauss-Newton-CG", not "Newton-CG").
-    hessian = "gauss_newton"
+    #: What ``hessian_matvec`` computes when called without ``kind``: the Gauss-Newton product
+    #: ``Jᵀ ∇²L J + ∇²R`` (default) or the exact Hessian product (``'exact'``, issue 15); see :attr:`hessian_kind`.
+    _hessian_kind = "gauss_newton"
+
+    @property
+    def hessian_kind(self):
+        """What :meth:`hessian_matvec` computes when called without ``kind`` (as the solvers call it):
+        ``'gauss_newton'`` (default) or ``'exact'``."""
+        return self._hessian_kind
+
+    @hessian_kind.setter
+    def hessian_kind(self, kind):
+        self._hessian_kind = check_option("hessian_kind", kind, HESSIAN_KINDS)
+
+    @property
+    def hessian(self):
+        """What the solvers read to name themselves and phrase their stop messages (``'gauss_newton'``:
+        "Gauss-Newton-CG"; ``'exact'``: "Newton-CG"): :attr:`hessian_kind`."""
+        return self._hessian_kind
+
+    def _hessian_kind_of_call(self, kind):
+        """The kind of one ``hessian_matvec`` call; for ``'exact'`` every element of the network must have
+        second-order products (``NotImplementedError`` naming the first that has none)."""
+        kind = self._hessian_kind if kind is None else check_option("kind", kind, HESSIAN_KINDS)
+        if kind == "exact":
+            missing = self.network.second_order_missing()
+            if missing is not None:
+                raise NotImplementedError(
+                    f"hessian_matvec(kind='exact') needs second-order products of every element of the network, "
+                    f"but {type(self.network).__name__} contains {missing}, which has none "
+                    "(use kind='gauss_newton')")
+        return kind
+
+    def _second_order_adjoint(self, W, dW, v_theta, theta, view, cache):
+        """``J_θᵀ dW + S_θ(W; v_θ)`` over the view: the network's second-order adjoint sweep with cotangent
+        ``W`` and cotangent change ``dW`` (one linearized forward and two adjoint passes, counted so;
+        chunked: plus one recomputed forward pass)."""
+        self.counter.add(forward=view.fraction, adjoint=2 * view.fraction)
+        if self.network.n_theta == 0:
+            return self.xp.zeros(0, dtype=self.dtype)
+        g = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            for c, Yc, cc in self._chunk_caches(theta, view, cache):
+                gc, _ = self.network._second_order_step(W[c], dW[c], v_theta, None, theta, Yc, cc)
+                if gc is not None:
+                    g = gc if g is None else g + gc
+        return g if g is not None else self.xp.zeros(self.network.n_theta, dtype=self.dtype)
 
     def __init__(self, network, loss, Y, C, *, regularizer, classifier_regularizer, output_regularizer, mask,
                  hessian_fraction, rng, preconditioner, chunk_size=None):

@@ -9,14 +9,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ..backend import check_dtype
-from ..core.validation import check_int, check_option
+from ..core.validation import check_int
 from ..losses.base import LossEval
 from . import _classifier
 from ._base import DataView, ObjectiveBase, check_rng, check_state_type, same_point
 
 __all__ = ["NetworkObjective", "NetworkState", "CurvatureSample"]
-
-_HESSIAN_KINDS = ("gauss_newton", "exact")
 
 
 @dataclass
@@ -188,21 +186,6 @@ class NetworkObjective(ObjectiveBase):
         self.batch_size = n if batch_size is None else min(check_int("batch_size", batch_size, minimum=1), n)
         self._perm = np.arange(n)
 
-    @property
-    def hessian_kind(self):
-        """What :meth:`hessian_matvec` computes when called without ``kind`` (as the solvers call it):
-        ``'gauss_newton'`` (default) or ``'exact'``."""
-        return self._hessian_kind
-
-    @hessian_kind.setter
-    def hessian_kind(self, kind):
-        self._hessian_kind = check_option("hessian_kind", kind, _HESSIAN_KINDS)
-
-    @property
-    def hessian(self):
-        """What the solvers read to name themselves (``'gauss_newton'`` or ``'exact'``): :attr:`hessian_kind`."""
-        return self._hessian_kind
-
     # ------------------------------------------------------------ layout
     @property
     def n(self) -> int:
@@ -367,14 +350,7 @@ class NetworkObjective(ObjectiveBase):
         NotImplementedError
             ``kind='exact'`` for a network with an element without second-order products (named).
         """
-        kind = self._hessian_kind if kind is None else check_option("kind", kind, _HESSIAN_KINDS)
-        if kind == "exact":
-            missing = self.network.second_order_missing()
-            if missing is not None:
-                raise NotImplementedError(
-                    f"hessian_matvec(kind='exact') needs second-order products of every element of the network, "
-                    f"but {type(self.network).__name__} contains {missing}, which has none "
-                    "(use kind='gauss_newton')")
+        kind = self._hessian_kind_of_call(kind)
         self._check_vec("v", v, self.n)
         state = self._state_at(x, state)
         if state.loss_eval is None:
@@ -398,20 +374,6 @@ class NetworkObjective(ObjectiveBase):
         H_theta = self._add_reg_hess(H_theta, self.regularizer, v_theta, state.theta)
         Hw = self._add_reg_hess(Hw, self.classifier_regularizer, v_w, state.w)
         return self.xp.concatenate([H_theta, Hw])
-
-    def _second_order_adjoint(self, W, dW, v_theta, theta, view, cache):
-        """``J_θᵀ dW + S_θ(W; v_θ)`` over the view: the network's second-order adjoint sweep (one linearized
-        forward and two adjoint passes; chunked: plus one recomputed forward pass)."""
-        self.counter.add(forward=view.fraction, adjoint=2 * view.fraction)
-        if self.network.n_theta == 0:
-            return self.xp.zeros(0, dtype=self.dtype)
-        g = None
-        with np.errstate(over="ignore", invalid="ignore"):
-            for c, Yc, cc in self._chunk_caches(theta, view, cache):
-                gc, _ = self.network._second_order_step(W[c], dW[c], v_theta, None, theta, Yc, cc)
-                if gc is not None:
-                    g = gc if g is None else g + gc
-        return g if g is not None else self.xp.zeros(self.network.n_theta, dtype=self.dtype)
 
     def hessian_diagonal_approx(self, x, state=None):
         """``diag(∇²R) ⊕ (diag ∇²_ww L + diag ∇²S)``: the regularizer's Hessian on θ
