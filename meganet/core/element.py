@@ -20,6 +20,14 @@ Subclasses implement four private methods on already validated inputs:
     ``per_example``) and ``dY = J_Yᵀ W``; parts not needed may be ``None``.
 ``_init_theta(rng) -> numpy float64 vector``
 
+Optionally (issue 15, exact Hessians), with ``has_second_order = True``:
+
+``_second_order(W, dtheta, dY, theta, Y, cache) -> (d_theta, d_Y)``
+    the change of ``JTmv(W)`` along ``(dθ, dY)`` with ``W`` fixed, i.e. the Hessian product of
+    ``⟨W, F(θ, Y)⟩`` (:meth:`Element.second_order_adjoint`).  Composites (chains, time-stepping blocks)
+    instead override ``_second_order_step(W, dW, ...)``, one sweep that also carries a change ``dW`` of the
+    cotangent, built from their children's steps.
+
 The public methods validate (shapes, θ length, dtype/backend agreement,
 NaN/Inf) once and dispatch; composites call the private methods of their
 children so validation is not repeated in inner loops.  The one-sided products
