@@ -325,3 +325,41 @@ def test_varpro_exact_assembled_equals_finite_differences_and_kind_option():
     assert obj.hessian == "exact"
     np.testing.assert_array_equal(obj.hessian_matvec(theta, H[:, 0], state),
                                   obj.hessian_matvec(theta, H[:, 0], state, kind="exact"))
+
+
+def test_exact_with_hessian_subsample_is_the_subsample_objectives_hessian():
+    """With hessian_fraction < 1 the exact product is the exact Hessian of the objective on the subsample."""
+    net = _net()
+    rng = np.random.default_rng(0)
+    Y, C = rng.standard_normal((10, 3)), np.arange(10) % 3
+    loss = SoftmaxCrossEntropy(net.shape_out, 3)
+    reg = Tikhonov(net.n_theta, alpha=1e-2)
+    obj = NetworkObjective(net, loss, Y, C, regularizer=reg, hessian_fraction=0.5, rng=1)
+    x = _point(obj)
+    state = obj.value(x)[1]
+    idx = obj.curvature_sample(x, state).view.idx
+    assert idx is not None and len(idx) < 10
+    sub = NetworkObjective(net, loss, Y[np.asarray(idx)], C[np.asarray(idx)], regularizer=reg)
+    v = _direction(obj, x, 2)
+    Hs = obj.hessian_matvec(x, v, state, kind="exact")
+    np.testing.assert_allclose(Hs, sub.hessian_matvec(x, v, kind="exact"), rtol=1e-12, atol=1e-14)
+    sym = symmetry_test(lambda a: obj.hessian_matvec(x, a, state, kind="exact"), _direction(obj, x, 4, 1.0),
+                        _direction(obj, x, 5, 1.0))
+    assert sym.ok, str(sym)
+
+
+def test_second_order_adjoint_validates_its_arguments():
+    el = SingleLayer(Dense(3, 4))
+    theta = el.init_theta(rng=0)
+    Y = np.ones((2, 3))
+    W = np.ones((2, 4))
+    with pytest.raises(ValueError, match="W must have shape"):
+        el.second_order_adjoint(np.ones((3, 4)), None, Y, theta, Y)
+    with pytest.raises(ValueError, match="dY must have shape"):
+        el.second_order_adjoint(W, None, np.ones((2, 4)), theta, Y)
+    with pytest.raises(ValueError, match="dtheta must have shape"):
+        el.second_order_adjoint(W, theta[:-1], None, theta, Y)
+    with pytest.raises(TypeError, match="dtype"):
+        el.second_order_adjoint(W.astype(np.float32), None, Y, theta, Y)
+    d_theta, d_Y = el.second_order_adjoint(W, None, None, theta, Y)  # no direction: zeros
+    assert not d_theta.any() and not d_Y.any() and d_theta.shape == theta.shape and d_Y.shape == Y.shape
