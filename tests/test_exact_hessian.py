@@ -363,3 +363,14 @@ def test_second_order_adjoint_validates_its_arguments():
         el.second_order_adjoint(W.astype(np.float32), None, Y, theta, Y)
     d_theta, d_Y = el.second_order_adjoint(W, None, None, theta, Y)  # no direction: zeros
     assert not d_theta.any() and not d_Y.any() and d_theta.shape == theta.shape and d_Y.shape == Y.shape
+
+
+def test_varpro_exact_in_the_lanczos_trust_region():
+    from meganet.optimizers import minimize_trust_region_krylov
+
+    obj = _varpro("softmax", hessian_kind="exact")
+    theta0 = _point(obj)
+    f0 = obj.value(theta0)[0]
+    res = minimize_trust_region_krylov(obj, theta0, max_iter=8)
+    assert "Gauss-Newton" not in res.solver and "Newton" in res.solver
+    assert res.fun < f0
