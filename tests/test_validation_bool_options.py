@@ -35,7 +35,8 @@ PACKAGES = ["core", "losses", "layers", "transforms", "integrators", "networks",
 # flags of the validators themselves (always called with literals inside meganet)
 NOT_OPTIONS = {("check_array", "finite"), ("check_int", "odd"), ("check_positive", "allow_zero"),
                ("lanczos", "restart"),  # the private Lanczos of the VarPro inner solver, called with literals
-               ("confusion_matrix", "mask"), ("tag_constraints", "tags")}  # bool arrays (data), not flags
+               ("confusion_matrix", "mask"), ("boundary_length", "mask"),
+               ("tag_constraints", "tags")}  # bool arrays (data), not flags
 
 _IMG = dict(n_steps=2, final_time=1.0)
 
