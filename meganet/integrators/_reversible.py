@@ -287,14 +287,25 @@ class ReversibleIntegrator(FusedSweeps, Element):
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
         return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
 
+    def _step_jmv_inverse(self, w, dw, c, ds_next):
+        """Inverse of the linearized step: the input tangent ``ds_j`` from ``ds_{j+1}`` (``c``: the step's
+        cache).  Subclasses that implement it get a reversible-mode second-order sweep that stores no states."""
+        raise NotImplementedError
+
     def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         """Second-order adjoint sweep: forward tangents ``ds_j`` by ``_step_jmv``, then backwards the
         first-order adjoint ``W_s`` (``_step_adjoint``) and its change ``δW_s`` (``_step_second``),
         accumulating the weight part through the time basis.  Reads the step caches of a stored-mode
-        cache; in reversible mode the states are recomputed and stored for this sweep (O(N) memory)."""
+        cache.  In reversible mode the forward tangent sweep recomputes the states on the fly and the
+        backward sweep recomputes the states (``_unstep``) and the tangents (``_step_jmv_inverse``) from
+        the final ones, storing none (O(1) memory, as the first-order reversible adjoint); a block without
+        ``_step_jmv_inverse`` recomputes and stores the states instead."""
         steps = cache.steps
-        if steps is None:
-            steps = self._sweep(theta, Y, store=True)[1].steps
+        reversible = steps is None
+        if reversible and type(self)._step_jmv_inverse is ReversibleIntegrator._step_jmv_inverse:
+            steps, reversible = self._sweep(theta, Y, store=True)[1].steps, False
+        if reversible:
+            return self._second_order_reversible(W, dW, dtheta, dY, theta, Y, cache)
         xp = get_array_module(Y)
         C = self.coefficients(theta)
         dC = self.coefficients(dtheta) if dtheta is not None else None
@@ -314,6 +325,36 @@ class ReversibleIntegrator(FusedSweeps, Element):
                 self.basis.add_adjoint(G, j, g)
             if j > 0:
                 Ws = self._step_adjoint(ws[j], steps[j], Ws, None, False, True)
+        return G.reshape(-1), self._input_adjoint(dWs)
+
+    def _second_order_reversible(self, W, dW, dtheta, dY, theta, Y, cache):
+        """:meth:`_second_order_step` without stored states (see there)."""
+        xp = get_array_module(Y)
+        C = self.coefficients(theta)
+        dC = self.coefficients(dtheta) if dtheta is not None else None
+
+        def dweights(j):
+            return self.basis.weights_at(dC, j) if dC is not None else None
+
+        s, ds = self._initial_state(Y), self._initial_tangent(dY, Y)
+        for j in range(self.n_steps):  # tangent sweep, states on the fly
+            w = self.basis.weights_at(C, j)
+            s_next, c = self._step(w, s)
+            ds = self._step_jmv(w, dweights(j), c, ds)
+            s = s_next
+        Ws = self._output_adjoint(W)
+        dWs = self._output_adjoint(dW) if dW is not None else None
+        G = xp.zeros((self.basis.n_basis, self._n_theta_step), dtype=Y.dtype)
+        s = cache.final
+        for j in range(self.n_steps - 1, -1, -1):
+            w, dw = self.basis.weights_at(C, j), dweights(j)
+            s, c = self._unstep(w, s)
+            ds = self._step_jmv_inverse(w, dw, c, ds)
+            g, dWs = self._step_second(w, dw, c, ds, Ws, dWs)
+            if g is not None:
+                self.basis.add_adjoint(G, j, g)
+            if j > 0:
+                Ws = self._step_adjoint(w, c, Ws, None, False, True)
         return G.reshape(-1), self._input_adjoint(dWs)
 
     # ----------------------------------------------------- state utilities

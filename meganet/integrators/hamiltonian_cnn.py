@@ -209,6 +209,14 @@ class HamiltonianCNN(ReversibleIntegrator):
     def second_order_missing(self):
         return self.layer1.second_order_missing() or self.layer2.second_order_missing()
 
+    def _step_jmv_inverse(self, w, dw, c, ds_next):
+        """``dZ = dZ' − h J_2[dθ_2, dY']``, ``dY = dY' + h J_1[dθ_1, dZ]``."""
+        th1, th2 = self._unpack(w)
+        dth1, dth2 = self._unpack(dw) if dw is not None else (None, None)
+        dz = ds_next.z - self.h * self.layer2._Jmv(dth2, ds_next.y, th2, c.y_next, c.layer2)
+        dy = ds_next.y + self.h * self.layer1._Jmv(dth1, dz, th1, c.z, c.layer1)
+        return HamiltonianCNNState(y=dy, z=dz)
+
     def _step_second(self, w, dw, c, ds, Ws, dWs):
         """Change of :meth:`_step_adjoint` along the step's tangents (``dY' = dY − h J_1[dθ_1, dZ]``):
         ``(δg_2, δV) = J_2ᵀ δW_{Z'} + S_2(W_{Z'}; dθ_2, dY')``, ``δW_Y = δW_{Y'} + h δV``,

@@ -187,6 +187,16 @@ class Leapfrog(LeapfrogStateMaps, ReversibleIntegrator):
                 out[..., nK:] = g if per_example else g.sum(axis=0)
         return new
 
+    def _step_jmv_inverse(self, w, dw, c, ds_next):
+        """``(dY_j, dY_{j+1}) → (dY_{j−1}, dY_j)``: ``dY_{j−1} = 2dY_j − dY_{j+1} + h²σ'⊙(dY_j Kᵀ + Y_j dKᵀ + db)``."""
+        K, _ = self._unpack(w)
+        cur = ds_next.prev
+        dA = cur @ K.T
+        if dw is not None:
+            dK, db = self._unpack(dw)
+            dA = dA + c.Y @ dK.T + db
+        return LeapfrogState(prev=2.0 * cur - ds_next.cur + self.h2 * (c.dsigma * dA), cur=cur)
+
     def _step_second(self, w, dw, c, ds, Ws, dWs):
         r"""Second-order adjoint of a leapfrog step: with ``A = Y_j Kᵀ + b``, ``dA`` its tangent and
         ``g = h²σ'(A)⊙W_{j+1}``: ``δg = h²σ''(A)⊙dA⊙W_{j+1} + h²σ'(A)⊙δW_{j+1}``,

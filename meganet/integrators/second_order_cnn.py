@@ -134,6 +134,12 @@ class SecondOrderCNN(LeapfrogStateMaps, ReversibleIntegrator):
     def second_order_missing(self):
         return self.layer.second_order_missing()
 
+    def _step_jmv_inverse(self, w, dw, c, ds_next):
+        """``dY_{j−1} = 2dY_j − dY_{j+1} + h² J_F[dθ_j, dY_j]``."""
+        cur = ds_next.prev
+        dF = self.layer._Jmv(dw, cur, w, c.Y, c.layer)
+        return LeapfrogState(prev=2.0 * cur - ds_next.cur + self.h2 * dF, cur=cur)
+
     def _step_second(self, w, dw, c, ds, Ws, dWs):
         """Change of :meth:`_step_adjoint`: ``(δg, δV) = J_Fᵀ δW_{j+1} + S_F(W_{j+1}; dθ_j, dY_j)`` (the
         layer's second-order step), ``δW_j = δW_j' + 2δW_{j+1} + h²δV``, ``δW_{j−1} = −δW_{j+1}``,

@@ -275,6 +275,22 @@ class HamiltonianVerlet(ReversibleIntegrator):
         """Adjoint in K of ``K ↦ (_map_A(K, y), _map_B(K, z))`` applied to ``(gA, gB)``, flat."""
         return (gB.T @ z + y.T @ gA).reshape(-1)
 
+    def _step_jmv_inverse(self, w, dw, c, ds_next):
+        """``dy = dy' − hσ'_y⊙(dz' Kᵀ + z' dKᵀ + db_y)``, ``dz = dz' + hσ'_z⊙(dy K + y dK + db_z)``."""
+        K, _ = self._unpack(w)
+        dB = self._map_B(K, ds_next.z)
+        dA_extra = None
+        if dw is not None:
+            dK, db = self._unpack(dw)
+            db_y, db_z = self._biases(db)
+            dB = dB + self._map_B(dK, c.z_half) + db_y
+            dA_extra = self._map_A(dK, c.y) + db_z
+        dy = ds_next.y - self.h * (c.dsigma_y * dB)
+        dA = self._map_A(K, dy)
+        if dA_extra is not None:
+            dA = dA + dA_extra
+        return VerletState(y=dy, z=ds_next.z + self.h * (c.dsigma_z * dA))
+
     def _step_second(self, w, dw, c, ds, Ws, dWs):
         r"""Second-order adjoint of a Verlet step: differentiate the adjoint of :meth:`_step_adjoint`
         (``g_B = hσ'_B⊙W_{y'}``, ``W_z = W_{z'} + ∂B*g_B``, ``g_A = −hσ'_A⊙W_z``, ``W_y = W_{y'} + ∂A*g_A``,
