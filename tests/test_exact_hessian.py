@@ -374,3 +374,16 @@ def test_varpro_exact_in_the_lanczos_trust_region():
     res = minimize_trust_region_krylov(obj, theta0, max_iter=8)
     assert "Gauss-Newton" not in res.solver and "Newton" in res.solver
     assert res.fun < f0
+
+
+def test_gnvpro_names_the_exact_hessian():
+    from meganet.optimizers import minimize_gnvpro
+    from meganet.optimizers.gnvpro import GNVPRO_LABEL, NEWTON_VPRO_LABEL
+
+    obj = _varpro("softmax")
+    theta0 = _point(obj)
+    assert minimize_gnvpro(obj, theta0, max_iter=2).solver == GNVPRO_LABEL
+    obj.hessian_kind = "exact"
+    res = minimize_gnvpro(obj, theta0, max_iter=4)
+    assert res.solver == NEWTON_VPRO_LABEL
+    assert res.fun < obj.value(theta0)[0]

@@ -66,6 +66,8 @@ from .krylov_trust_region import minimize_trust_region_krylov
 __all__ = ["minimize_gnvpro", "GNVPRO_LABEL"]
 
 GNVPRO_LABEL = "GNvpro: Gauss-Newton-Krylov trust region (Lanczos) on the reduced objective"
+#: The default label when the objective's products are exact (``hessian_kind='exact'``, issue 15).
+NEWTON_VPRO_LABEL = "VarPro Newton-Krylov trust region (Lanczos, exact reduced Hessian) on the reduced objective"
 
 
 def minimize_gnvpro(objective, theta0, *, krylov_dim=20, krylov_rtol=1e-2, initial_radius="auto",
@@ -101,7 +103,7 @@ def minimize_gnvpro(objective, theta0, *, krylov_dim=20, krylov_rtol=1e-2, initi
         Default ``False`` (GNvpro uses none).
     callback, verbose, label
         As in :func:`minimize_trust_region_krylov`; the default label is
-        :data:`GNVPRO_LABEL`.
+        :data:`GNVPRO_LABEL`, or :data:`NEWTON_VPRO_LABEL` for an objective with ``hessian_kind='exact'``.
 
     Returns
     -------
@@ -117,4 +119,10 @@ def minimize_gnvpro(objective, theta0, *, krylov_dim=20, krylov_rtol=1e-2, initi
         max_radius=max_radius, eta=eta, shrink_below=shrink_below, grow_above=grow_above,
         shrink_factor=shrink_factor, grow_factor=grow_factor, min_radius=min_radius, max_iter=max_iter,
         max_work_units=max_work_units, gtol=gtol, rtol=rtol, ftol=ftol, preconditioner=preconditioner,
-        callback=callback, verbose=verbose, label=GNVPRO_LABEL if label is None else label)
+        callback=callback, verbose=verbose, label=_default_label(objective) if label is None else label)
+
+
+def _default_label(objective):
+    from ._common import hessian_kind
+
+    return NEWTON_VPRO_LABEL if hessian_kind(objective) == "exact" else GNVPRO_LABEL
