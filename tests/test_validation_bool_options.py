@@ -27,6 +27,7 @@ from meganet.normalization import BatchNorm, InstanceNorm, TVNorm
 from meganet.optimizers.linesearch import armijo_backtracking
 from meganet.stability import jacobian_spectrum, perturbation_growth
 from meganet.testing import check_element, dot_test, taylor_test
+from meganet.testing.second_order import check_second_order
 from meganet.transforms import Dense
 from meganet.weak import kl_projection, tag_constraints, train_constrained
 
@@ -136,6 +137,7 @@ FLAGS = {
     ("check_element", "verbose"): lambda v: check_element(Dense(2, 2), dot=False, taylor=False, verbose=v),
     ("dot_test", "verbose"): lambda v: dot_test(lambda x: x, lambda x: x, np.ones(2), np.ones(2), verbose=v),
     ("taylor_test", "verbose"): lambda v: taylor_test(lambda x: x, np.ones(2), np.ones(2), np.ones(2), verbose=v),
+    ("check_second_order", "symmetry"): lambda v: check_second_order(*_dense_theta(), np.ones((2, 3)), symmetry=v),
     ("kl_projection", "log"): lambda v: kl_projection(np.full((2, 2), np.log(0.5) if isinstance(v, (bool, np.bool_)) and v else 0.5),
                                                       np.eye(2), np.zeros(2), log=v),
     ("kl_projection", "verbose"): lambda v: kl_projection(np.full((2, 2), 0.5), np.eye(2), np.zeros(2), verbose=v),
@@ -172,6 +174,7 @@ NONE_REJECTED = [
     ("BatchNorm", "affine"), ("InstanceNorm", "affine"), ("TVNorm", "affine"), ("Element.JTmv", "per_example"),
     ("Transform.dK_adj", "per_example"), ("conv2d_adjoint_weight", "per_example"), ("Loss.hess_mv", "gauss_newton"),
     ("check_element", "verbose"), ("check_element", "taylor"), ("dot_test", "verbose"), ("taylor_test", "verbose"),
+    ("check_second_order", "symmetry"),
     ("armijo_backtracking", "interpolate"), ("bias_activation", "derivative"), ("resnet_dense_forward", "store"),
     ("set_compile_message", "enabled"),
 ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module, to_backend
+from ..core.validation import check_bool
 from .check import ElementReport, random_direction
 from .taylor import taylor_test_line
 
@@ -86,6 +87,15 @@ def check_second_order(element, theta, Y, W=None, *, rng=0, rel_step=0.5, wrt=("
     theta, Y : arrays
     W : array, shape (n_examples, *shape_out), optional
         Default: standard normal from ``rng``.
+    rng : int or Generator
+    rel_step : float
+        Size of the random directions relative to ``‖θ‖``, ``‖Y‖``.
+    wrt : tuple of {'theta', 'Y', 'both'}
+    symmetry : bool, default True
+        Add the symmetry test ``⟨u, ∇²g v⟩ = ⟨∇²g u, v⟩``.
+    symmetry_tol : float, optional
+        Default :func:`default_symmetry_tol` of the dtype.
+    name : str, optional
     **taylor_kwargs
         Passed to :func:`~meganet.testing.taylor.taylor_test_line`.
 
@@ -93,6 +103,7 @@ def check_second_order(element, theta, Y, W=None, *, rng=0, rel_step=0.5, wrt=("
     -------
     ElementReport
     """
+    symmetry = check_bool("symmetry", symmetry)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     # the gradient is the output of an adjoint sweep, whose round-off grows with depth (leapfrog's two-step
     # recursion in float32 needs it): the floor is 100·eps·(‖g‖ + h‖Hv‖) in both dtypes
