@@ -474,33 +474,6 @@ class ShardedNetworkObjective(_ShardedBase):
                 f"shards={self.shard_sizes()}, loss={self.loss!r})")
 
 
-class _DenseSolverH(_classifier.DenseSolver):
-    """:class:`~meganet.objectives._classifier.DenseSolver` from an assembled loss Hessian (summed over shards)."""
-
-    def __init__(self, H, reg, w):  # noqa: D401 - mirrors DenseSolver.__init__ after dense_hessian
-        xp = np
-        R = _classifier._reg_matrix(reg, w, xp)
-        if R is not None:
-            H = H + R
-        H = 0.5 * (H + H.T)
-        self.H, self.xp = H, xp
-        self.Q = self.lam = None
-        try:
-            L = xp.linalg.cholesky(H)
-            Linv = xp.linalg.inv(L)
-            Hinv = Linv.T @ Linv
-            self.Hinv = 0.5 * (Hinv + Hinv.T)
-            self.kind = "cholesky"
-        except np.linalg.LinAlgError:
-            lam, Q = xp.linalg.eigh(H)
-            lmax = float(xp.abs(lam).max()) if lam.size else 0.0
-            cut = H.shape[0] * np.finfo(np.float64).eps * lmax
-            inv = xp.where(lam > cut, 1.0 / xp.where(lam > cut, lam, 1.0), 0.0)
-            self.Hinv = (Q * inv) @ Q.T
-            self.Q, self.lam = Q, lam
-            self.kind = "eigh"
-
-
 def _svd_solver(loss, reg, Rs, TDA, n_rows):
     """:class:`~meganet.objectives._classifier.SVDLeastSquares` from the shards' R factors (TSQR) and ``TᵀDA``."""
     svd = _classifier.SVDLeastSquares.__new__(_classifier.SVDLeastSquares)
@@ -634,7 +607,7 @@ class ShardedVarProObjective(_ShardedBase):
                 break
             if solver is None:
                 _, _, H = self._inner_eval(key, theta, w, need=("hess",))
-                solver = _DenseSolverH(H, self._reg64, w)
+                solver = _classifier.DenseSolver.from_hessian(H, self._reg64, w)
             if solver.kind == "cholesky":
                 p, pred, hits = tr_subproblem_cholesky(solver.H, solver.Hinv, g, radius)
             else:
@@ -769,7 +742,7 @@ class ShardedVarProObjective(_ShardedBase):
             n_rows = (self.n_examples if idx is None else len(idx)) * self.loss.n_pixels
             solver = _svd_solver(self.loss, self._reg64, res["R"], res["TDA"], n_rows)
         else:
-            solver = _DenseSolverH(res["hess"], self._reg64, state.w64)
+            solver = _classifier.DenseSolver.from_hessian(res["hess"], self._reg64, state.w64)
         state.curvature = dict(idx=idx, active=[a is not None for a in args], solver=solver, m_sample=m_sample)
         return state.curvature
 

@@ -153,8 +153,16 @@ class DenseSolver:
     """
 
     def __init__(self, loss, ev, reg, w):
-        xp = ev.xp
-        H = dense_hessian(loss, ev)
+        self._factor(dense_hessian(loss, ev), reg, w, ev.xp)
+
+    @classmethod
+    def from_hessian(cls, H, reg, w, xp=np):
+        """The solver of an already assembled loss Hessian ``H`` (e.g. summed over data shards), plus ``reg``."""
+        self = cls.__new__(cls)
+        self._factor(H, reg, w, xp)
+        return self
+
+    def _factor(self, H, reg, w, xp):
         R = _reg_matrix(reg, w, xp)
         if R is not None:
             H = H + R
