@@ -39,6 +39,13 @@ import os, signal, sys
 from meganet import cli, report
 from meganet.losses import SoftmaxCrossEntropy
 
+# the signals as in an interactive terminal: a parent that ignores them (nohup, a background job of a
+# non-interactive shell) is inherited, and meganet deliberately leaves ignored signals ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+if os.environ.get("IGNORE"):  # ... unless the test says which one the parent ignores
+    signal.signal(getattr(signal, os.environ["IGNORE"]), signal.SIG_IGN)
 fault, at, save = os.environ.get("FAULT"), int(os.environ.get("FAULT_AT", "0")), os.environ.get("SAVE")
 original = SoftmaxCrossEntropy._pointwise
 calls = {"n": 0}
@@ -303,6 +310,14 @@ def test_signal_during_training_writes_the_report(tmp_path, sig, code):
     assert s["status"] == "interrupted" and sig in s["message"] and len(s["level_results"]) == 2
     _complete(tmp_path / "run")
     assert _hidden(tmp_path) == []
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    """``nohup meganet train ...`` ignores SIGHUP: the run goes on to the end (exit 0) instead of stopping."""
+    r = _drive(tmp_path, ["--out", "run"] + TINY, FAULT="SIGHUP", FAULT_AT=25, IGNORE="SIGHUP")
+    assert r.returncode == 0, r.stderr
+    assert _summary(tmp_path / "run")["status"] != "interrupted"
+    _complete(tmp_path / "run")
 
 
 @pytest.mark.parametrize("first, second", [(None, "SIGINT"), ("SIGINT", "SIGINT"), ("SIGTERM", "SIGTERM")])
