@@ -74,7 +74,7 @@ _G = 3  # taps per inner loop
 
 
 # ------------------------------------------------------------------ layout
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
     """``out[i·Lp + x·Wp + y] = Y[s, i, x − p, y − q]`` (zero or periodic outside); slack zeroed."""
     _, C, H, W = Y.shape
@@ -101,7 +101,7 @@ def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
             o[y] = 0
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _grid_example(W, s, Wp, out):
     """``out[o, x·Wp + y] = W[s, o, x, y]`` for ``y < W``, zero for ``W ≤ y < Wp``."""
     _, C, H, Wd = W.shape

@@ -137,7 +137,7 @@ def act_value(u, code, eta):
     return act_value_deriv(u, code, eta)[0]
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def act_row(x, shift, code, eta, v, d):
     """``v[p] = σ(x[p] + shift)``, ``d[p] = σ'(x[p] + shift)`` for a row.
 

@@ -62,7 +62,7 @@ def _reduction_chunks(n_blocks, partial_bytes):
 
 
 # ------------------------------------------------------------- block helpers
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _load(A, s0, m, out):
     """``out[i, e] = A[s0 + e, i]`` for ``e < m``, zero for the other lanes."""
     w = out.shape[0]
@@ -77,7 +77,7 @@ def _load(A, s0, m, out):
                 out[i, e] = A[s0 + e, i] if e < m else 0
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _store(src, s0, m, A):
     """``A[s0 + e, i] = src[i, e]`` for ``e < m``."""
     w = src.shape[0]
@@ -87,7 +87,7 @@ def _store(src, s0, m, A):
             row[i] = src[i, e]
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _bias_fill(u, b, j, given):
     """``u[o, :] = b_j[o]`` (shared stack: one row; width 1: a scalar), or 0."""
     jb = 0 if b.shape[0] == 1 else j
@@ -98,7 +98,7 @@ def _bias_fill(u, b, j, given):
             u[o, e] = v
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _mat_acc(u, y, Mj):
     """``u[o, :] += Σ_i y[i, :] Mj[i, o]``."""
     for i in range(y.shape[0]):
@@ -108,7 +108,7 @@ def _mat_acc(u, y, Mj):
                 u[o, e] += y[i, e] * mio
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _matT_acc(w, v, Mj):
     """``w[i, :] += Σ_o v[o, :] Mj[i, o]``."""
     for i in range(w.shape[0]):
@@ -116,6 +116,22 @@ def _matT_acc(w, v, Mj):
             mio = Mj[i, o]
             for e in range(EB):
                 w[i, e] += v[o, e] * mio
+
+
+#: Compile time (issue 13): the kernels call the helpers above as functions (LLVM
+#: still inlines them where it pays); a numba-level ``inline="always"`` copied each
+#: call site's loops into the parfor body and doubled the LLVM time.  Measured no
+#: slower at B1 size.  Where a call costs as much as the loop (the Verlet kernels,
+#: width 4: ``act_row`` and ``_mat_acc`` per step, ``_load`` per step in the
+#: linearized/adjoint sweeps) these twins keep the numba-level inlining
+#: (``cache=False``: they are never compiled on their own).
+def _inline_twin(f):
+    return njit(**dict(JIT, cache=False, inline="always"))(getattr(f, "py_func", f))  # NUMBA_DISABLE_JIT: f itself
+
+
+_load_i = _inline_twin(_load)
+_mat_acc_i = _inline_twin(_mat_acc)
+act_row_i = _inline_twin(act_row)
 
 
 # =========================================================== dense ResNet / leapfrog
@@ -453,8 +469,8 @@ def _verlet_forward(y0, z0, K, by, bz, has_b, h, code, eta, store, N, yN, zN, ys
             if store:
                 _store(y, s0, m, ys[j])
             _bias_fill(u, bz, j, has_b)
-            _mat_acc(u, y, Kj)  # u = y K_j + b_z
-            act_row(u.reshape(nz * EB), 0.0, code, eta, vz.reshape(nz * EB), dz_.reshape(nz * EB))
+            _mat_acc_i(u, y, Kj)  # u = y K_j + b_z
+            act_row_i(u.reshape(nz * EB), 0.0, code, eta, vz.reshape(nz * EB), dz_.reshape(nz * EB))
             for q in range(nz):
                 for e in range(EB):
                     z[q, e] -= h * vz[q, e]
@@ -464,7 +480,7 @@ def _verlet_forward(y0, z0, K, by, bz, has_b, h, code, eta, store, N, yN, zN, ys
                     kaq = Kj[a, q]
                     for e in range(EB):
                         w[a, e] += z[q, e] * kaq
-            act_row(w.reshape(ny * EB), 0.0, code, eta, vy.reshape(ny * EB), dy_.reshape(ny * EB))
+            act_row_i(w.reshape(ny * EB), 0.0, code, eta, vy.reshape(ny * EB), dy_.reshape(ny * EB))
             for a in range(ny):
                 for e in range(EB):
                     y[a, e] += h * vy[a, e]
@@ -494,24 +510,24 @@ def _verlet_jmv(K, ys, zh, dsz, dsy, h, dy0, has_dy0, dz0, has_dz0, dK, has_dK, 
         sz = np.empty((nz, EB), dtype=K.dtype)
         sy = np.empty((ny, EB), dtype=K.dtype)
         if has_dy0:
-            _load(dy0, s0, m, dy)
+            _load_i(dy0, s0, m, dy)
         if has_dz0:
-            _load(dz0, s0, m, dz)
+            _load_i(dz0, s0, m, dz)
         for j in range(N):
             Kj = K[0 if K.shape[0] == 1 else j]
             dKj = dK[0 if dK.shape[0] == 1 else j]
             _bias_fill(du, dbz, j, has_dbz)
-            _mat_acc(du, dy, Kj)
+            _mat_acc_i(du, dy, Kj)
             if has_dK:
-                _load(ys[j], s0, m, st)
-                _mat_acc(du, st, dKj)
-            _load(dsz[j], s0, m, sz)
+                _load_i(ys[j], s0, m, st)
+                _mat_acc_i(du, st, dKj)
+            _load_i(dsz[j], s0, m, sz)
             for q in range(nz):
                 for e in range(EB):
                     dz[q, e] -= h * (sz[q, e] * du[q, e])
             _bias_fill(dw, dby, j, has_dby)
             if has_dK:
-                _load(zh[j], s0, m, zs)
+                _load_i(zh[j], s0, m, zs)
             for a in range(ny):
                 for q in range(nz):
                     kaq = Kj[a, q]
@@ -521,7 +537,7 @@ def _verlet_jmv(K, ys, zh, dsz, dsy, h, dy0, has_dy0, dz0, has_dz0, dK, has_dK, 
                         dkaq = dKj[a, q]
                         for e in range(EB):
                             dw[a, e] += zs[q, e] * dkaq
-            _load(dsy[j], s0, m, sy)
+            _load_i(dsy[j], s0, m, sy)
             for a in range(ny):
                 for e in range(EB):
                     dy[a, e] += h * (sy[a, e] * dw[a, e])
@@ -560,8 +576,8 @@ def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, db
         zsT = np.empty((nz, KT), dtype=K.dtype)
         for bi in range(nbc):
             s0 = (b0 + bi) * EB
-            _load(Wy, s0, min(EB, S - s0), wy[bi])
-            _load(Wz, s0, min(EB, S - s0), wz[bi])
+            _load_i(Wy, s0, min(EB, S - s0), wy[bi])
+            _load_i(Wz, s0, min(EB, S - s0), wz[bi])
         for j in range(N - 1, -1, -1):
             jk = 0 if K.shape[0] == 1 else j
             Kj = K[jk]
@@ -570,18 +586,18 @@ def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, db
                 m = min(EB, S - s0)
                 wyb = wy[bi]
                 wzb = wz[bi]
-                _load(dsy[j], s0, m, sy)
+                _load_i(dsy[j], s0, m, sy)
                 for a in range(ny):
                     for e in range(EB):
                         vy[a, e] = h * (sy[a, e] * wyb[a, e])
-                _mat_acc(wzb, vy, Kj)  # wz[q] += Σ_a vy[a] K[a, q]
-                _load(dsz[j], s0, m, sz)
+                _mat_acc_i(wzb, vy, Kj)  # wz[q] += Σ_a vy[a] K[a, q]
+                _load_i(dsz[j], s0, m, sz)
                 for q in range(nz):
                     for e in range(EB):
                         vz[q, e] = -h * (sz[q, e] * wzb[q, e])
                 if need_theta:
-                    _load(zh[j], s0, m, zs)
-                    _load(ys[j], s0, m, st)
+                    _load_i(zh[j], s0, m, zs)
+                    _load_i(ys[j], s0, m, st)
                     k0 = bi * EB
                     for a in range(ny):
                         for e in range(EB):
@@ -591,7 +607,7 @@ def _verlet_jtmv(Wy, Wz, K, ys, zh, dsz, dsy, h, need_theta, chunks, dK_part, db
                         for e in range(EB):
                             vzT[q, k0 + e] = vz[q, e]
                             zsT[q, k0 + e] = zs[q, e]
-                _mat_acc(wyb, vz, Kj.T)  # wy[a] += Σ_q vz[q] K[a, q]
+                _mat_acc_i(wyb, vz, Kj.T)  # wy[a] += Σ_q vz[q] K[a, q]
             if need_theta:  # dK[a, q] += Σ v_y[a] z_{j+½}[q] + y_j[a] v_z[q]; db_y += Σ v_y; db_z += Σ v_z
                 G = dKc[jk]
                 for a in range(ny):
@@ -650,12 +666,12 @@ def _verlet_jvp(y0, z0, K, by, has_by, bz, has_bz, h, code, eta, N, dy0, has_dy0
             Kj = K[0 if K.shape[0] == 1 else j]
             dKj = dK[0 if dK.shape[0] == 1 else j]
             _bias_fill(u, bz, j, has_bz)
-            _mat_acc(u, y, Kj)  # u = y K_j + b_z
+            _mat_acc_i(u, y, Kj)  # u = y K_j + b_z
             _bias_fill(du, dbz, j, has_dbz)
-            _mat_acc(du, dy, Kj)  # du = dy K_j + y dK_j + db_z
+            _mat_acc_i(du, dy, Kj)  # du = dy K_j + y dK_j + db_z
             if has_dK:
-                _mat_acc(du, y, dKj)
-            act_row(u.reshape(nz * EB), 0.0, code, eta, vz.reshape(nz * EB), sz.reshape(nz * EB))
+                _mat_acc_i(du, y, dKj)
+            act_row_i(u.reshape(nz * EB), 0.0, code, eta, vz.reshape(nz * EB), sz.reshape(nz * EB))
             for q in range(nz):
                 for e in range(EB):
                     dz[q, e] -= h * (sz[q, e] * du[q, e])
@@ -672,7 +688,7 @@ def _verlet_jvp(y0, z0, K, by, has_by, bz, has_bz, h, code, eta, N, dy0, has_dy0
                         dkaq = dKj[a, q]
                         for e in range(EB):
                             dw[a, e] += z[q, e] * dkaq
-            act_row(w.reshape(ny * EB), 0.0, code, eta, vy.reshape(ny * EB), sy.reshape(ny * EB))
+            act_row_i(w.reshape(ny * EB), 0.0, code, eta, vy.reshape(ny * EB), sy.reshape(ny * EB))
             for a in range(ny):
                 for e in range(EB):
                     dy[a, e] += h * (sy[a, e] * dw[a, e])
