@@ -16,7 +16,7 @@ from ..normalization.mode import named_elements
 from ..objectives import NetworkObjective, VarProObjective
 from ..objectives import _classifier
 from ..objectives._base import check_state_type, same_point
-from ..objectives._inner_newton import InnerResult, tr_subproblem_cholesky, tr_subproblem_eigh
+from ..objectives._inner_newton import InnerResult, trust_region_newton
 from ..optimizers.problem import WorkCounter
 from ._cluster import ShardFailure, ShardSet, shard_bounds
 from ._shard import labelled_counts
@@ -588,55 +588,15 @@ class ShardedVarProObjective(_ShardedBase):
                                status="closed_form", solver=svd)
         return self._trust_region(key, theta, self._w_last, self._radius_last)
 
-    def _trust_region(self, key, theta, w0, radius0, eta=1e-4):
-        """:func:`meganet.objectives._inner_newton.solve_classifier` (dense) on shard sums; same iterates."""
-        eps = np.finfo(np.float64).eps
-        w = w0
-        f, g, _ = self._inner_eval(key, theta, w)
-        gnorm = _classifier.norm(g)
-        radius = max(1.0, _classifier.norm(w)) if radius0 is None else float(radius0)
-        solver, status, k = None, "max_iter", 0
-        while True:
-            if not (math.isfinite(f) and math.isfinite(gnorm)):
-                status = "non_finite"
-                break
-            if gnorm <= self.inner_tol:
-                status = "converged"
-                break
-            if k >= self.inner_max_iter:
-                break
-            if solver is None:
-                _, _, H = self._inner_eval(key, theta, w, need=("hess",))
-                solver = _classifier.DenseSolver.from_hessian(H, self._reg64, w)
-            if solver.kind == "cholesky":
-                p, pred, hits = tr_subproblem_cholesky(solver.H, solver.Hinv, g, radius)
-            else:
-                p, pred, hits = tr_subproblem_eigh(solver.Q, solver.lam, g, radius)
-            k += 1
-            pnorm = _classifier.norm(p)
-            wt = w + p
-            ft, gt, _ = self._inner_eval(key, theta, wt)
-            actual = f - ft
-            noise = 100.0 * eps * max(abs(f), 1.0)
-            if not math.isfinite(ft):
-                rho = -1.0
-            elif pred <= noise and abs(actual) <= noise:
-                rho = 1.0 if _classifier.norm(gt) < gnorm else -1.0
-            else:
-                rho = actual / pred if pred > 0 else -1.0
-            if rho < 0.25:
-                radius = 0.25 * pnorm
-            elif rho > 0.75 and hits:
-                radius = 2.0 * radius
-            if rho > eta:
-                w, f, g = wt, ft, gt
-                gnorm = _classifier.norm(g)
-                solver = None
-            elif radius <= 1e-14 * max(1.0, _classifier.norm(w)):
-                status = "stalled"
-                break
-        return InnerResult(w=w, loss_eval=None, value=f, grad_norm=gnorm, n_iter=k, n_cg=0, status=status,
-                           solver=solver, radius=radius)
+    def _trust_region(self, key, theta, w0, radius0):
+        """:func:`meganet.objectives._inner_newton.trust_region_newton` (dense) on shard sums; same iterates as
+        the serial solve (the Hessian summed over the shards only when a step needs it)."""
+        def make_solver(w, _):
+            _, _, H = self._inner_eval(key, theta, w, need=("hess",))
+            return _classifier.DenseSolver.from_hessian(H, self._reg64, w)
+
+        return trust_region_newton(lambda w: self._inner_eval(key, theta, w), make_solver, w0,
+                                   tol=self.inner_tol, max_iter=self.inner_max_iter, radius0=radius0)
 
     def _record_inner(self, res):
         st = self.inner_stats

@@ -190,9 +190,22 @@ def solve_classifier(loss, Z, C, mask, reg, w0, *, tol, max_iter, method, dense_
     -------
     InnerResult
     """
+    return trust_region_newton(lambda w: _value_grad(loss, Z, C, mask, reg, w),
+                               lambda w, ev: _classifier.make_solver(loss, ev, reg, w, method, dense_max=dense_max),
+                               w0, tol=tol, max_iter=max_iter, radius0=radius0, eta=eta)
+
+
+def trust_region_newton(evaluate, make_solver, w0, *, tol, max_iter, radius0=None, eta=1e-4):
+    """The trust-region Newton loop of :func:`solve_classifier`, on any evaluation of ``Φ(w)``.
+
+    ``evaluate(w) -> (f, g, ev)`` (float64 value, gradient and what ``make_solver`` needs);
+    ``make_solver(w, ev)`` returns a :mod:`~meganet.objectives._classifier` solver (``kind`` ``'cg'``,
+    ``'cholesky'`` or ``'eigh'``), rebuilt after every accepted step.  Used by the serial inner solve and by
+    :mod:`meganet.distributed` on shard sums (same iterates).
+    """
     eps = np.finfo(np.float64).eps
     w = w0
-    f, g, ev = _value_grad(loss, Z, C, mask, reg, w)
+    f, g, ev = evaluate(w)
     gnorm = _classifier.norm(g)
     radius = max(1.0, _classifier.norm(w)) if radius0 is None else float(radius0)
     n_cg = 0
@@ -209,7 +222,7 @@ def solve_classifier(loss, Z, C, mask, reg, w0, *, tol, max_iter, method, dense_
         if k >= max_iter:
             break
         if solver is None:
-            solver = _classifier.make_solver(loss, ev, reg, w, method, dense_max=dense_max)
+            solver = make_solver(w, ev)
         if solver.kind == "cg":
             sres = steihaug_cg(solver.matvec, g, radius, precond=lambda r: solver.dinv * r,
                                rtol=min(0.1, math.sqrt(gnorm)) * min(1.0, gnorm), max_iter=solver.max_iter)
@@ -222,7 +235,7 @@ def solve_classifier(loss, Z, C, mask, reg, w0, *, tol, max_iter, method, dense_
         k += 1
         pnorm = _classifier.norm(p)
         wt = w + p
-        ft, gt, evt = _value_grad(loss, Z, C, mask, reg, wt)
+        ft, gt, evt = evaluate(wt)
         actual = f - ft
         noise = 100.0 * eps * max(abs(f), 1.0)
         if not math.isfinite(ft):
