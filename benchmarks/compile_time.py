@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+from benchmarks.common import cpu_name  # noqa: E402  (no numpy / numba import: compile times stay cold)
 
 _IMPORT = r"""
 import time, json
@@ -106,17 +107,6 @@ def _main_job(cache_dir, out_dir):
     return time.perf_counter() - t0
 
 
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def _uptime():
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -133,7 +123,7 @@ def main():
     a = ap.parse_args()
     import numba
 
-    print(json.dumps({"kind": "header", "label": a.label, "cpu": _cpu(), "nproc": os.cpu_count(),
+    print(json.dumps({"kind": "header", "label": a.label, "cpu": cpu_name(), "nproc": os.cpu_count(),
                       "numba": numba.__version__, "uptime": _uptime()}), flush=True)
     for rep in range(a.reps):
         base = tempfile.mkdtemp(prefix="meganet_ct_")
