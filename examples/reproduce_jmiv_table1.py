@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -52,22 +51,16 @@ LABEL = {"parabolic": "Parabolic", "hamiltonian": "Hamiltonian", "second_order":
 
 
 def machine():
-    """CPU model, cores, load average, Python, meganet version and git commit (for the result lines)."""
-    import meganet
+    """CPU model, cores, load average, Python, meganet version (as ``meganet segment`` records them) and the git
+    commit (for the result lines)."""
+    from meganet.cli import _machine
 
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
                                 check=False).stdout.strip() or None
     except OSError:
         commit = None
-    return dict(cpu=cpu, cores=os.cpu_count(), load=[round(x, 2) for x in os.getloadavg()],
-                python=platform.python_version(), meganet=meganet.__version__, commit=commit)
+    return dict(_machine(), commit=commit)
 
 
 def write_table(out, name, md):
