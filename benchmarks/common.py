@@ -23,6 +23,19 @@ Memory
     temporary an mmap/munmap with fresh page faults, which slows numpy and
     torch alike.)  On a GPU the cupy
     memory pool's and torch's ``max_memory_allocated`` peaks are used.
+OpenMP wait policy
+    meganet sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it) before its
+    numba kernels load libgomp.  PyTorch ships its own libgomp; whichever
+    OpenMP runtime is loaded first reads the variable then, and when numba's
+    is loaded first PyTorch shares it.  :func:`torch_first` (called by the
+    workloads that compare with PyTorch, right after :func:`limit_threads`)
+    loads PyTorch and its OpenMP runtime *before* meganet, so PyTorch runs
+    with the policy the user started with (unset: libgomp's default, idle
+    threads spin a while) and meganet with its own.  Every record says which
+    (``omp_wait_policy_pytorch``, ``omp_wait_policy_meganet``,
+    ``openmp_runtimes``).  Before 2026-12-05 PyTorch was imported after
+    meganet and ran PASSIVE, which slowed it (conv block: 0.81 s PASSIVE vs
+    0.11–0.26 s default) and flattered the ratios.
 Output
     One JSON object per line: ``workload, op, engine, device, dtype,
     median_s, reps, seed`` plus extras (``peak_mib``, ``gflops``,
@@ -39,7 +52,7 @@ import platform
 import sys
 import time
 
-__all__ = ["limit_threads", "compare", "peak_rss", "peak_rss_isolated", "peak_gpu", "emit", "ratio_line", "cpu_name", "cpu_peak_gflops",
+__all__ = ["limit_threads", "torch_first", "openmp_fields", "compare", "peak_rss", "peak_rss_isolated", "peak_gpu", "emit", "ratio_line", "cpu_name", "cpu_peak_gflops",
            "have_torch", "run_ops", "first_call", "rel_diff"]
 
 THREADS = 2
@@ -52,6 +65,48 @@ def limit_threads(n=THREADS):
         os.environ[var] = str(n)
     if "torch" in sys.modules:  # pragma: no cover - order mistake of the caller
         sys.modules["torch"].set_num_threads(n)
+
+
+#: OMP_WAIT_POLICY as PyTorch's OpenMP runtime saw it (set by :func:`torch_first`)
+_TORCH_POLICY = {"value": None, "loaded_first": False}
+
+
+def torch_first(n=THREADS):
+    """Import PyTorch (if installed) before meganet, with the user's ``OMP_WAIT_POLICY``.
+
+    Call right after :func:`limit_threads`, before anything imports meganet.
+    PyTorch's own libgomp then reads the environment as the user left it,
+    and numba's libgomp, loaded later, reads meganet's default (PASSIVE):
+    two OpenMP runtimes, each with its framework's default policy.
+    """
+    if not have_torch() or "torch" in sys.modules:
+        return
+    if "meganet" in sys.modules:  # pragma: no cover - order mistake of the caller
+        raise RuntimeError("torch_first() must run before meganet is imported")
+    _TORCH_POLICY["value"] = os.environ.get("OMP_WAIT_POLICY")
+    _TORCH_POLICY["loaded_first"] = True
+    _torch_setup(n)
+
+
+def _openmp_runtimes():
+    try:
+        with open("/proc/self/maps") as f:
+            return len({line.split()[-1] for line in f if "libgomp" in line.rsplit("/", 1)[-1]})
+    except OSError:  # pragma: no cover - not Linux
+        return None
+
+
+def openmp_fields():
+    """The wait policy each framework's OpenMP runtime runs with, and how many runtimes are loaded."""
+    meganet = os.environ.get("OMP_WAIT_POLICY") or "default"
+    runtimes = _openmp_runtimes()
+    if "torch" not in sys.modules:
+        torch = None
+    elif _TORCH_POLICY["loaded_first"] and (runtimes or 0) >= 2:
+        torch = _TORCH_POLICY["value"] or "default"
+    else:  # PyTorch imported after meganet set the variable, or one shared runtime
+        torch = meganet
+    return {"omp_wait_policy_pytorch": torch, "omp_wait_policy_meganet": meganet, "openmp_runtimes": runtimes}
 
 
 def have_torch():
@@ -275,13 +330,14 @@ def run_ops(workload, ops, *, dtype, device, seed, reps=5, warmup=2, memory=True
     list of records (also printed as JSON lines).
     """
     recs = []
+    omp = openmp_fields() if device == "cpu" else {}
     for op, fns in ops.items():
         fns = {k: v for k, v in fns.items() if v is not None}
         timing = compare(fns, reps=reps, warmup=warmup, device=device)
         per = {}
         for name, (med, _) in timing.items():
             rec = {"workload": workload, "op": op, "engine": name, "device": device, "dtype": dtype,
-                   "median_s": med, "reps": reps, "seed": seed}
+                   "median_s": med, "reps": reps, "seed": seed, **omp}
             if memory:
                 if device == "gpu":
                     rec["peak_mib"] = peak_gpu(fns[name], "torch" if name == "pytorch" else "cupy")
@@ -307,7 +363,7 @@ def run_ops(workload, ops, *, dtype, device, seed, reps=5, warmup=2, memory=True
                 more = {}
                 if memory and rec.get("peak_mib") is not None and ref.get("peak_mib"):
                     more["memory_ratio"] = rec["peak_mib"] / ref["peak_mib"]
-                r = ratio_line(workload, op, dtype, device, rec["median_s"], ref["median_s"], reps, seed, **more)
+                r = ratio_line(workload, op, dtype, device, rec["median_s"], ref["median_s"], reps, seed, **more, **omp)
                 r["engine"] = f"{name}/{reference}"
                 recs.append(emit(r, out))
     return recs

@@ -37,9 +37,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import limit_threads  # noqa: E402
+from benchmarks.common import limit_threads, torch_first  # noqa: E402
 
 limit_threads()
+torch_first()  # PyTorch keeps its own OpenMP wait policy (see benchmarks/common.py)
 
 import numpy as np  # noqa: E402
 
