@@ -62,7 +62,8 @@ from numba import get_thread_id, njit, prange
 from . import _buffers, _reduction_bounds
 from . import _gemm_numba
 gemm_rm = getattr(_gemm_numba, "gemm_rm", None)
-from ._numba_math import JIT
+from ._numba_math import JIT, act_row, tanh32, tanh64
+from .epilogue import apply_epilogue
 from .conv2d import _IMPLEMENTATIONS
 
 _OB = 4  # output channels per inner loop
@@ -115,14 +116,69 @@ def _grid_example(W, s, Wp, out):
                 o[x * Wp + y] = 0
 
 
+@njit(**JIT)
+def _epilogue_rows(a, s, oc, H, W, Wp, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta, v, d):
+    """Write the accumulator ``a`` (one output channel on the ``H × Wp`` grid) into ``Z[s, oc]``
+    through the epilogue of :func:`_conv_taps`; ``v``, ``d``: scratch planes of ``H·W`` entries.
+    ``V`` is gathered into ``v`` (dropping the padding columns), then σ or σ' ⊙ runs over the whole
+    plane: long branch-free loops that vectorize."""
+    al = Z.dtype.type(alpha)
+    bo = bias[oc] if has_bias else Z.dtype.type(0)
+    f32 = Z.itemsize == 4
+    HW = H * W
+    z = Z[s, oc].reshape(HW)
+    t = z if mode == 0 else v  # mode 0 writes V straight into Z
+    if has_B:
+        bb = B[s, oc].reshape(HW)
+        for x in range(H):
+            for yy in range(W):
+                t[x * W + yy] = al * a[x * Wp + yy] + bb[x * W + yy] + bo
+    else:
+        for x in range(H):
+            for yy in range(W):
+                t[x * W + yy] = al * a[x * Wp + yy] + bo
+    if mode == 1:
+        if code == 1 and f32:  # float32 data: the rational float32 tanh (≤ 7 ulp, 6× cheaper)
+            for k in range(HW):
+                z[k] = tanh32(v[k])
+        elif code == 1:
+            for k in range(HW):
+                z[k] = tanh64(v[k])
+        else:
+            act_row(v, 0.0, code, eta, z, d)
+    elif mode == 2:
+        sr = S[s, oc].reshape(HW)
+        if code == 1:
+            for k in range(HW):
+                z[k] = (1 - sr[k] * sr[k]) * v[k]
+        elif code == 4:
+            for k in range(HW):
+                z[k] = (sr[k] * (1 - sr[k])) * v[k]
+        elif code == 2:
+            for k in range(HW):
+                z[k] = v[k] if sr[k] > 0 else 0
+        else:
+            for k in range(HW):
+                z[k] = v[k]
+
+
 # ----------------------------------------------------------------- forward
-@njit(parallel=True, **JIT)
-def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, Z):
-    """``Z[s, o, x, y] = Σ_t Kt[o, t] Yp[s, off_t + x·Wp + y]`` with ``Yp`` the
-    padded example (built per example in a buffer that stays in L2).
+#: ``contract``: the three multiply-adds per accumulator and tap group become fused multiply-adds (no
+#: reassociation: the sum over taps keeps its order).  Measured 5–9 % faster at B2 size on the AMD EPYC
+#: (Zen 4) VM, interleaved in one process (2026-12-05).
+@njit(parallel=True, fastmath={"contract"}, **JIT)
+def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, bounds, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta):
+    """``C[s, o, x, y] = Σ_t Kt[o, t] Yp[s, off_t + x·Wp + y]`` with ``Yp`` the
+    padded example (built per example in a buffer that stays in L2), written
+    through the epilogue (:mod:`meganet.kernels.epilogue`) ``V = α C + B + bias_o``,
+    ``Z = V`` (``mode`` 0), ``σ(V)`` (1) or ``σ'(S) ⊙ V`` (2, σ' from the value S).
 
     Y : (n, C_in, H, W) C-contiguous; Kt : (C_out rounded up to 4, T) with T a
-    multiple of 3; off : (T,) int64; Z : (n, C_out, H, W).
+    multiple of 3; off : (T,) int64; bounds : example ranges, one per parallel
+    chunk (:func:`_example_bounds`); Z : (n, C_out, H, W); B, S like Z (any
+    4-d array when unused: ``has_B``, ``mode``); bias : (C_out,) (any when
+    ``has_bias`` is False).  ``B`` may be ``Z`` itself (each entry is read
+    before it is written, by the same thread).
     """
     n, C_in, H, _ = Y.shape
     C_out = Z.shape[1]
@@ -131,49 +187,53 @@ def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, Z):
     T = off.shape[0]
     nob = Kt.shape[0] // 4
     one = p == 0 and q == 0
-    for s in prange(n):
-        y = Y[s].reshape(C_in * H * W) if one else np.empty(C_in * Lp, dtype=Y.dtype)
-        if not one:
-            _pad_example(Y, s, p, q, periodic, Wp, Lp, y)
+    for c in prange(bounds.shape[0] - 1):
+        # one set of buffers per thread (a fresh 100-KiB buffer per example costs an mmap and its page faults)
+        ybuf = np.empty(0 if one else C_in * Lp, dtype=Y.dtype)
         acc = np.empty((4, L), dtype=Y.dtype)
+        vrow = np.empty(H * W, dtype=Y.dtype)  # epilogue scratch planes
+        drow = np.empty(H * W if mode == 1 and code != 1 else 0, dtype=Y.dtype)
         a0 = acc[0]
         a1 = acc[1]
         a2 = acc[2]
         a3 = acc[3]
-        for ob in range(nob):
-            o = 4 * ob
-            acc[...] = 0
-            for g in range(0, T, 3):
-                k00 = Kt[o, g]
-                k01 = Kt[o, g + 1]
-                k02 = Kt[o, g + 2]
-                k10 = Kt[o + 1, g]
-                k11 = Kt[o + 1, g + 1]
-                k12 = Kt[o + 1, g + 2]
-                k20 = Kt[o + 2, g]
-                k21 = Kt[o + 2, g + 1]
-                k22 = Kt[o + 2, g + 2]
-                k30 = Kt[o + 3, g]
-                k31 = Kt[o + 3, g + 1]
-                k32 = Kt[o + 3, g + 2]
-                y0 = y[off[g]:off[g] + L]
-                y1 = y[off[g + 1]:off[g + 1] + L]
-                y2 = y[off[g + 2]:off[g + 2] + L]
-                for l in range(L):
-                    v0 = y0[l]
-                    v1 = y1[l]
-                    v2 = y2[l]
-                    a0[l] += k00 * v0 + k01 * v1 + k02 * v2
-                    a1[l] += k10 * v0 + k11 * v1 + k12 * v2
-                    a2[l] += k20 * v0 + k21 * v1 + k22 * v2
-                    a3[l] += k30 * v0 + k31 * v1 + k32 * v2
-            for j in range(4):
-                if o + j < C_out:
-                    aj = acc[j]
-                    for x in range(H):
-                        zr = Z[s, o + j, x]
-                        for yy in range(W):
-                            zr[yy] = aj[x * Wp + yy]
+        for s in range(bounds[c], bounds[c + 1]):
+            if one:
+                y = Y[s].reshape(C_in * H * W)
+            else:
+                y = ybuf
+                _pad_example(Y, s, p, q, periodic, Wp, Lp, y)
+            for ob in range(nob):
+                o = 4 * ob
+                acc[...] = 0
+                for g in range(0, T, 3):
+                    k00 = Kt[o, g]
+                    k01 = Kt[o, g + 1]
+                    k02 = Kt[o, g + 2]
+                    k10 = Kt[o + 1, g]
+                    k11 = Kt[o + 1, g + 1]
+                    k12 = Kt[o + 1, g + 2]
+                    k20 = Kt[o + 2, g]
+                    k21 = Kt[o + 2, g + 1]
+                    k22 = Kt[o + 2, g + 2]
+                    k30 = Kt[o + 3, g]
+                    k31 = Kt[o + 3, g + 1]
+                    k32 = Kt[o + 3, g + 2]
+                    y0 = y[off[g]:off[g] + L]
+                    y1 = y[off[g + 1]:off[g + 1] + L]
+                    y2 = y[off[g + 2]:off[g + 2] + L]
+                    for l in range(L):
+                        v0 = y0[l]
+                        v1 = y1[l]
+                        v2 = y2[l]
+                        a0[l] += k00 * v0 + k01 * v1 + k02 * v2
+                        a1[l] += k10 * v0 + k11 * v1 + k12 * v2
+                        a2[l] += k20 * v0 + k21 * v1 + k22 * v2
+                        a3[l] += k30 * v0 + k31 * v1 + k32 * v2
+                for j in range(4):
+                    if o + j < C_out:
+                        _epilogue_rows(acc[j], s, o + j, H, W, Wp, Z, mode, alpha, B, has_B, bias, has_bias, S, code,
+                                       eta, vrow, drow)
 
 
 # ------------------------------------------------------------ weight adjoint
@@ -409,11 +469,35 @@ def _use_gemm(c_in, c_out):
     return GEMM_MIN_CHANNEL_PRODUCT is not None and c_in * c_out >= GEMM_MIN_CHANNEL_PRODUCT
 
 
-def _forward_numba(Y, K, boundary, out):
+def _example_bounds(n):
+    """Contiguous ranges of examples, one per numba thread (at most ``n``): ``bounds[c]:bounds[c + 1]``."""
+    k = max(1, min(n, numba.get_num_threads()))
+    return np.linspace(0, n, k + 1).round().astype(np.int64)
+
+
+def _epilogue_args(ep, dtype):
+    """The :func:`_conv_taps` arguments ``mode, alpha, B, has_B, bias, has_bias, S, code, eta`` of an
+    :class:`~meganet.kernels.epilogue.Epilogue` (None: plain ``Z = C``)."""
+    from .activation import activation_code
+
+    dummy4 = np.empty((0, 0, 0, 0), dtype=dtype)
+    if ep is None:
+        return 0, 1.0, dummy4, False, np.empty(0, dtype=dtype), False, dummy4, 0, 0.0
+    code, eta = activation_code(ep.activation) if ep.activation is not None else (0, 0.0)
+    mode = 0 if ep.activation is None else (2 if ep.dsigma_from is not None else 1)
+    B = dummy4 if ep.add is None else np.ascontiguousarray(ep.add)
+    bias = np.empty(0, dtype=dtype) if ep.bias is None else np.ascontiguousarray(ep.bias)
+    S = dummy4 if ep.dsigma_from is None else np.ascontiguousarray(ep.dsigma_from)
+    return mode, float(ep.alpha), B, ep.add is not None, bias, ep.bias is not None, S, code, float(eta)
+
+
+def _forward_numba(Y, K, boundary, out, ep=None):
     Y = np.ascontiguousarray(Y)
     n, c_in, H, W = Y.shape
     c_out, _, kh, kw = K.shape
     p, q, Wp, Lp = _geometry(Y.shape, kh, kw)
+    if ep is not None and _use_gemm(c_in, c_out):  # the GEMM path has no fused epilogue: a pass after it
+        return apply_epilogue(_forward_numba(Y, K, boundary, None), ep, out)
     Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
     if _use_gemm(c_in, c_out):
         Kt = np.ascontiguousarray(np.asarray(K).transpose(2, 3, 1, 0))  # (kh, kw, C_in, C_out)
@@ -426,13 +510,13 @@ def _forward_numba(Y, K, boundary, out):
     off = _offsets(c_in, kh, kw, Wp, Lp)
     Kt = np.zeros((_round_up(c_out, _OB), off.size), dtype=Y.dtype)
     Kt[:c_out, :c_in * kh * kw] = np.asarray(K).reshape(c_out, -1)
-    _conv_taps(Y, Kt, off, p, q, boundary == "periodic", Wp, Lp, Z)
+    _conv_taps(Y, Kt, off, p, q, boundary == "periodic", Wp, Lp, _example_bounds(n), Z, *_epilogue_args(ep, Y.dtype))
     return Z
 
 
-def _adjoint_input_numba(Z, K, boundary, out):
+def _adjoint_input_numba(Z, K, boundary, out, ep=None):
     K_T = np.ascontiguousarray(K[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return _forward_numba(Z, K_T, boundary, out)
+    return _forward_numba(Z, K_T, boundary, out, ep)
 
 
 def _adjoint_weight_numba(Y, W, kernel_shape, boundary, per_example, out):
@@ -482,3 +566,5 @@ def _adjoint_weight_numba(Y, W, kernel_shape, boundary, per_example, out):
 _IMPLEMENTATIONS["forward"]["numba"] = _forward_numba
 _IMPLEMENTATIONS["adjoint_input"]["numba"] = _adjoint_input_numba
 _IMPLEMENTATIONS["adjoint_weight"]["numba"] = _adjoint_weight_numba
+_IMPLEMENTATIONS["forward_ep"]["numba"] = _forward_numba
+_IMPLEMENTATIONS["adjoint_input_ep"]["numba"] = _adjoint_input_numba

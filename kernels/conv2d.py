@@ -53,9 +53,11 @@ from meganet.backend import get_array_module
 from meganet.core.validation import check_bool
 
 from . import dispatch, resolve_engine
+from .epilogue import Epilogue, apply_epilogue, check_epilogue
 
 __all__ = [
     "BOUNDARIES",
+    "Epilogue",
     "conv2d_forward",
     "conv2d_adjoint_input",
     "conv2d_adjoint_weight",
@@ -220,6 +222,17 @@ def _dispatch(op, engine, xp):
     return dispatch(_IMPLEMENTATIONS, op, engine, xp, _LOADERS, resolve=resolve_engine)
 
 
+def _with_epilogue(op, engine, xp, args, out, ep, input_name, inp):
+    """Run ``op`` with the epilogue ``ep``: the engine's fused kernel (``op + '_ep'``) where it has one,
+    else its plain kernel followed by :func:`~meganet.kernels.epilogue.apply_epilogue`."""
+    if out is not None and xp.may_share_memory(out, inp):
+        raise ValueError(f"out must not overlap the input {input_name} (the kernel reads it while writing out)")
+    plain = _dispatch(op, engine, xp)  # loads the engine's module (and checks that the engine exists)
+    if _IMPLEMENTATIONS[op + "_ep"].get(resolve_engine(engine, xp)) is not None:
+        return _dispatch(op + "_ep", engine, xp)(*args, out, ep)
+    return apply_epilogue(plain(*args, None), ep, out)
+
+
 # ======================================================= direct kernels
 def _forward_ref(Y, K, boundary, out):
     xp = get_array_module(Y, K)
@@ -257,7 +270,7 @@ def _adjoint_weight_ref(Y, W, kernel_shape, boundary, per_example, out):
     return out if out is not None else g.reshape(c_out, c_in, kh, kw)
 
 
-def conv2d_forward(Y, K, boundary, *, out=None, engine="auto"):
+def conv2d_forward(Y, K, boundary, *, out=None, engine="auto", epilogue=None):
     """``Z = K Y``: stride-1 "same" cross-correlation of ``Y`` with the stencils ``K``.
 
     ``Z[s, o, x, y] = Σ_{i,a,b} K[o, i, a, b] Y[s, i, x + a − p, y + b − q]``.
@@ -268,8 +281,12 @@ def conv2d_forward(Y, K, boundary, *, out=None, engine="auto"):
     K : array, shape (C_out, C_in, kh, kw), odd kh and kw, same dtype as Y
     boundary : {'zero', 'periodic'}
     out : array, shape (n_examples, C_out, H, W), optional
-        C-contiguous output buffer.
+        C-contiguous output buffer (must not overlap ``Y``).
     engine : {'auto', 'numpy', 'numba', 'cupy'}
+    epilogue : Epilogue, optional
+        Write ``f(α·KY + add + bias)`` instead of ``KY`` (see
+        :mod:`meganet.kernels.epilogue`); the numba kernels apply it on the way
+        out of the convolution (no extra pass over the data).
 
     Returns
     -------
@@ -278,11 +295,14 @@ def conv2d_forward(Y, K, boundary, *, out=None, engine="auto"):
     xp = get_array_module(Y, K, names=["Y", "K"])
     _check_boundary(boundary)
     _check_kernel(K, Y)
-    _check_out(out, (Y.shape[0], K.shape[0], *Y.shape[2:]), Y.dtype, xp)
+    shape = (Y.shape[0], K.shape[0], *Y.shape[2:])
+    _check_out(out, shape, Y.dtype, xp)
+    if check_epilogue(epilogue, shape, Y.dtype, xp) is not None:
+        return _with_epilogue("forward", engine, xp, (Y, K, boundary), out, epilogue, "Y", Y)
     return _dispatch("forward", engine, xp)(Y, K, boundary, out)
 
 
-def conv2d_adjoint_input(Z, K, boundary, *, out=None, engine="auto"):
+def conv2d_adjoint_input(Z, K, boundary, *, out=None, engine="auto", epilogue=None):
     """``Kᵀ Z``: the adjoint of :func:`conv2d_forward` in ``Y`` (transposed convolution).
 
     ``(KᵀZ)[s, i, x, y] = Σ_{o,a,b} K[o, i, a, b] Z[s, o, x − a + p, y − b + q]``,
@@ -294,7 +314,10 @@ def conv2d_adjoint_input(Z, K, boundary, *, out=None, engine="auto"):
     K : array, shape (C_out, C_in, kh, kw)
     boundary : {'zero', 'periodic'}
     out : array, shape (n_examples, C_in, H, W), optional
+        C-contiguous output buffer (must not overlap ``Z``).
     engine : {'auto', 'numpy', 'numba', 'cupy'}
+    epilogue : Epilogue, optional
+        Write ``f(α·KᵀZ + add + bias)`` instead of ``KᵀZ`` (see :func:`conv2d_forward`).
 
     Returns
     -------
@@ -308,7 +331,10 @@ def conv2d_adjoint_input(Z, K, boundary, *, out=None, engine="auto"):
     _check_images("Z", Z, K.shape[0], "output channels")
     if K.dtype != Z.dtype:
         raise TypeError(f"K has dtype {K.dtype} but Z has dtype {Z.dtype}; cast explicitly")
-    _check_out(out, (Z.shape[0], K.shape[1], *Z.shape[2:]), Z.dtype, xp)
+    shape = (Z.shape[0], K.shape[1], *Z.shape[2:])
+    _check_out(out, shape, Z.dtype, xp)
+    if check_epilogue(epilogue, shape, Z.dtype, xp) is not None:
+        return _with_epilogue("adjoint_input", engine, xp, (Z, K, boundary), out, epilogue, "Z", Z)
     return _dispatch("adjoint_input", engine, xp)(Z, K, boundary, out)
 
 
@@ -416,7 +442,10 @@ def conv2d_fft_adjoint_input(Z, K, *, out=None, engine="auto"):
     Z : array, shape (n_examples, C_out, H, W)
     K : array, shape (C_out, C_in, kh, kw)
     out : array, shape (n_examples, C_in, H, W), optional
+        C-contiguous output buffer (must not overlap ``Z``).
     engine : {'auto', 'numpy', 'numba', 'cupy'}
+    epilogue : Epilogue, optional
+        Write ``f(α·KᵀZ + add + bias)`` instead of ``KᵀZ`` (see :func:`conv2d_forward`).
 
     Returns
     -------
@@ -469,6 +498,10 @@ def conv2d_fft_adjoint_weight(Y, W, kernel_shape, per_example=False, *, out=None
 
 #: op -> {engine: implementation}.  Compiled engines add their entries here.
 _IMPLEMENTATIONS = {
+    # with a fused epilogue (meganet.kernels.epilogue); engines without an entry run their plain
+    # kernel and the epilogue as a pass after it (see _with_epilogue)
+    "forward_ep": {},
+    "adjoint_input_ep": {},
     "forward": {"numpy": _forward_ref},
     "adjoint_input": {"numpy": _adjoint_input_ref},
     "adjoint_weight": {"numpy": _adjoint_weight_ref},

@@ -447,6 +447,40 @@ class Element:
     def _Jmv(self, dtheta, dY, theta, Y, cache):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement _Jmv")
 
+    # ------------------------------------------------ forward Euler steps
+    # ``Y + h F(θ, Y)`` and its derivatives, for the residual blocks
+    # (:class:`~meganet.integrators.ResNet`).  The defaults compose the element
+    # methods; a layer with fused kernels (the symmetric conv layer) overrides
+    # them to fold ``Y + h·`` into its last kernel (one pass over the data less).
+    def _apply_step(self, theta, Y, h, inplace):
+        """``Y + h F(θ, Y)`` without a cache; ``inplace``: ``Y`` is the caller's own array and is overwritten."""
+        F = self._apply(theta, Y)
+        if inplace:
+            Y += h * F
+            return Y
+        return Y + h * F
+
+    def _forward_step(self, theta, Y, h):
+        """``(Y + h F(θ, Y), cache of F)``."""
+        F, cache = self._forward(theta, Y)
+        return Y + h * F, cache
+
+    def _jvp_step(self, theta, Y, dtheta, dY, h):
+        """``(Y + h F, dY + h J_F[dθ, dY])``, no cache kept; ``dY`` None is zero, and the tangent stays None
+        when ``dθ`` and ``dY`` are both None."""
+        if dtheta is None and dY is None:
+            return self._apply_step(theta, Y, h, False), None
+        F, dF = self._jvp(theta, Y, dtheta, dY)
+        return Y + h * F, (h * dF if dY is None else dY + h * dF)
+
+    def _JTmv_step(self, W, theta, Y, cache, h, need_theta, need_Y, per_example):
+        """``(J_θᵀ W, W + h J_Yᵀ W)`` of the step ``Y + h F`` without the factor h on the θ-part (the block
+        weighs it); the second entry is ``W`` itself when F gives no Y-part, and None when not ``need_Y``."""
+        dth, dY = self._JTmv(W, theta, Y, cache, need_theta, need_Y, per_example)
+        if not need_Y:
+            return dth, None
+        return dth, (W if dY is None else W + h * dY)
+
     def _JTmv(self, W, theta, Y, cache, need_theta, need_Y, per_example):  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must implement _JTmv")
 

@@ -188,12 +188,8 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
             return resnet_dense_forward(Y, M, b, self.h, self.layer.activation, n_steps=self.n_steps,
                                         engine=engine, store=False).Z
         C = self.coefficients(theta)
-        for j in range(self.n_steps):
-            F = self.layer._apply(self.basis.weights_at(C, j), Y)
-            if j == 0:
-                Y = Y + self.h * F  # the caller's Y is never modified
-            else:
-                Y += self.h * F  # our own array from here on
+        for j in range(self.n_steps):  # the caller's Y is never modified; from step 1 on Y is our own array
+            Y = self.layer._apply_step(self.basis.weights_at(C, j), Y, self.h, j > 0)
         return Y
 
     def _jvp(self, theta, Y, dtheta, dY):
@@ -221,13 +217,7 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
         for j in range(self.n_steps):
             w = self.basis.weights_at(C, j)
             dw = self.basis.weights_at(dC, j) if dC is not None else None
-            if dw is None and dY is None:
-                K, dK = F._apply(w, Y), None
-            else:
-                K, dK = F._jvp(w, Y, dw, dY)
-            if dK is not None:
-                dY = h * dK if dY is None else dY + h * dK
-            Y = Y + h * K
+            Y, dY = F._jvp_step(w, Y, dw, dY, h)
         if dY is None:
             xp = get_array_module(Y)
             dY = xp.zeros_like(Y)
@@ -239,9 +229,8 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
         states, caches = [], []
         for j in range(self.n_steps):
             states.append(Y)
-            K, c = F._forward(self.basis.weights_at(C, j), Y)
+            Y, c = F._forward_step(self.basis.weights_at(C, j), Y, h)
             caches.append(c)
-            Y = Y + h * K
         return Y, ResNetCache(states=states, layer_caches=caches)
 
     def _Jmv(self, dtheta, dY, theta, Y, cache):
@@ -283,12 +272,12 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
             want_Y = need_Y or j > 0
             if not (want_theta or want_Y):
                 break
-            dth, dYj = F._JTmv(W, self.basis.weights_at(C, j), cache.states[j], cache.layer_caches[j],
-                               want_theta, want_Y, per_example)
+            dth, Wj = F._JTmv_step(W, self.basis.weights_at(C, j), cache.states[j], cache.layer_caches[j], h,
+                                   want_theta, want_Y, per_example)
             if want_theta and dth is not None:
                 self.basis.add_adjoint(G, j, dth, scale=h)
-            if want_Y and dYj is not None:
-                W = W + h * dYj
+            if want_Y:
+                W = Wj
         dtheta = None
         if G is not None:
             dtheta = G.reshape(Y.shape[0], -1) if per_example else G.reshape(-1)

@@ -157,6 +157,91 @@ class SymmetricLayer(Element):
         Z *= -1  # a new array (every transform's _apply_T returns one)
         return Z
 
+    # ------------------------------------------- fused forward Euler steps
+    # Y + h F(Y) = Y − h Kᵀσ(KY + b) (JMIV 2019, eq. 7 in the forward Euler step eq. 2) with the element-wise
+    # work in the convolutions' epilogues (meganet.kernels.epilogue): bias + σ on the way out of K Y,
+    # "Y − h·" on the way out of Kᵀ S, σ'(S) ⊙ on the way out of K W; B2 measured in benchmarks/README.md.
+    @property
+    def _fused_steps(self):
+        return self._sigma_from_S and self.transform.fused_epilogue
+
+    def _value_ep(self, p):
+        from ..kernels.epilogue import Epilogue
+
+        return Epilogue(bias=p.b if self.bias else None, activation=self.activation)
+
+    def _apply_step(self, theta, Y, h, inplace):
+        if not self._fused_steps:
+            return super()._apply_step(theta, Y, h, inplace)
+        from ..kernels.epilogue import Epilogue
+
+        p, T = self.split(theta), self.transform
+        S = T._apply_ep(p.K, Y, self._value_ep(p))
+        return T._apply_T_ep(p.K, S, Epilogue(alpha=-h, add=Y), out=Y if inplace else None)
+
+    def _forward_step(self, theta, Y, h):
+        if not self._fused_steps:
+            return super()._forward_step(theta, Y, h)
+        from ..kernels.epilogue import Epilogue
+
+        p, T = self.split(theta), self.transform
+        S = T._apply_ep(p.K, Y, self._value_ep(p))
+        Z = T._apply_T_ep(p.K, S, Epilogue(alpha=-h, add=Y))
+        return Z, SymmetricLayerCache(U=None, norm=None, V=None, sigma=None, S=S)
+
+    def _jvp_step(self, theta, Y, dtheta, dY, h):
+        """``dY + h dF`` with ``dF = −Kᵀ(σ' ⊙ dU) − (∂K[dθ_K])ᵀ S``, ``dU = K dY + ∂K[dθ_K] Y + db``:
+        ``σ' ⊙`` in the epilogue of the last product that builds dU, both transposed products accumulated
+        into the new tangent."""
+        if not self._fused_steps or (dtheta is None and dY is None):
+            return super()._jvp_step(theta, Y, dtheta, dY, h)
+        from ..kernels.epilogue import Epilogue
+
+        p, T, act = self.split(theta), self.transform, self.activation
+        S = T._apply_ep(p.K, Y, self._value_ep(p))
+        dp = self.split(dtheta) if dtheta is not None else None
+        db = dp.b if dp is not None and self.bias else None
+        if dp is None:
+            dS = T._apply_ep(p.K, dY, Epilogue(activation=act, dsigma_from=S))
+        elif dY is None:
+            dS = T._dK_mv_ep(p.K, dp.K, Y, Epilogue(bias=db, activation=act, dsigma_from=S))
+        else:
+            dS = T._apply_ep(p.K, dY, Epilogue(bias=db))
+            dS = T._dK_mv_ep(p.K, dp.K, Y, Epilogue(add=dS, activation=act, dsigma_from=S), out=dS)
+        Z = T._apply_T_ep(p.K, S, Epilogue(alpha=-h, add=Y))
+        dZ = T._apply_T_ep(p.K, dS, Epilogue(alpha=-h, add=dY))
+        if dp is not None:
+            dZ = T._dKT_mv_ep(p.K, dp.K, S, Epilogue(alpha=-h, add=dZ), out=dZ)
+        return Z, dZ
+
+    def _JTmv_step(self, W, theta, Y, cache, h, need_theta, need_Y, per_example):
+        """``dU = σ' ⊙ (−K W)`` in one product (σ' from the kept S) and ``W + h Kᵀ dU`` in another; the
+        θ-part as in :meth:`_JTmv`."""
+        if not (self._fused_steps and cache.sigma is None):
+            return super()._JTmv_step(W, theta, Y, cache, h, need_theta, need_Y, per_example)
+        from ..kernels.epilogue import Epilogue
+
+        p, T = self.split(theta), self.transform
+        dU = T._apply_ep(p.K, W, Epilogue(alpha=-1.0, activation=self.activation, dsigma_from=cache.S))
+        dtheta = self._theta_adjoint(p, Y, W, cache, dU, None, per_example) if need_theta else None
+        Wn = T._apply_T_ep(p.K, dU, Epilogue(alpha=h, add=W)) if need_Y else None
+        return dtheta, Wn
+
+    def _theta_adjoint(self, p, Y, W, cache, dU, dthN, per_example):
+        """``J_θᵀ W`` from ``dU``: ``dK_adj(θ, Y, dU) − dK_adj(θ, W, S)``, ``Σ dU``, and ``θ_N``'s part."""
+        T = self.transform
+        xp = get_array_module(Y)
+        shape = (Y.shape[0], self.n_theta) if per_example else (self.n_theta,)
+        dtheta = xp.zeros(shape, dtype=Y.dtype)
+        dp = self.split(dtheta)
+        # θ_K inside (K Y) and outside (−Kᵀ S): <(∂K[dθ])ᵀ S, W> = <dθ, dK_adj(θ, W, S)>
+        dp.K[...] = T._dK_adj(p.K, Y, dU, per_example) - T._dK_adj(p.K, W, cache.S, per_example)
+        if self.bias:
+            dp.b[...] = channel_sum(dU, per_example)
+        if dthN is not None:
+            dp.N[...] = dthN
+        return dtheta
+
     # ------------------------------------------------------- derivatives
     def _Jmv(self, dtheta, dY, theta, Y, cache):
         """``dZ = −Kᵀ σ' ⊙ J_N[∂K[dθ_K]Y + K dY + db, dθ_N] − (∂K[dθ_K])ᵀ S``."""
@@ -196,18 +281,7 @@ class SymmetricLayer(Element):
             dthN, dU = N._JTmv(dV, p.N, cache.U, cache.norm, want_N, True, per_example)
         else:
             dU = dV
-        dtheta = None
-        if need_theta:
-            xp = get_array_module(Y)
-            shape = (Y.shape[0], self.n_theta) if per_example else (self.n_theta,)
-            dtheta = xp.zeros(shape, dtype=Y.dtype)
-            dp = self.split(dtheta)
-            # θ_K inside (K Y) and outside (−Kᵀ S): <(∂K[dθ])ᵀ S, W> = <dθ, dK_adj(θ, W, S)>
-            dp.K[...] = T._dK_adj(p.K, Y, dU, per_example) - T._dK_adj(p.K, W, cache.S, per_example)
-            if self.bias:
-                dp.b[...] = channel_sum(dU, per_example)
-            if dthN is not None:
-                dp.N[...] = dthN
+        dtheta = self._theta_adjoint(p, Y, W, cache, dU, dthN, per_example) if need_theta else None
         dY = T._apply_T(p.K, dU) if need_Y else None
         return dtheta, dY
 

@@ -67,6 +67,40 @@ class Transform(Element):
     def _dKT_mv(self, theta, dtheta, Z):
         return self._apply_T(dtheta, Z)
 
+    # ----- with a fused epilogue (meganet.kernels.epilogue): f(α·[result] + add + bias)
+    #: True when ``_apply_ep`` / ``_apply_T_ep`` run the epilogue inside the kernel (no extra pass);
+    #: layers take their fused step paths only then (the defaults below are one pass more, no gain).
+    fused_epilogue = False
+
+    def _apply_ep(self, theta, Y, ep, out=None):
+        """``f(α K(θ)Y + add + bias)`` for an :class:`~meganet.kernels.epilogue.Epilogue` ``ep``
+        (into ``out`` when given; ``ep.add`` may be ``out``).  Default: :meth:`_apply`, then the epilogue."""
+        from ..kernels.epilogue import apply_epilogue
+
+        return apply_epilogue(self._apply(theta, Y), ep, out)
+
+    def _apply_T_ep(self, theta, Z, ep, out=None):
+        """``f(α K(θ)ᵀZ + add + bias)``; see :meth:`_apply_ep`."""
+        from ..kernels.epilogue import apply_epilogue
+
+        return apply_epilogue(self._apply_T(theta, Z), ep, out)
+
+    def _dK_mv_ep(self, theta, dtheta, Y, ep, out=None):
+        """``f(α (∂_θK[dθ])Y + add + bias)``: :meth:`_apply_ep` with ``dθ`` when ``∂K[dθ] = K(dθ)``."""
+        if type(self)._dK_mv is Transform._dK_mv:
+            return self._apply_ep(dtheta, Y, ep, out)
+        from ..kernels.epilogue import apply_epilogue
+
+        return apply_epilogue(self._dK_mv(theta, dtheta, Y), ep, out)
+
+    def _dKT_mv_ep(self, theta, dtheta, Z, ep, out=None):
+        """``f(α (∂_θK[dθ])ᵀZ + add + bias)``; see :meth:`_dK_mv_ep`."""
+        if type(self)._dKT_mv is Transform._dKT_mv:
+            return self._apply_T_ep(dtheta, Z, ep, out)
+        from ..kernels.epilogue import apply_epilogue
+
+        return apply_epilogue(self._dKT_mv(theta, dtheta, Z), ep, out)
+
     # ----- public, validated versions
     def apply(self, theta, Y):
         """``K(θ) Y``; Y of shape ``(n_examples, *shape_in)``."""

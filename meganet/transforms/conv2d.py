@@ -101,6 +101,15 @@ class Conv2d(Transform):
     def _apply_T(self, theta, Z):
         return conv2d_adjoint_input(Z, self.stencil(theta), self.boundary, engine=self.engine)
 
+    #: the numba kernels apply the epilogue on the way out of the convolution
+    fused_epilogue = True
+
+    def _apply_ep(self, theta, Y, ep, out=None):
+        return conv2d_forward(Y, self.stencil(theta), self.boundary, engine=self.engine, epilogue=ep, out=out)
+
+    def _apply_T_ep(self, theta, Z, ep, out=None):
+        return conv2d_adjoint_input(Z, self.stencil(theta), self.boundary, engine=self.engine, epilogue=ep, out=out)
+
     def _dK_adj(self, theta, Y, W, per_example):
         dK = conv2d_adjoint_weight(Y, W, self.kernel_size, self.boundary, per_example, engine=self.engine)
         return dK.reshape(Y.shape[0], -1) if per_example else dK.reshape(-1)

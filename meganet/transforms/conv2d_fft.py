@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..kernels.conv2d import conv2d_fft_adjoint_input, conv2d_fft_adjoint_weight, conv2d_fft_forward
 from ..core.validation import check_option
+from .base import Transform
 from .conv2d import Conv2d
 
 __all__ = ["Conv2dFFT"]
@@ -58,6 +59,11 @@ class Conv2dFFT(Conv2d):
         check_option("engine", engine, ("auto", "numpy", "cupy"))
         super().__init__(in_channels, out_channels, image_shape, kernel_size=kernel_size, boundary="periodic",
                          engine=engine)
+
+    # the spectral products have no fused epilogue: the generic one (a pass after the product)
+    fused_epilogue = False
+    _apply_ep = Transform._apply_ep
+    _apply_T_ep = Transform._apply_T_ep
 
     def _apply(self, theta, Y):
         return conv2d_fft_forward(Y, self.stencil(theta), engine=self.engine)
