@@ -254,3 +254,4 @@ def test_fused_apply_leaves_the_input_alone():
     blk.forward(theta, Y)
     blk.jvp(theta, Y, theta, Y)
     np.testing.assert_array_equal(Y, Y0)
+

@@ -18,6 +18,14 @@ class FusedSweeps:
     implements ``_fused_supported()`` (whether its configuration has kernels).
     """
 
+    #: ``engine='auto'`` on the CPU runs the fused numba sweep from this many steps on and the step-by-step
+    #: loop (the numpy engine) below.  The numba sweep has a fixed cost per product (≈ 0.7 ms: Python
+    #: around two kernel launches) and none per step; the loop pays ≈ 35–90 µs per step (size sweep of
+    #: 2026-12-05, ``benchmarks/results/size_sweep/README.md``): numba won at every size of the dense
+    #: ResNet (1 here) and from 8 steps on for Verlet (its class sets 8).  Explicit ``engine='numba'``
+    #: always takes the sweep.
+    auto_min_steps = 1
+
     def _fused_supported(self):  # pragma: no cover - overridden
         return False
 
@@ -29,6 +37,8 @@ class FusedSweeps:
             return None
         engine = resolve_engine(self.engine, get_array_module(Y))
         if engine == "cupy" and Y.shape[1] > CUPY_MAX_WIDTH:  # register-resident kernels: small widths only
+            return None
+        if engine == "numba" and self.engine == "auto" and self.n_steps < self.auto_min_steps:
             return None
         return engine if engine in ("numba", "cupy") else None
 

@@ -108,7 +108,8 @@ class HamiltonianVerlet(ReversibleIntegrator):
         In stored mode with a built-in activation, the whole sweep (forward,
         ``Jmv``, ``JTmv``) runs in one compiled kernel of
         :mod:`meganet.kernels.timestep` (``'auto'``: numba for numpy arrays
-        when installed, cupy for cupy arrays); the reversible mode uses the
+        when installed and ``n_steps ≥ 8`` — below, the step loop is faster —,
+        cupy for cupy arrays); the reversible mode uses the
         kernel for its forward pass (no states kept); ``'numpy'``, the
         reversible adjoint and per-example gradients use the step-by-step
         loops.  With numba, ``jvp`` advances the state and the tangent
@@ -121,6 +122,9 @@ class HamiltonianVerlet(ReversibleIntegrator):
 
     _has_fused = True
     _fused_jvp_engines = ("numba",)  # kernels.timestep.verlet_jvp
+
+    #: engine='auto' takes the fused numba sweep from 8 steps on (see FusedSweeps.auto_min_steps)
+    auto_min_steps = 8
 
     def __init__(self, n_y, n_z, *, n_steps, final_time, activation="tanh", bias="scalar", basis=None,
                  reversible=False, engine="auto"):
