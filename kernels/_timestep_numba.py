@@ -15,6 +15,13 @@ block and lane compiled to scalar code: LLVM cannot rule out that the
 accumulator aliases the operands).  Lanes of the last, partial block are zero
 and never stored; they add nothing to the θ-adjoints (their cotangents are zero).  ``σ`` comes from
 :mod:`._numba_math` (vectorizable ``tanh``).
+
+The dense ResNet / leapfrog sweeps (issue 13, "B1 gradient") use tiles of :data:`TILE` examples
+instead: a tile's arrays are ``(features, TILE)``, one contiguous row per feature, and every loop
+runs over the tile's examples (one call per tile and layer of each helper, not per block of 8; the
+B1 forward went from 8.1 to 5.3 ms).  Their forward stores the states only; the linearized and
+adjoint sweeps recompute ``σ'(U_j)`` from them, bit-identical to the forward's (see
+:func:`_mat_acc_T`): one trajectory of memory instead of two.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from numba import njit, prange
 from . import _buffers, _reduction_bounds
 from ._numba_math import JIT, act_row
 from .activation import activation_code
-from .timestep import _IMPLEMENTATIONS, DenseTrajectory, VerletTrajectory
+from .timestep import _IMPLEMENTATIONS, DenseTrajectory, SigmaFromStates, VerletTrajectory
 
 #: Examples per block (SIMD lanes).
 EB = 8
@@ -118,6 +125,75 @@ def _matT_acc(w, v, Mj):
                 w[i, e] += v[o, e] * mio
 
 
+#: Examples per tile of the dense ResNet / leapfrog sweeps (see :func:`_dense_forward`).
+TILE = 256
+
+
+@njit(**JIT)
+def _gather_T(A, s0, K, outT):
+    """``outT[i, k] = A[s0 + k, i]`` for ``k < K``."""
+    for k in range(K):
+        row = A[s0 + k]
+        for i in range(outT.shape[0]):
+            outT[i, k] = row[i]
+
+
+@njit(**JIT)
+def _scatter_T(srcT, s0, K, A):
+    """``A[s0 + k, i] = srcT[i, k]`` for ``k < K``."""
+    for k in range(K):
+        row = A[s0 + k]
+        for i in range(srcT.shape[0]):
+            row[i] = srcT[i, k]
+
+
+@njit(**JIT)
+def _fill_T(uT, b, j, given, K):
+    """``uT[o, :K] = b_j[o]`` (shared stack: one row; width 1: a scalar), or 0."""
+    jb = 0 if b.shape[0] == 1 else j
+    wide = b.shape[1] > 1
+    for o in range(uT.shape[0]):
+        v = b[jb, o if wide else 0] if given else 0.0
+        uo = uT[o]
+        for k in range(K):
+            uo[k] = v
+
+
+@njit(**JIT)
+def _mat_acc_T(uT, yT, Mj, K):
+    """``uT[o, :K] += Σ_i yT[i, :K] Mj[i, o]``, summed over ``i = 0, …, n−1`` in order.
+
+    No ``fastmath`` (neither here nor in the forward kernel): no contraction to FMAs and no
+    reassociation, so ``U_j`` recomputed by the linearized and adjoint sweeps (compiled with
+    ``fastmath``; a called function keeps its own flags when LLVM inlines it) has the
+    forward's bits."""
+    for i in range(yT.shape[0]):
+        yi = yT[i]
+        for o in range(uT.shape[0]):
+            mio = Mj[i, o]
+            uo = uT[o]
+            for k in range(K):
+                uo[k] += yi[k] * mio
+
+
+@njit(**JIT)
+def _act_T(uT, code, eta, vT, dT, K):
+    """``vT[:, :K] = σ(uT)``, ``dT[:, :K] = σ'(uT)`` (three separate arrays: with an output
+    aliasing the input LLVM's runtime overlap check sends ``act_row`` to its scalar loop)."""
+    for o in range(uT.shape[0]):
+        act_row(uT[o, :K], 0.0, code, eta, vT[o, :K], dT[o, :K])
+
+
+@njit(**JIT)
+def _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, vT, dT):
+    """``dT[:, :K] = σ'(U_j)ᵀ`` of a tile from its states ``sT = Y_jᵀ``: ``U_j = Y_j M_j + b_j``
+    by the forward's own :func:`_fill_T` + :func:`_mat_acc_T` + :func:`_act_T`, hence the
+    forward's bits; ``uT`` (U_j) and ``vT`` (σ(U_j)) are scratch."""
+    _fill_T(uT, b, j, has_b, K)
+    _mat_acc_T(uT, sT, Mj, K)
+    _act_T(uT, code, eta, vT, dT, K)
+
+
 #: Compile time (issue 13): the kernels call the helpers above as functions (LLVM
 #: still inlines them where it pays); a numba-level ``inline="always"`` copied each
 #: call site's loops into the parfor body and doubled the LLVM time.  Measured no
@@ -135,193 +211,205 @@ act_row_i = _inline_twin(act_row)
 
 
 # =========================================================== dense ResNet / leapfrog
+# Layout (issue 13, "B1 gradient"): each thread takes a range of examples (chunks of EB-example
+# blocks, as before) and walks it in tiles of TILE examples; a tile's arrays are held transposed,
+# (n, TILE) — one contiguous row per feature — and carried through all N layers while they stay in
+# L1/L2.  Every loop is a contiguous loop over the tile's examples (it vectorizes for any width;
+# one call of each helper per tile and layer, not per block of 8), and ``states[j]`` is read and
+# written in contiguous TILE × n pieces.  The forward keeps only the states: the linearized and
+# adjoint sweeps recompute σ'(U_j) from them (:func:`_sigma_prime_T`).
 @njit(parallel=True, **JIT)
-def _dense_forward(Y0, M, b, has_b, h, code, eta, leapfrog, store, N, chunks, Z, Zprev, states, dsig):
+def _dense_forward(Y0, M, b, has_b, h, code, eta, leapfrog, store, N, chunks, Z, Zprev, states):
     """Forward Euler (``leapfrog=False``) or leapfrog sweep; ``h`` is h or h².
-    ``store=False``: states/dsig are not touched (may be dummies).  Stacks with
+    ``store=False``: states are not touched (may be a dummy).  Stacks with
     one entry are shared by all steps; a bias of width 1 is a scalar.
-    Layer-major within each thread's blocks (see :func:`_dense_jtmv`)."""
+
+    Only the states ``Y_j`` are stored, not ``σ'(U_j)`` (one (N, S, n)
+    trajectory instead of two): the linearized and adjoint sweeps recompute
+    ``U_j = Y_j M_j + b_j`` and ``σ'(U_j)`` with the same helpers
+    (:func:`_fill_T`, :func:`_mat_acc_T`, :func:`_act_T`), the same bits."""
     S, n = Y0.shape
     for c in prange(chunks.shape[0] - 1):
-        b0 = chunks[c]
-        nbc = chunks[c + 1] - b0
-        y = np.empty((nbc, n, EB), dtype=Y0.dtype)
-        yp = np.empty((nbc if leapfrog else 1, n, EB), dtype=Y0.dtype)  # Y_{j-1}: leapfrog only
-        u = np.empty((n, EB), dtype=Y0.dtype)
-        vv = np.empty((n, EB), dtype=Y0.dtype)
-        dd = np.empty((n, EB), dtype=Y0.dtype)
-        uf = u.reshape(n * EB)
-        vf = vv.reshape(n * EB)
-        df = dd.reshape(n * EB)
-        for bi in range(nbc):
-            s0 = (b0 + bi) * EB
-            _load(Y0, s0, min(EB, S - s0), y[bi])
+        e0 = chunks[c] * EB
+        e1 = min(chunks[c + 1] * EB, S)
+        yT = np.empty((n, TILE), dtype=Y0.dtype)
+        ypT = np.empty((n, TILE if leapfrog else 0), dtype=Y0.dtype)  # Y_{j-1}: leapfrog only
+        uT = np.empty((n, TILE), dtype=Y0.dtype)
+        vT = np.empty((n, TILE), dtype=Y0.dtype)
+        dT = np.empty((n, TILE), dtype=Y0.dtype)
+        for t0 in range(e0, e1, TILE):
+            K = min(TILE, e1 - t0)
+            _gather_T(Y0, t0, K, yT)
             if leapfrog:
-                _load(Y0, s0, min(EB, S - s0), yp[bi])
-        for j in range(N):
-            Mj = M[0 if M.shape[0] == 1 else j]
-            for bi in range(nbc):
-                s0 = (b0 + bi) * EB
-                m = min(EB, S - s0)
-                yb = y[bi]
-                ypb = yp[bi if leapfrog else 0]
+                _gather_T(Y0, t0, K, ypT)
+            for j in range(N):
+                Mj = M[0 if M.shape[0] == 1 else j]
                 if store:
-                    _store(yb, s0, m, states[j])
-                _bias_fill(u, b, j, has_b)
-                _mat_acc(u, yb, Mj)
-                act_row(uf, 0.0, code, eta, vf, df)
-                if store:
-                    _store(dd, s0, m, dsig[j])
+                    _scatter_T(yT, t0, K, states[j])
+                _fill_T(uT, b, j, has_b, K)
+                _mat_acc_T(uT, yT, Mj, K)
+                _act_T(uT, code, eta, vT, dT, K)
                 for o in range(n):
-                    for e in range(EB):
-                        if leapfrog:
-                            nxt = 2 * yb[o, e] - ypb[o, e] + h * vv[o, e]
-                            ypb[o, e] = yb[o, e]
-                            yb[o, e] = nxt
-                        else:
-                            yb[o, e] += h * vv[o, e]
-        for bi in range(nbc):
-            s0 = (b0 + bi) * EB
-            _store(y[bi], s0, min(EB, S - s0), Z)
+                    yo = yT[o]
+                    vo = vT[o]
+                    if leapfrog:
+                        po = ypT[o]
+                        for k in range(K):
+                            nxt = 2 * yo[k] - po[k] + h * vo[k]
+                            po[k] = yo[k]
+                            yo[k] = nxt
+                    else:
+                        for k in range(K):
+                            yo[k] += h * vo[k]
+            _scatter_T(yT, t0, K, Z)
             if leapfrog:
-                _store(yp[bi], s0, min(EB, S - s0), Zprev)
+                _scatter_T(ypT, t0, K, Zprev)
 
 
 @njit(parallel=True, **JIT)
-def _dense_jmv(M, states, dsig, h, dY0, has_dY0, dM, has_dM, db, has_db, leapfrog, chunks, dZ):
+def _dense_jmv(M, states, dsig, recompute, b, has_b, code, eta, h, dY0, has_dY0, dM, has_dM, db, has_db, leapfrog,
+               chunks, dZ):
+    """Linearized sweep, tiles as :func:`_dense_forward`.  ``recompute``: ``σ'(U_j)`` from the
+    states (:func:`_sigma_prime_T`; ``dsig`` is a dummy), else read from ``dsig[j]`` (``b``,
+    ``code``, ``eta`` unused)."""
     N, S, n = states.shape
     for c in prange(chunks.shape[0] - 1):
-        b0 = chunks[c]
-        nbc = chunks[c + 1] - b0
-        dy = np.zeros((nbc, n, EB), dtype=states.dtype)
-        dyp = np.zeros((nbc if leapfrog else 1, n, EB), dtype=states.dtype)  # leapfrog only
-        du = np.empty((n, EB), dtype=states.dtype)
-        st = np.empty((n, EB), dtype=states.dtype)
-        ds = np.empty((n, EB), dtype=states.dtype)
-        if has_dY0:
-            for bi in range(nbc):
-                s0 = (b0 + bi) * EB
-                _load(dY0, s0, min(EB, S - s0), dy[bi])
-                if leapfrog:
-                    _load(dY0, s0, min(EB, S - s0), dyp[bi])
-        for j in range(N):
-            Mj = M[0 if M.shape[0] == 1 else j]
-            dMj = dM[0 if dM.shape[0] == 1 else j]
-            for bi in range(nbc):
-                s0 = (b0 + bi) * EB
-                m = min(EB, S - s0)
-                dyb = dy[bi]
-                dypb = dyp[bi if leapfrog else 0]
-                _bias_fill(du, db, j, has_db)
-                _mat_acc(du, dyb, Mj)
+        e0 = chunks[c] * EB
+        e1 = min(chunks[c + 1] * EB, S)
+        dyT = np.empty((n, TILE), dtype=states.dtype)
+        dypT = np.empty((n, TILE if leapfrog else 0), dtype=states.dtype)  # leapfrog only
+        duT = np.empty((n, TILE), dtype=states.dtype)
+        sT = np.empty((n, TILE), dtype=states.dtype)
+        dT = np.empty((n, TILE), dtype=states.dtype)
+        uT = np.empty((n, TILE if recompute else 0), dtype=states.dtype)  # recompute: U_j, σ(U_j) (scratch)
+        vT = np.empty((n, TILE if recompute else 0), dtype=states.dtype)
+        for t0 in range(e0, e1, TILE):
+            K = min(TILE, e1 - t0)
+            if has_dY0:
+                _gather_T(dY0, t0, K, dyT)
+            else:
+                dyT[:, :K] = 0
+            if leapfrog:
+                dypT[:, :K] = dyT[:, :K]
+            for j in range(N):
+                Mj = M[0 if M.shape[0] == 1 else j]
+                dMj = dM[0 if dM.shape[0] == 1 else j]
+                if has_dM or recompute:
+                    _gather_T(states[j], t0, K, sT)
+                if recompute:
+                    _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, vT, dT)
+                else:
+                    _gather_T(dsig[j], t0, K, dT)
+                _fill_T(duT, db, j, has_db, K)
+                _mat_acc_T(duT, dyT, Mj, K)
                 if has_dM:
-                    _load(states[j], s0, m, st)
-                    _mat_acc(du, st, dMj)
-                _load(dsig[j], s0, m, ds)
+                    _mat_acc_T(duT, sT, dMj, K)
                 for o in range(n):
-                    for e in range(EB):
-                        inc = h * (ds[o, e] * du[o, e])
-                        if leapfrog:
-                            nxt = 2 * dyb[o, e] - dypb[o, e] + inc
-                            dypb[o, e] = dyb[o, e]
-                            dyb[o, e] = nxt
-                        else:
-                            dyb[o, e] += inc
-        for bi in range(nbc):
-            s0 = (b0 + bi) * EB
-            _store(dy[bi], s0, min(EB, S - s0), dZ)
+                    dyo = dyT[o]
+                    do = dT[o]
+                    duo = duT[o]
+                    if leapfrog:
+                        po = dypT[o]
+                        for k in range(K):
+                            nxt = 2 * dyo[k] - po[k] + h * (do[k] * duo[k])
+                            po[k] = dyo[k]
+                            dyo[k] = nxt
+                    else:
+                        for k in range(K):
+                            dyo[k] += h * (do[k] * duo[k])
+            _scatter_T(dyT, t0, K, dZ)
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, **JIT)
-def _dense_jtmv(W, M, states, dsig, h, need_theta, leapfrog, chunks, dM_part, db_part, dY0):
-    """Adjoint sweep.  A shared ``M`` (one entry) accumulates all steps into entry 0.
+def _dense_jtmv(W, M, states, dsig, recompute, b, has_b, code, eta, h, need_theta, leapfrog, chunks, dM_part, db_part,
+                dY0):
+    """Adjoint sweep, tiles as :func:`_dense_forward`.  A shared ``M`` (one entry) accumulates
+    all steps into entry 0.
 
-    θ-adjoints: per layer, the states and ``V_j`` of the thread's examples are
-    gathered transposed, ``(n, examples)``, and ``dM_j += Y_jᵀ V_j``,
-    ``db_j += Σ V_j`` are contiguous dot products, which LLVM vectorizes (with
+    ``recompute``: ``σ'(U_j)`` is recomputed per tile from the stored states,
+    ``U_j = Y_j M_j + b_j`` and ``σ'(U_j)`` by the forward's own helpers
+    (:func:`_sigma_prime_T`: the same bits as the forward's; they keep their own,
+    non-``fastmath``, flags), so the forward keeps one trajectory (the states)
+    instead of two; the price is one more ``n × n`` product and one ``σ`` per
+    example and layer here.  Else (``b``, ``code``, ``eta`` unused) ``σ'`` is
+    read from ``dsig[j]``.
+
+    θ-adjoints: per tile and layer, ``dM_j += Y_jᵀ V_j`` and ``db_j += Σ V_j`` are
+    contiguous dot products over the tile's examples, which LLVM vectorizes (with
     ``fastmath`` reassociation: the sum over examples is taken in another,
-    fixed, order).  The per-block outer-product accumulation used before
-    compiled to scalar code (the accumulator may alias the operands, so LLVM
-    does not vectorize it); this form made the B1 adjoint sweep 20 % faster.
-
-    Layer-major within each thread's range of blocks: the adjoint states of all
-    its blocks stay in L2 and ``states[j]``, ``dsig[j]`` are read as
-    contiguous streams (hardware prefetch), not one 512-byte piece per layer.
+    fixed, order); one partial sum per chunk, tiles in order.
     """
     N, S, n = states.shape
     for c in prange(chunks.shape[0] - 1):
-        b0 = chunks[c]
-        nbc = chunks[c + 1] - b0
+        e0 = chunks[c] * EB
+        e1 = min(chunks[c + 1] * EB, S)
         dMc = dM_part[c]
         dbc = db_part[c]
         if need_theta:
             dMc[...] = 0
             dbc[...] = 0
-        w = np.empty((nbc, n, EB), dtype=W.dtype)  # λ_{j+1} of every block
-        lp = np.zeros((nbc, n, EB), dtype=W.dtype)  # leapfrog: the part of λ_j known before step j
-        v = np.empty((n, EB), dtype=W.dtype)
-        st = np.empty((n, EB), dtype=W.dtype)
-        ds = np.empty((n, EB), dtype=W.dtype)
-        K = nbc * EB if need_theta else 0
-        sT = np.empty((n, K), dtype=W.dtype)  # the layer's states of this thread's examples, transposed
-        vT = np.empty((n, K), dtype=W.dtype)  # and V_j = h σ'_j ⊙ λ_{j+1}
-        for bi in range(nbc):
-            s0 = (b0 + bi) * EB
-            _load(W, s0, min(EB, S - s0), w[bi])
-        for j in range(N - 1, -1, -1):
-            jm = 0 if M.shape[0] == 1 else j
-            Mj = M[jm]
-            sj = states[j]
-            dj = dsig[j]
-            for bi in range(nbc):
-                s0 = (b0 + bi) * EB
-                m = min(EB, S - s0)
-                wb = w[bi]
-                _load(dj, s0, m, ds)
+        wT = np.empty((n, TILE), dtype=W.dtype)  # λ_{j+1}
+        lT = np.empty((n, TILE if leapfrog else 0), dtype=W.dtype)  # leapfrog: the part of λ_j known before step j
+        sT = np.empty((n, TILE), dtype=W.dtype)  # Y_j
+        vT = np.empty((n, TILE), dtype=W.dtype)  # σ'_j, then V_j = h σ'_j ⊙ λ_{j+1}
+        uT = np.empty((n, TILE if recompute else 0), dtype=W.dtype)  # recompute: U_j, σ(U_j) (scratch)
+        svT = np.empty((n, TILE if recompute else 0), dtype=W.dtype)
+        for t0 in range(e0, e1, TILE):
+            K = min(TILE, e1 - t0)
+            _gather_T(W, t0, K, wT)
+            if leapfrog:
+                lT[:, :K] = 0
+            for j in range(N - 1, -1, -1):
+                jm = 0 if M.shape[0] == 1 else j
+                Mj = M[jm]
+                if need_theta or recompute:
+                    _gather_T(states[j], t0, K, sT)
+                if recompute:
+                    _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, svT, vT)
+                else:
+                    _gather_T(dsig[j], t0, K, vT)
                 for o in range(n):
-                    for e in range(EB):
-                        v[o, e] = h * (ds[o, e] * wb[o, e])
-                if need_theta:
-                    _load(sj, s0, m, st)
-                    k0 = bi * EB
-                    for i in range(n):
-                        for e in range(EB):
-                            sT[i, k0 + e] = st[i, e]
-                            vT[i, k0 + e] = v[i, e]
+                    vo = vT[o]
+                    wo = wT[o]
+                    for k in range(K):
+                        vo[k] = h * (vo[k] * wo[k])
                 if leapfrog:
-                    lb = lp[bi]
                     for i in range(n):
-                        for e in range(EB):
-                            t = lb[i, e] + 2 * wb[i, e]
-                            lb[i, e] = -wb[i, e]
-                            wb[i, e] = t
-                _matT_acc(wb, v, Mj)
-            if need_theta:  # dM_j += Y_jᵀ V_j, db_j += Σ V_j as contiguous dot products
-                G = dMc[jm]
-                gb = dbc[jm]
-                for i in range(n):
-                    si = sT[i]
+                        li = lT[i]
+                        wi = wT[i]
+                        for k in range(K):
+                            t = li[k] + 2 * wi[k]
+                            li[k] = -wi[k]
+                            wi[k] = t
+                for i in range(n):  # λ += V_j M_jᵀ
+                    wi = wT[i]
+                    for o in range(n):
+                        mio = Mj[i, o]
+                        vo = vT[o]
+                        for k in range(K):
+                            wi[k] += vo[k] * mio
+                if need_theta:  # dM_j += Y_jᵀ V_j, db_j += Σ V_j as contiguous dot products
+                    G = dMc[jm]
+                    gb = dbc[jm]
+                    for i in range(n):
+                        si = sT[i]
+                        for o in range(n):
+                            vo = vT[o]
+                            acc = 0.0
+                            for k in range(K):
+                                acc += si[k] * vo[k]
+                            G[i, o] += acc
                     for o in range(n):
                         vo = vT[o]
                         acc = 0.0
                         for k in range(K):
-                            acc += si[k] * vo[k]
-                        G[i, o] += acc
-                for o in range(n):
-                    vo = vT[o]
-                    acc = 0.0
-                    for k in range(K):
-                        acc += vo[k]
-                    gb[o] += acc
-        for bi in range(nbc):
-            s0 = (b0 + bi) * EB
-            wb = w[bi]
+                            acc += vo[k]
+                        gb[o] += acc
             if leapfrog:
-                lb = lp[bi]
                 for i in range(n):
-                    for e in range(EB):
-                        wb[i, e] += lb[i, e]
-            _store(wb, s0, min(EB, S - s0), dY0)
+                    for k in range(K):
+                        wT[i, k] += lT[i, k]
+            _scatter_T(wT, t0, K, dY0)
 
 
 @njit(parallel=True, **JIT)
@@ -372,20 +460,31 @@ def _dense_jvp(Y0, M, b, has_b, h, code, eta, N, dY0, has_dY0, dM, has_dM, db, h
 
 
 def _dense_forward_numba(Y0, M, b, h, activation, store, N, leapfrog=False):
+    """Only the states are kept (``store``): the trajectory's ``dsigma`` is a
+    :class:`~meganet.kernels.timestep.SigmaFromStates` (the bias and ``σ``), from which the
+    linearized and adjoint sweeps recompute ``σ'(U_j)`` — one (N, S, n) stack instead of two."""
     code, eta = activation_code(activation)
     Y0, M = _c(Y0), _c(M)
     n = M.shape[1]
     bb, has_b = _or_zeros(b, (1, 1), Y0.dtype)
     Z = np.empty_like(Y0)
     Zprev = np.empty_like(Y0) if leapfrog else np.empty((1, n), dtype=Y0.dtype)  # never touched without leapfrog
-    shape = (N, *Y0.shape) if store else (1, 1, n)
-    states = _buffers.empty(shape, Y0.dtype)
-    dsig = _buffers.empty(shape, Y0.dtype)
+    states = _buffers.empty((N, *Y0.shape) if store else (1, 1, n), Y0.dtype)
     hh = h * h if leapfrog else h
     _dense_forward(Y0, M, bb, has_b, Y0.dtype.type(hh), code, eta, leapfrog, store, N,
-                   _chunks((Y0.shape[0] + EB - 1) // EB), Z, Zprev, states, dsig)
-    return DenseTrajectory(Z=Z, states=states if store else None, dsigma=dsig if store else None,
-                           prev=Zprev if leapfrog else None)
+                   _chunks((Y0.shape[0] + EB - 1) // EB), Z, Zprev, states)
+    # the bias is copied (N × n): the recomputation must see the forward's b_j even if θ changes in place
+    sigma = SigmaFromStates(b=bb.copy() if has_b else None, activation=activation) if store else None
+    return DenseTrajectory(Z=Z, states=states if store else None, dsigma=sigma, prev=Zprev if leapfrog else None)
+
+
+def _sigma_args(dsigma, n, dt):
+    """Kernel arguments ``(dsig, recompute, b, has_b, code, eta)`` for a σ' stack or a :class:`SigmaFromStates`."""
+    if isinstance(dsigma, SigmaFromStates):
+        code, eta = activation_code(dsigma.activation)
+        b, has_b = _or_zeros(dsigma.b, (1, 1), dt)
+        return np.zeros((1, 1, n), dtype=dt), True, b, has_b, code, eta
+    return _c(dsigma), False, np.zeros((1, 1), dtype=dt), False, 0, 0.0
 
 
 def _dense_jmv_numba(M, states, dsigma, h, dY0, dM, db, leapfrog=False):
@@ -396,8 +495,8 @@ def _dense_jmv_numba(M, states, dsigma, h, dY0, dM, db, leapfrog=False):
     db, has_db = _or_zeros(db, (1, n), dt)
     dZ = np.empty((S, n), dtype=dt)
     hh = h * h if leapfrog else h
-    _dense_jmv(_c(M), _c(states), _c(dsigma), dt.type(hh), dY0, has_dY0, dM, has_dM, db, has_db, leapfrog,
-               _chunks((S + EB - 1) // EB), dZ)
+    _dense_jmv(_c(M), _c(states), *_sigma_args(dsigma, n, dt), dt.type(hh), dY0, has_dY0, dM, has_dM, db, has_db,
+               leapfrog, _chunks((S + EB - 1) // EB), dZ)
     return dZ
 
 
@@ -411,8 +510,8 @@ def _dense_jtmv_numba(W, M, states, dsigma, h, need_theta, leapfrog=False):
     db_part = np.empty((k, NM, n), dtype=dt)
     dY0 = np.empty((S, n), dtype=dt)
     hh = h * h if leapfrog else h
-    _dense_jtmv(_c(W), _c(M), _c(states), _c(dsigma), dt.type(hh), need_theta, leapfrog, chunks, dM_part, db_part,
-                dY0)
+    _dense_jtmv(_c(W), _c(M), _c(states), *_sigma_args(dsigma, n, dt), dt.type(hh), need_theta, leapfrog, chunks,
+                dM_part, db_part, dY0)
     if not need_theta:
         return None, None, dY0
     return dM_part.sum(axis=0), db_part.sum(axis=0), dY0
@@ -443,6 +542,12 @@ def _leapfrog_jmv_numba(M, states, dsigma, h, dY0, dM, db):
 
 def _leapfrog_jtmv_numba(W, M, states, dsigma, h, need_theta):
     return _dense_jtmv_numba(W, M, states, dsigma, h, need_theta, leapfrog=True)
+
+
+# The linearized and adjoint sweeps take a SigmaFromStates as ``dsigma`` (the wrappers in .timestep
+# turn it into a σ' stack for engines without this mark).
+for _f in (_dense_jmv_numba, _dense_jtmv_numba, _leapfrog_jmv_numba, _leapfrog_jtmv_numba):
+    _f.recomputes_sigma = True
 
 
 # =================================================================== Verlet

@@ -47,6 +47,12 @@ read ``Y_j``; then the state update), and nothing is stored: same values as
 ``*_forward`` followed by ``*_jmv`` in ``O(1)`` states of memory instead of
 ``O(N)``.
 
+σ' is not stored by the numba engine: its forward keeps the states only, and
+the linearized and adjoint sweeps recompute ``σ'(U_j)``, ``U_j = Y_j M_j +
+b_j``, from ``Y_j`` (:class:`SigmaFromStates`; bit-identical to the forward's
+σ').  One trajectory of memory instead of two, for one ``n × n`` product and
+one ``σ`` per example and layer in each of those sweeps.
+
 Per-example θ-gradients are not offered here (the elements use their
 generic step-by-step path for ``per_example=True``).
 """
@@ -61,7 +67,7 @@ from meganet.core.validation import check_bool
 from . import dispatch
 
 __all__ = [
-    "DenseTrajectory", "VerletTrajectory",
+    "DenseTrajectory", "VerletTrajectory", "SigmaFromStates", "dense_dsigma",
     "resnet_dense_forward", "resnet_dense_jmv", "resnet_dense_jtmv",
     "verlet_forward", "verlet_jmv", "verlet_jtmv",
     "resnet_dense_jvp", "verlet_jvp",
@@ -70,13 +76,58 @@ __all__ = [
 
 
 @dataclass
+class SigmaFromStates:
+    """``σ'(U_j)`` of a dense ResNet / leapfrog sweep, not stored but recomputed from the states.
+
+    The numba forward keeps only the states ``Y_j``; its trajectory's ``dsigma``
+    is this recipe, and the numba linearized and adjoint sweeps recompute
+    ``U_j = Y_j M_j + b_j`` and ``σ'(U_j)`` per block of examples with the
+    forward's own operations in the same order — the same bits as the σ' the
+    forward computed.  Memory: one (N, n_examples, n) trajectory instead of two
+    (B1: 20 MB less, what made its gradient's peak memory exceed PyTorch's);
+    cost: one ``n × n`` product and one ``σ`` per example and layer in each of
+    those sweeps.  Engines without the recomputation (numpy, cupy) are handed
+    :meth:`stack` by the public functions.
+    """
+
+    b: object  #: the forward's bias stack (N or 1, n or 1), or None
+    activation: object  #: σ (name or instance)
+
+    def at(self, M, states, j):
+        """``σ'(U_j)``, (n_examples, n), by the reference arithmetic (equal to ~1 ulp)."""
+        U = states[j] @ _at(M, j)
+        if self.b is not None:
+            U = U + _at(self.b, j)
+        return _activation(self.activation).derivative(U)
+
+    def stack(self, M, states):
+        """All ``σ'(U_j)``, (N, n_examples, n) (see :meth:`at`)."""
+        xp = get_array_module(states)
+        out = xp.empty_like(states)
+        for j in range(states.shape[0]):
+            out[j] = self.at(M, states, j)
+        return out
+
+
+@dataclass
 class DenseTrajectory:
     """Output and cache of a dense ResNet or leapfrog sweep."""
 
     Z: object  #: Y_N, (n_examples, n)
     states: object  #: Y_j, (N, n_examples, n); None with ``store=False``
-    dsigma: object  #: σ'(U_j), (N, n_examples, n); None with ``store=False``
+    #: σ'(U_j): an array (N, n_examples, n) (numpy, cupy engines) or, from the numba engine, a
+    #: :class:`SigmaFromStates` (σ' recomputed from the states by the sweeps); None with ``store=False``.
+    #: :func:`dense_dsigma` gives the array in either case.
+    dsigma: object
     prev: object = None  #: leapfrog: Y_{N−1} (the state before the last step)
+
+
+def dense_dsigma(dsigma, M, states, j=None):
+    """``σ'(U_j)`` (or the whole stack for ``j=None``) from a trajectory's ``dsigma``
+    (an array or a :class:`SigmaFromStates`), its ``M`` and states."""
+    if isinstance(dsigma, SigmaFromStates):
+        return dsigma.stack(M, states) if j is None else dsigma.at(M, states, j)
+    return dsigma if j is None else dsigma[j]
 
 
 @dataclass
@@ -145,7 +196,26 @@ def _check_dense(Y, M, b, N):
 
 def _check_cache(states, dsigma, N, rows):
     _check_stack("states", states, N, rows, states.dtype)
+    if isinstance(dsigma, SigmaFromStates):
+        if dsigma.b is not None:
+            _check_stack("dsigma.b", dsigma.b, N, rows[1:], states.dtype, bias=True)
+        return
     _check_stack("dsigma", dsigma, N, rows, states.dtype)
+
+
+def _arr(dsigma):
+    """``dsigma`` for the backend check (None for a :class:`SigmaFromStates`)."""
+    return None if isinstance(dsigma, SigmaFromStates) else dsigma
+
+
+def _sweep(op, engine, xp, M, states, dsigma):
+    """Kernel of a linearized/adjoint dense sweep and the ``dsigma`` to hand it: a
+    :class:`SigmaFromStates` only to kernels that recompute σ' (``recomputes_sigma``)."""
+    fn = _impl(op, engine, xp)
+    kernel = getattr(fn, "__wrapped__", fn)  # numba entry points come wrapped (kernels._read_only_safe)
+    if isinstance(dsigma, SigmaFromStates) and not getattr(kernel, "recomputes_sigma", False):
+        dsigma = dsigma.stack(M, states)
+    return fn, dsigma
 
 
 def _activation(activation):
@@ -250,14 +320,17 @@ def resnet_dense_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=
     n_steps : int, optional
         N (default ``M.shape[0]``; needed for shared weights).
     store : bool
-        Keep the states and ``σ'`` (the cache of ``Jmv``/``JTmv``); without,
-        only ``Z`` is computed (O(1) memory, for reversible blocks).
+        Keep the states and ``σ'`` (the cache of ``Jmv``/``JTmv``; the numba
+        engine keeps only the states and a :class:`SigmaFromStates`, see
+        :class:`DenseTrajectory`); without, only ``Z`` is computed (O(1)
+        memory, for reversible blocks).
     engine : {'auto', 'numpy', 'numba', 'cupy'}
 
     Returns
     -------
     DenseTrajectory
-        ``Z = Y_N`` and the cache (states ``Y_j`` and ``σ'_j``, each (N, n_examples, n)).
+        ``Z = Y_N`` and the cache (states ``Y_j``, (N, n_examples, n), and ``σ'_j``: an
+        array of the same shape, or a :class:`SigmaFromStates` from the numba engine).
     """
     xp = _xp(Y0, M, b, names=["Y0", "M", "b"])
     N = _n_steps(n_steps, M)
@@ -271,6 +344,8 @@ def resnet_dense_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine
     Parameters
     ----------
     M, states, dsigma : from :func:`resnet_dense_forward`
+        ``dsigma``: the σ' stack or a :class:`SigmaFromStates` (recomputed by
+        the numba kernel, expanded to the stack for the other engines).
     h : float
     dY0 : array, shape (n_examples, n), or None
     dM : array, shape (N, n, n), or None
@@ -280,14 +355,15 @@ def resnet_dense_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine
     -------
     dZ : array, shape (n_examples, n)
     """
-    xp = _xp(M, states, dsigma, dY0, dM, db, names=["M", "states", "dsigma", "dY0", "dM", "db"])
+    xp = _xp(M, states, _arr(dsigma), dY0, dM, db, names=["M", "states", "dsigma", "dY0", "dM", "db"])
     N, n = states.shape[0], M.shape[1]
     _check_cache(states, dsigma, N, (states.shape[1], n))
     _check_stack("M", M, N, (n, n), states.dtype)
     _check_rows("dY0", dY0, states.shape[1:], states.dtype)
     _check_stack("dM", dM, N, (n, n), states.dtype)
     _check_stack("db", db, N, (n,), states.dtype, bias=True)
-    return _impl("resnet_dense_jmv", engine, xp)(M, states, dsigma, float(h), dY0, dM, db)
+    fn, dsigma = _sweep("resnet_dense_jmv", engine, xp, M, states, dsigma)
+    return fn(M, states, dsigma, float(h), dY0, dM, db)
 
 
 def resnet_dense_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"):
@@ -305,11 +381,13 @@ def resnet_dense_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"
     -------
     dM, db, dY0
     """
-    xp = _xp(W, M, states, dsigma, names=["W", "M", "states", "dsigma"])
+    xp = _xp(W, M, states, _arr(dsigma), names=["W", "M", "states", "dsigma"])
     N, n = states.shape[0], M.shape[1]
     _check_cache(states, dsigma, N, (states.shape[1], n))
     _check_rows("W", W, states.shape[1:], states.dtype)
-    return _impl("resnet_dense_jtmv", engine, xp)(W, M, states, dsigma, float(h), check_bool("need_theta", need_theta))
+    need_theta = check_bool("need_theta", need_theta)
+    fn, dsigma = _sweep("resnet_dense_jtmv", engine, xp, M, states, dsigma)
+    return fn(W, M, states, dsigma, float(h), need_theta)
 
 
 def resnet_dense_jvp(Y0, M, b, h, activation="tanh", *, dY0=None, dM=None, db=None, n_steps=None, engine="auto"):
@@ -642,23 +720,26 @@ def leapfrog_forward(Y0, M, b, h, activation="tanh", *, n_steps=None, store=True
 
 def leapfrog_jmv(M, states, dsigma, h, *, dY0=None, dM=None, db=None, engine="auto"):
     """Linearized leapfrog sweep (``dY_{−1} = dY_0``); arguments as :func:`resnet_dense_jmv`."""
-    xp = _xp(M, states, dsigma, dY0, dM, db, names=["M", "states", "dsigma", "dY0", "dM", "db"])
+    xp = _xp(M, states, _arr(dsigma), dY0, dM, db, names=["M", "states", "dsigma", "dY0", "dM", "db"])
     N, n = states.shape[0], M.shape[1]
     _check_cache(states, dsigma, N, (states.shape[1], n))
     _check_stack("M", M, N, (n, n), states.dtype)
     _check_rows("dY0", dY0, states.shape[1:], states.dtype)
     _check_stack("dM", dM, N, (n, n), states.dtype)
     _check_stack("db", db, N, (n,), states.dtype, bias=True)
-    return _impl("leapfrog_jmv", engine, xp)(M, states, dsigma, float(h), dY0, dM, db)
+    fn, dsigma = _sweep("leapfrog_jmv", engine, xp, M, states, dsigma)
+    return fn(M, states, dsigma, float(h), dY0, dM, db)
 
 
 def leapfrog_jtmv(W, M, states, dsigma, h, *, need_theta=True, engine="auto"):
     """Adjoint leapfrog sweep; arguments and result as :func:`resnet_dense_jtmv`."""
-    xp = _xp(W, M, states, dsigma, names=["W", "M", "states", "dsigma"])
+    xp = _xp(W, M, states, _arr(dsigma), names=["W", "M", "states", "dsigma"])
     N, n = states.shape[0], M.shape[1]
     _check_cache(states, dsigma, N, (states.shape[1], n))
     _check_rows("W", W, states.shape[1:], states.dtype)
-    return _impl("leapfrog_jtmv", engine, xp)(W, M, states, dsigma, float(h), check_bool("need_theta", need_theta))
+    need_theta = check_bool("need_theta", need_theta)
+    fn, dsigma = _sweep("leapfrog_jtmv", engine, xp, M, states, dsigma)
+    return fn(W, M, states, dsigma, float(h), need_theta)
 
 
 #: op -> {engine: implementation}; compiled engines add their entries.

@@ -96,11 +96,14 @@ def _ops(dtype):
 
 
 def _arrays(result):
+    """The arrays in a result, also inside (nested) dataclasses such as a trajectory's SigmaFromStates."""
     if isinstance(result, np.ndarray):
         return [result]
     if dataclasses.is_dataclass(result):
-        return [a for a in (getattr(result, f.name) for f in dataclasses.fields(result)) if a is not None]
-    return [a for r in result if r is not None for a in _arrays(r)]
+        return [a for f in dataclasses.fields(result) for a in _arrays(getattr(result, f.name))]
+    if isinstance(result, (tuple, list)):
+        return [a for r in result if r is not None for a in _arrays(r)]
+    return []  # None, an activation's name
 
 
 _NAMES = [name for name, _ in _ops(np.float64)]

@@ -244,7 +244,7 @@ class Leapfrog(LeapfrogStateMaps, ReversibleIntegrator):
         return M, W[:, nK:]
 
     def _fused_forward(self, theta, Y, engine, store=True):
-        from ..kernels.timestep import leapfrog_forward
+        from ..kernels.timestep import dense_dsigma, leapfrog_forward
 
         M, b = self._stacked(self._step_stack(theta))
         tr = leapfrog_forward(Y, M, b, self.h, self.activation, n_steps=self.n_steps, store=store, engine=engine)
@@ -253,8 +253,8 @@ class Leapfrog(LeapfrogStateMaps, ReversibleIntegrator):
             return tr.Z, IntegratorCache(final=final, steps=None)
         tr.M = M
 
-        def make_step(j, tr=tr):
-            return LeapfrogStepCache(Y=tr.states[j], dsigma=tr.dsigma[j])
+        def make_step(j, tr=tr):  # the numba trajectory holds no σ' stack: recomputed here for step j
+            return LeapfrogStepCache(Y=tr.states[j], dsigma=dense_dsigma(tr.dsigma, tr.M, tr.states, j))
 
         return tr.Z, FusedIntegratorCache(final=final, trajectory=tr, engine=engine, make_step=make_step,
                                           n_steps=self.n_steps)
