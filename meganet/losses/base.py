@@ -257,12 +257,15 @@ class Loss:
         return LossEval(value=value, grad_Y=grad_Y, grad_w=grad_w, n_labelled=int(m), cache=cache,
                         Y_shape=tuple(Y.shape), dtype=dtype, xp=xp)
 
-    def _logits_and_weights(self, Y, w, C, mask):
-        """Validated inputs, samples ``Ys``, logits ``Z``, targets ``T`` and the per-sample weights (s, 1)."""
+    def _logits_and_weights(self, Y, w, C, mask, as_index=False):
+        """Validated inputs, samples ``Ys``, logits ``Z``, targets ``T`` and the per-sample weights (s, 1).
+
+        ``as_index``: class-index labels come back as the validated indices (n_samples,) instead of
+        one-hot targets (see :meth:`_targets`)."""
         Y, w, xp, dtype = self._check_Yw(Y, w)
         n = Y.shape[0]
         q, m, labelled = self._sample_weights(mask, n, xp, dtype)
-        T = self._targets(C, n, xp, dtype, labelled)
+        T = self._targets(C, n, xp, dtype, labelled, as_index=as_index)
         Ys = self._to_samples(Y, xp)
         Z = self._logits_samples(Ys, w)
         scale = 1.0 / m
@@ -270,13 +273,20 @@ class Loss:
         return Y, w, xp, dtype, n, Ys, Z, T, weight, m
 
     def value(self, Y, w, C, *, mask=None):
-        """``Φ(Y, w)`` as a 0-d array (the loss terms only: no gradient factors or curvature are formed)."""
-        _, _, xp, _, _, _, Z, T, weight, _ = self._logits_and_weights(Y, w, C, mask)
-        return xp.asarray((weight[:, 0] * self._pointwise_value(Z, T)).sum())
+        """``Φ(Y, w)`` as a 0-d array (the loss terms only: no gradient factors or curvature are formed;
+        class-index labels go to :meth:`_pointwise_value_index`, which may skip the one-hot targets)."""
+        _, _, xp, _, _, _, Z, T, weight, _ = self._logits_and_weights(Y, w, C, mask, as_index=True)
+        ell = self._pointwise_value_index(Z, T) if T.ndim == 1 else self._pointwise_value(Z, T)
+        return xp.asarray((weight[:, 0] * ell).sum())
 
     def _pointwise_value(self, Z, T):
         """The per-sample loss ``ℓ`` of :meth:`_pointwise` alone (override when it is cheaper)."""
         return self._pointwise(Z, T)[0]
+
+    def _pointwise_value_index(self, Z, idx):
+        """``ℓ`` for class indices ``idx`` (n_samples,): by default through the one-hot targets
+        (override to skip them)."""
+        return self._pointwise_value(Z, self._index_to_targets(idx, get_array_module(Z), Z.dtype))
 
     def hess_mv(self, dY, dw, ev, *, gauss_newton=False):
         """Full Hessian product ``∇²Φ (dY, dw)`` at the point of ``ev``.
@@ -460,8 +470,11 @@ class Loss:
             raise ValueError("mask selects no labelled sample: the loss (a mean over labelled samples) is undefined")
         return labelled.astype(dtype), float(m), labelled
 
-    def _targets(self, C, n, xp, dtype, labelled):
-        """Labels as targets ``T`` of shape (n_samples, n_classes) in ``dtype``; rows of unlabelled samples are 0."""
+    def _targets(self, C, n, xp, dtype, labelled, as_index=False):
+        """Labels as targets ``T`` of shape (n_samples, n_classes) in ``dtype``; rows of unlabelled samples are 0.
+
+        ``as_index``: class indices ``C`` are returned validated, as int64 (n_samples,) (unlabelled
+        samples: class 0), not as one-hot rows."""
         mod = get_array_module(C, names=["C"])
         if mod is not xp:
             raise TypeError(f"C is a {mod.__name__} array but Y is a {xp.__name__} array; use one backend per call")
@@ -486,7 +499,7 @@ class Loss:
                     f"C holds class index {int(idx[k])} at sample {k}, but {type(self).__name__} with "
                     f"n_classes={self.n_classes} accepts indices 0..{self.n_index - 1}"
                 )
-            return self._index_to_targets(idx, xp, dtype)
+            return idx if as_index else self._index_to_targets(idx, xp, dtype)
         if tuple(C.shape) == tgt_shape:
             if C.dtype.kind == "f":
                 if C.dtype != dtype:

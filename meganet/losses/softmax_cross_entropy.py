@@ -92,6 +92,16 @@ class SoftmaxCrossEntropy(Loss):
         S = xp.exp(Zs).sum(axis=1)
         return T.sum(axis=1) * xp.log(S) - (T * Zs).sum(axis=1)
 
+    def _pointwise_value_index(self, Z, idx):
+        """``ℓ = log Σ exp(Z − max) − (Z − max)_{c}`` for class indices ``c = idx``: no one-hot targets
+        and no ``T ⊙ (Z − max)`` (the forward's memory, B1: two (n, classes) arrays less); the same
+        values as :meth:`_pointwise_value` on one-hot rows (its extra terms are exact zeros)."""
+        xp = get_array_module(Z)
+        Zs = Z - Z.max(axis=1, keepdims=True)
+        zc = xp.take_along_axis(Zs, idx[:, None], axis=1)[:, 0]
+        S = xp.exp(Zs, out=Zs).sum(axis=1)  # Zs is ours: exponentiated in place
+        return xp.log(S) - zc
+
     def _curvature_mv(self, dZ, curvature):
         P, r = curvature.P, curvature.r
         PdZ = P * dZ
