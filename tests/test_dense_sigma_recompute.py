@@ -26,7 +26,9 @@ def _data(variant, dtype, S=531, n=5, N=7, seed=3):
     NW = 1 if variant.startswith("shared") else N
     Y = rng.standard_normal((S, n)).astype(dtype)
     M = (0.7 * rng.standard_normal((NW, n, n))).astype(dtype)
-    b = None if variant == "no-bias" else (0.3 * rng.standard_normal((NW, 1 if "scalar" in variant else n))).astype(dtype)
+    b = None
+    if variant != "no-bias":
+        b = (0.3 * rng.standard_normal((NW, 1 if "scalar" in variant else n))).astype(dtype)
     return Y, M, b, N
 
 
