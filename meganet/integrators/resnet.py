@@ -32,7 +32,9 @@ class FusedResNetCache(ResNetCache):
     (``layer_caches`` is None).
     """
 
-    dsigma: object = None  #: σ'(U_j), array (N, n_examples, n)
+    #: σ'(U_j): an array (N, n_examples, n), or the numba engine's SigmaFromStates (σ' recomputed from the
+    #: states; see kernels.timestep.DenseTrajectory)
+    dsigma: object = None
     M: object = None  #: step matrices (N or 1, n, n), U_j = Y_j M_j + b_j
     engine: str = "numba"  #: the kernel engine that produced it
 
