@@ -59,6 +59,7 @@ __all__ = [
     "BOUNDARIES",
     "Epilogue",
     "conv2d_forward",
+    "conv2d_symmetric_step",
     "conv2d_adjoint_input",
     "conv2d_adjoint_weight",
     "conv2d_fft_forward",
@@ -496,12 +497,65 @@ def conv2d_fft_adjoint_weight(Y, W, kernel_shape, per_example=False, *, out=None
     return _dispatch("fft_adjoint_weight", engine, xp)(Y, W, (kh, kw), check_bool("per_example", per_example), out)
 
 
+def _symmetric_step_composed(Y, K, b, activation, h, boundary, store_S, out, engine):
+    """The step from the engine's convolutions with epilogues (engines without a step kernel)."""
+    S = conv2d_forward(Y, K, boundary, engine=engine, epilogue=Epilogue(bias=b, activation=activation))
+    Z = conv2d_adjoint_input(S, K, boundary, engine=engine, epilogue=Epilogue(alpha=-h, add=Y), out=out)
+    return Z, (S if store_S else None)
+
+
+def conv2d_symmetric_step(Y, K, b, activation, h, boundary, *, store_S=False, out=None, engine="auto"):
+    """One forward Euler step of the symmetric (parabolic) conv layer, ``S = σ(K Y + b)``, ``Z = Y − h KᵀS``
+    (Ruthotto & Haber, JMIV 2019, eqs. 2 and 7), example by example.
+
+    The numba kernel keeps ``S`` of one example in cache between the two convolutions (padded there for
+    the second) instead of writing the whole ``S`` to memory and reading it back; ``store_S`` also writes
+    it out (the cache of the derivatives).  Engines without the kernel compose :func:`conv2d_forward`
+    and :func:`conv2d_adjoint_input` with epilogues.
+
+    Parameters
+    ----------
+    Y : array, shape (n_examples, C, H, W)
+    K : array, shape (C_mid, C, kh, kw), same dtype as Y
+    b : array, shape (C_mid,), or None
+    activation : str or Activation with a compiled kernel (see :mod:`meganet.kernels.activation`)
+    h : float
+    boundary : {'zero', 'periodic'}
+    store_S : bool
+    out : array like Y, optional
+        May be ``Y`` itself (overwritten).
+    engine : {'auto', 'numpy', 'numba', 'cupy'}
+
+    Returns
+    -------
+    Z : array like Y
+    S : array, shape (n_examples, C_mid, H, W), or None unless ``store_S``
+    """
+    from .activation import activation_code
+
+    xp = get_array_module(Y, K, b, names=["Y", "K", "b"])
+    _check_boundary(boundary)
+    _check_kernel(K, Y)
+    mid = (Y.shape[0], K.shape[0], *Y.shape[2:])
+    check_epilogue(Epilogue(bias=b), mid, Y.dtype, xp)
+    activation_code(activation)  # raises for activations without a compiled kernel
+    _check_out(out, Y.shape, Y.dtype, xp)
+    if not isinstance(h, (int, float)) or isinstance(h, bool):
+        raise TypeError(f"h must be a real number, got {h!r}")
+    store_S = check_bool("store_S", store_S)
+    _dispatch("forward", engine, xp)  # loads the engine's module (and checks that the engine exists)
+    if _IMPLEMENTATIONS["symmetric_step"].get(resolve_engine(engine, xp)) is not None:
+        return _dispatch("symmetric_step", engine, xp)(Y, K, b, activation, float(h), boundary, store_S, out)
+    return _symmetric_step_composed(Y, K, b, activation, float(h), boundary, store_S, out, engine)
+
+
 #: op -> {engine: implementation}.  Compiled engines add their entries here.
 _IMPLEMENTATIONS = {
     # with a fused epilogue (meganet.kernels.epilogue); engines without an entry run their plain
     # kernel and the epilogue as a pass after it (see _with_epilogue)
     "forward_ep": {},
     "adjoint_input_ep": {},
+    "symmetric_step": {},  # compiled engines only; the others compose (_symmetric_step_composed)
     "forward": {"numpy": _forward_ref},
     "adjoint_input": {"numpy": _adjoint_input_ref},
     "adjoint_weight": {"numpy": _adjoint_weight_ref},

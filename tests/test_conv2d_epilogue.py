@@ -255,3 +255,67 @@ def test_fused_apply_leaves_the_input_alone():
     blk.jvp(theta, Y, theta, Y)
     np.testing.assert_array_equal(Y, Y0)
 
+
+
+# ------------------------------------------------------- the symmetric step kernel
+STEP_CASES = [  # (n, C, C_mid, H, W, kh, kw, boundary)
+    (3, 3, 5, 5, 6, 3, 3, "zero"),
+    (2, 4, 4, 6, 5, 3, 3, "periodic"),
+    (2, 3, 6, 5, 6, 1, 1, "zero"),
+    (3, 2, 3, 5, 7, 3, 5, "periodic"),
+    (5, 1, 1, 4, 4, 3, 3, "zero"),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("case", STEP_CASES, ids=lambda c: f"{c[5]}x{c[6]}-{c[7]}-{c[1]}to{c[2]}")
+def test_symmetric_step_matches_formula(case, activation, dtype, engine):
+    """``Z = Y − h Kᵀσ(KY + b)`` and ``S = σ(KY + b)`` against the formula on the numpy reference
+    convolutions; with and without bias, S stored or not, written into a given buffer and into Y itself."""
+    n, c, cm, H, W, kh, kw, bd = case
+    xp = _xp(engine)
+    rng = np.random.default_rng(7)
+    Y = rng.standard_normal((n, c, H, W)).astype(dtype)
+    K = (0.5 * rng.standard_normal((cm, c, kh, kw))).astype(dtype)
+    b = rng.standard_normal(cm).astype(dtype)
+    h = 0.3
+    act = get_activation(activation)
+    for bias in (b, None):
+        U = C.conv2d_forward(Y, K, bd, engine="numpy").astype(np.float64)
+        S = act.value(U + (0 if bias is None else bias.reshape(1, -1, 1, 1).astype(np.float64)))
+        Z = Y - h * C.conv2d_adjoint_input(S, K.astype(np.float64), bd, engine="numpy")
+        dY, dK = xp.asarray(Y), xp.asarray(K)
+        db = None if bias is None else xp.asarray(bias)
+        for store in (True, False):
+            got_Z, got_S = C.conv2d_symmetric_step(dY, dK, db, activation, h, bd, store_S=store, engine=engine)
+            assert (got_S is None) is (not store)
+            for got, want in ((got_Z, Z),) + (((got_S, S),) if store else ()):
+                got = _host(got)
+                assert got.dtype == dtype
+                assert np.linalg.norm(got - want) / np.linalg.norm(want) <= _tol(dtype)
+        np.testing.assert_array_equal(_host(dY), Y)  # the input is not written
+        inplace = xp.asarray(Y.copy())
+        res, _ = C.conv2d_symmetric_step(inplace, dK, db, activation, h, bd, out=inplace, engine=engine)
+        assert res is inplace
+        assert np.linalg.norm(_host(inplace) - Z) / np.linalg.norm(Z) <= _tol(dtype)
+
+
+@pytest.mark.parametrize("engine", ["numpy"] + (["numba"] if numba_available() else []))
+def test_symmetric_step_bad_input(engine):
+    rng = np.random.default_rng(8)
+    Y = rng.standard_normal((2, 3, 4, 4))
+    K = rng.standard_normal((5, 3, 3, 3))
+    with pytest.raises(ValueError, match="epilogue.bias must have shape"):
+        C.conv2d_symmetric_step(Y, K, np.zeros(3), "tanh", 0.1, "zero", engine=engine)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        C.conv2d_symmetric_step(Y, K, None, "softsign", 0.1, "zero", engine=engine)
+    with pytest.raises(TypeError, match="h must be a real number"):
+        C.conv2d_symmetric_step(Y, K, None, "tanh", "0.1", "zero", engine=engine)
+    with pytest.raises(ValueError, match="Y must have 2 input channels"):
+        C.conv2d_symmetric_step(Y, K[:, :2], None, "tanh", 0.1, "zero", engine=engine)
+    with pytest.raises(ValueError, match="out must have shape"):
+        C.conv2d_symmetric_step(Y, K, None, "tanh", 0.1, "zero", out=np.empty((2, 5, 4, 4)), engine=engine)
+    with pytest.raises(TypeError, match="store_S"):
+        C.conv2d_symmetric_step(Y, K, None, "tanh", 0.1, "zero", store_S=1, engine=engine)

@@ -54,6 +54,7 @@ def _ops(dtype):
     z, Kv = g(17, 2), g(4, 3, 2)
     tr = T.verlet_forward(X, z, Kv, g(4, 3), g(4, 2), 0.1, engine="numpy")
     inv_b, inv_i = np.abs(g(1, 3, 1, 1)) + 1, np.abs(g(3, 3, 1, 1)) + 1
+    g3, b3 = g(4, 3, 3, 3), g(4)  # symmetric step: K (C_mid = 4, C = 3), bias
 
     def trj(r):
         return dataclasses.replace(tr, **{f.name: r(getattr(tr, f.name)) for f in dataclasses.fields(tr)})
@@ -62,6 +63,13 @@ def _ops(dtype):
         ("conv2d_forward", lambda r, e: C.conv2d_forward(r(Y), r(Kc), "zero", engine=e)),
         ("conv2d_forward_1x1", lambda r, e: C.conv2d_forward(r(Y), r(K1), "periodic", engine=e)),
         ("conv2d_adjoint_input", lambda r, e: C.conv2d_adjoint_input(r(Z), r(Kc), "periodic", engine=e)),
+        ("conv2d_forward_epilogue", lambda r, e: C.conv2d_forward(
+            r(Y), r(Kc), "zero", engine=e, epilogue=C.Epilogue(alpha=-0.5, add=r(Z), bias=r(Kc[:, 0, 0, 0]),
+                                                               activation="tanh"))),
+        ("conv2d_adjoint_input_dsigma", lambda r, e: C.conv2d_adjoint_input(
+            r(Z), r(Kc), "zero", engine=e, epilogue=C.Epilogue(activation="tanh", dsigma_from=r(np.tanh(Y))))),
+        ("conv2d_symmetric_step", lambda r, e: C.conv2d_symmetric_step(
+            r(Y), r(g3), r(b3), "tanh", 0.1, "periodic", store_S=True, engine=e)),
         ("conv2d_adjoint_weight", lambda r, e: C.conv2d_adjoint_weight(r(Y), r(Z), (3, 3), "zero", engine=e)),
         ("conv2d_adjoint_weight_per_example",
          lambda r, e: C.conv2d_adjoint_weight(r(Y), r(Z), (1, 1), "zero", True, engine=e)),

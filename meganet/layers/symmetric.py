@@ -173,20 +173,15 @@ class SymmetricLayer(Element):
     def _apply_step(self, theta, Y, h, inplace):
         if not self._fused_steps:
             return super()._apply_step(theta, Y, h, inplace)
-        from ..kernels.epilogue import Epilogue
-
-        p, T = self.split(theta), self.transform
-        S = T._apply_ep(p.K, Y, self._value_ep(p))
-        return T._apply_T_ep(p.K, S, Epilogue(alpha=-h, add=Y), out=Y if inplace else None)
+        p = self.split(theta)
+        return self.transform._symmetric_step(p.K, Y, p.b if self.bias else None, self.activation, h, False,
+                                              out=Y if inplace else None)[0]
 
     def _forward_step(self, theta, Y, h):
         if not self._fused_steps:
             return super()._forward_step(theta, Y, h)
-        from ..kernels.epilogue import Epilogue
-
-        p, T = self.split(theta), self.transform
-        S = T._apply_ep(p.K, Y, self._value_ep(p))
-        Z = T._apply_T_ep(p.K, S, Epilogue(alpha=-h, add=Y))
+        p = self.split(theta)
+        Z, S = self.transform._symmetric_step(p.K, Y, p.b if self.bias else None, self.activation, h, True)
         return Z, SymmetricLayerCache(U=None, norm=None, V=None, sigma=None, S=S)
 
     def _jvp_step(self, theta, Y, dtheta, dY, h):

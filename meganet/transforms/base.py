@@ -85,6 +85,15 @@ class Transform(Element):
 
         return apply_epilogue(self._apply_T(theta, Z), ep, out)
 
+    def _symmetric_step(self, theta, Y, b, activation, h, store_S, out=None):
+        """``(Y − h K(θ)ᵀσ(K(θ)Y + b), S or None)``, ``S = σ(K(θ)Y + b)`` kept when ``store_S``: the
+        symmetric layer's forward Euler step (``out`` may be ``Y``).  Default: two products with epilogues."""
+        from ..kernels.epilogue import Epilogue
+
+        S = self._apply_ep(theta, Y, Epilogue(bias=b, activation=activation))
+        Z = self._apply_T_ep(theta, S, Epilogue(alpha=-h, add=Y), out=out)
+        return Z, (S if store_S else None)
+
     def _dK_mv_ep(self, theta, dtheta, Y, ep, out=None):
         """``f(α (∂_θK[dθ])Y + add + bias)``: :meth:`_apply_ep` with ``dθ`` when ``∂K[dθ] = K(dθ)``."""
         if type(self)._dK_mv is Transform._dK_mv:

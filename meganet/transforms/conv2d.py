@@ -9,7 +9,8 @@ import numpy as np
 from ..core.layout import Layout
 from ..core.validation import check_int, check_option
 from ..kernels import ENGINES
-from ..kernels.conv2d import BOUNDARIES, conv2d_adjoint_input, conv2d_adjoint_weight, conv2d_forward
+from ..kernels.conv2d import (BOUNDARIES, conv2d_adjoint_input, conv2d_adjoint_weight, conv2d_forward,
+                               conv2d_symmetric_step)
 from .base import Transform
 
 __all__ = ["Conv2d"]
@@ -109,6 +110,10 @@ class Conv2d(Transform):
 
     def _apply_T_ep(self, theta, Z, ep, out=None):
         return conv2d_adjoint_input(Z, self.stencil(theta), self.boundary, engine=self.engine, epilogue=ep, out=out)
+
+    def _symmetric_step(self, theta, Y, b, activation, h, store_S, out=None):
+        return conv2d_symmetric_step(Y, self.stencil(theta), b, activation, h, self.boundary, store_S=store_S,
+                                     out=out, engine=self.engine)
 
     def _dK_adj(self, theta, Y, W, per_example):
         dK = conv2d_adjoint_weight(Y, W, self.kernel_size, self.boundary, per_example, engine=self.engine)

@@ -64,6 +64,7 @@ class Conv2dFFT(Conv2d):
     fused_epilogue = False
     _apply_ep = Transform._apply_ep
     _apply_T_ep = Transform._apply_T_ep
+    _symmetric_step = Transform._symmetric_step
 
     def _apply(self, theta, Y):
         return conv2d_fft_forward(Y, self.stencil(theta), engine=self.engine)
