@@ -400,6 +400,7 @@ def warmup(engine="numba", dtypes=("float64", "float32")):
         Z = conv2d.conv2d_forward(Y, K, "zero", engine=engine)
         conv2d.conv2d_adjoint_input(Z, K, "zero", engine=engine)
         conv2d.conv2d_adjoint_weight(Y, Z, (3, 3), "zero", engine=engine)
+        conv2d.conv2d_symmetric_step(Y, K, None, "tanh", 0.1, "zero", store_S=True, engine=engine)
         activation.bias_activation(Y, None, "tanh", engine=engine)
         activation.bias_activation(Y, None, "tanh", derivative=False, engine=engine)
         activation.derivative_from_value_mul(Y, Y, "tanh", engine=engine)
