@@ -7,8 +7,10 @@ T = 5, float64 (``--blocks dense,verlet`` adds ``HamiltonianVerlet(n/2, n/2, bia
 Op ``gradient``: ``block.forward`` + ``block.JTmv`` of a fixed random cotangent (θ- and Y-adjoint);
 PyTorch: the same loop, ``torch.autograd.grad``.  Sizes: examples s × width n × depth N over a grid
 from 8 × 4 × 4 to B1's 5000 × 8 × 64 (and beyond in width); the size measure is
-``work = s·n²·N`` (the multiply-adds of one forward sweep).  Per size the three engines run
-interleaved (``common.compare``, two warm-ups, ``--reps`` rounds); min and median are kept.
+``work = s·n²·N`` (the multiply-adds of one forward sweep).  Per size the engines run
+interleaved (``common.compare``, two warm-ups, ``--reps`` rounds); min and median are kept.  Besides the
+explicit ``numpy`` and ``numba`` engines, ``auto`` is what a user gets by default (its rule for small
+problems: ``FusedSweeps.auto_min_steps``).
 
 Then the pieces that explain the crossover (``"what": "overhead"`` lines):
 
@@ -180,7 +182,7 @@ def plot(recs, out, block):
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     rs = [r for r in recs if r.get("what") == "time" and r["block"] == block]
-    for e, mk in (("numpy", "s"), ("numba", "o"), ("pytorch", "^")):
+    for e, mk in (("numpy", "s"), ("numba", "o"), ("auto", "x"), ("pytorch", "^")):
         xs = [r["work"] for r in rs if r["engine"] == e]
         axes[0].loglog(xs, [r["min_s"] for r in rs if r["engine"] == e], mk, alpha=0.7,
                        label=f"meganet[{e}]" if e != "pytorch" else "PyTorch")
@@ -189,13 +191,13 @@ def plot(recs, out, block):
     axes[0].legend()
     axes[0].grid(True, which="both", alpha=0.3)
     key = {(r["s"], r["n"], r["N"], r["engine"]): r["min_s"] for r in rs}
-    for ref, mk in (("numpy", "o"), ("pytorch", "^")):
-        pts = [(s * n * n * N, key[s, n, N, "numba"] / key[s, n, N, ref])
-               for (s, n, N, e) in key if e == "numba" and (s, n, N, ref) in key]
-        axes[1].loglog([p[0] for p in pts], [p[1] for p in pts], mk, label=f"numba / {ref}")
+    for num, ref, mk in (("numba", "numpy", "o"), ("numba", "pytorch", "^"), ("auto", "numpy", "x")):
+        pts = [(s * n * n * N, key[s, n, N, num] / key[s, n, N, ref])
+               for (s, n, N, e) in key if e == num and (s, n, N, ref) in key]
+        axes[1].loglog([p[0] for p in pts], [p[1] for p in pts], mk, label=f"{num} / {ref}")
     axes[1].axhline(1.0, color="k", lw=0.8)
     axes[1].set_xlabel("work = examples · width² · depth")
-    axes[1].set_ylabel("time ratio (< 1: numba faster)")
+    axes[1].set_ylabel("time ratio (< 1: numerator faster)")
     axes[1].legend()
     axes[1].grid(True, which="both", alpha=0.3)
     fig.suptitle(f"{block}: forward + gradient vs size (2 threads)")
@@ -245,10 +247,11 @@ def main(argv=None):
                          alone_median_s=alone[e][0], interleaved_min_s=min(mixed[e][1]),
                          interleaved_median_s=mixed[e][0], load1=os.getloadavg()[0]))
         for s, n, N in itertools.product(g["s"], g["n"], g["N"]):
-            fns = {e: build(block, e, s, n, N) for e in engines}
+            # "auto": what a user gets by default (Verlet: the step loop below 8 steps, see FusedSweeps)
+            fns = {e: build(block, e, s, n, N) for e in engines + ("auto",)}
             ld = os.getloadavg()[0]
             res = compare(fns, reps=args.reps, warmup=2)
-            for e in engines:
+            for e in fns:
                 put(dict(what="time", block=block, engine=e, s=s, n=n, N=N, work=s * n * n * N,
                          median_s=res[e][0], min_s=min(res[e][1]), reps=args.reps, load1=ld))
         # numpy per-step overhead and numba fixed cost at the smallest s, n

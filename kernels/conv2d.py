@@ -49,6 +49,9 @@ such an engine raises ``NotImplementedError``.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from meganet.backend import get_array_module
 from meganet.core.validation import check_bool
 
@@ -540,8 +543,8 @@ def conv2d_symmetric_step(Y, K, b, activation, h, boundary, *, store_S=False, ou
     check_epilogue(Epilogue(bias=b), mid, Y.dtype, xp)
     activation_code(activation)  # raises for activations without a compiled kernel
     _check_out(out, Y.shape, Y.dtype, xp)
-    if not isinstance(h, (int, float)) or isinstance(h, bool):
-        raise TypeError(f"h must be a real number, got {h!r}")
+    if not isinstance(h, numbers.Real) or isinstance(h, bool) or not math.isfinite(h):
+        raise TypeError(f"h must be a finite real number, got {h!r}")
     store_S = check_bool("store_S", store_S)
     _dispatch("forward", engine, xp)  # loads the engine's module (and checks that the engine exists)
     if _IMPLEMENTATIONS["symmetric_step"].get(resolve_engine(engine, xp)) is not None:

@@ -27,6 +27,8 @@ fused kernels with it.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 from meganet.backend import get_array_module
@@ -71,8 +73,8 @@ def check_epilogue(ep, out_shape, dtype, xp):
         return None
     if not isinstance(ep, Epilogue):
         raise TypeError(f"epilogue must be a meganet.kernels.epilogue.Epilogue or None, got {type(ep).__name__}")
-    if not isinstance(ep.alpha, (int, float)) or isinstance(ep.alpha, bool):
-        raise TypeError(f"epilogue.alpha must be a real number, got {ep.alpha!r}")
+    if not isinstance(ep.alpha, numbers.Real) or isinstance(ep.alpha, bool) or not math.isfinite(ep.alpha):
+        raise TypeError(f"epilogue.alpha must be a finite real number, got {ep.alpha!r}")
     for name, a in (("add", ep.add), ("dsigma_from", ep.dsigma_from)):
         if a is None:
             continue

@@ -24,5 +24,8 @@ def test_auto_engine_threshold_in_steps(monkeypatch):
         assert numba._fused_engine(Y) == "numba"
         theta = 0.3 * rng.standard_normal(auto.n_theta)
         np.testing.assert_allclose(auto.apply(theta, Y), numba.apply(theta, Y), rtol=1e-12, atol=1e-14)
+    big = rng.standard_normal((4096, 4))  # 4096 examples × 4 steps: the sweep's fixed cost no longer dominates
+    assert HamiltonianVerlet(2, 2, n_steps=4, final_time=1.0)._fused_engine(big) == "numba"
+    assert HamiltonianVerlet(2, 2, n_steps=4, final_time=1.0)._fused_engine(big[:4095]) is None
     dense = ResNet(SingleLayer(Dense(4, 4)), n_steps=2, final_time=1.0)
     assert dense._fused_supported() and dense._fused_engine(Y) == "numba"

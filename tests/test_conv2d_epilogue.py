@@ -184,11 +184,14 @@ def test_epilogue_bad_input(engine):
         (Epilogue(activation="smooth_relu", dsigma_from=np.tanh(good)), ValueError, "function of its value"),
         (Epilogue(activation="softsign"), ValueError, "activation"),
         (Epilogue(alpha="2"), TypeError, "epilogue.alpha"),
+        (Epilogue(alpha=float("nan")), TypeError, "epilogue.alpha must be a finite"),
         ({"alpha": 2.0}, TypeError, "epilogue must be"),
     ]
     for ep, exc, msg in cases:
         with pytest.raises(exc, match=msg):
             C.conv2d_forward(Y, K, "zero", engine=engine, epilogue=ep)
+    ok = C.conv2d_forward(Y, K, "zero", engine=engine, epilogue=Epilogue(alpha=np.float32(0.5)))  # numpy scalars
+    np.testing.assert_allclose(ok, 0.5 * C.conv2d_forward(Y, K, "zero", engine="numpy"), rtol=1e-12)
     Z = rng.standard_normal((2, 3, 4, 4))
     K3 = rng.standard_normal((3, 3, 3, 3))
     with pytest.raises(ValueError, match="out must not overlap the input Y"):
@@ -311,8 +314,9 @@ def test_symmetric_step_bad_input(engine):
         C.conv2d_symmetric_step(Y, K, np.zeros(3), "tanh", 0.1, "zero", engine=engine)
     with pytest.raises(ValueError, match="activation must be one of"):
         C.conv2d_symmetric_step(Y, K, None, "softsign", 0.1, "zero", engine=engine)
-    with pytest.raises(TypeError, match="h must be a real number"):
-        C.conv2d_symmetric_step(Y, K, None, "tanh", "0.1", "zero", engine=engine)
+    for h in ("0.1", float("inf")):
+        with pytest.raises(TypeError, match="h must be a finite real number"):
+            C.conv2d_symmetric_step(Y, K, None, "tanh", h, "zero", engine=engine)
     with pytest.raises(ValueError, match="Y must have 2 input channels"):
         C.conv2d_symmetric_step(Y, K[:, :2], None, "tanh", 0.1, "zero", engine=engine)
     with pytest.raises(ValueError, match="out must have shape"):

@@ -25,6 +25,10 @@ class FusedSweeps:
     #: ResNet (1 here) and from 8 steps on for Verlet (its class sets 8).  Explicit ``engine='numba'``
     #: always takes the sweep.
     auto_min_steps = 1
+    #: ... unless examples × steps reaches this: then the loop's per-step cost (it grows with the examples)
+    #: outweighs the sweep's fixed cost (Verlet, 4 steps: numba/numpy 1.09–1.36 up to 512 examples, 0.80–0.82
+    #: at 4096).
+    auto_min_example_steps = 2**14
 
     def _fused_supported(self):  # pragma: no cover - overridden
         return False
@@ -38,7 +42,8 @@ class FusedSweeps:
         engine = resolve_engine(self.engine, get_array_module(Y))
         if engine == "cupy" and Y.shape[1] > CUPY_MAX_WIDTH:  # register-resident kernels: small widths only
             return None
-        if engine == "numba" and self.engine == "auto" and self.n_steps < self.auto_min_steps:
+        if (engine == "numba" and self.engine == "auto" and self.n_steps < self.auto_min_steps
+                and Y.shape[0] * self.n_steps < self.auto_min_example_steps):
             return None
         return engine if engine in ("numba", "cupy") else None
 

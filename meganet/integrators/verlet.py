@@ -108,7 +108,8 @@ class HamiltonianVerlet(ReversibleIntegrator):
         In stored mode with a built-in activation, the whole sweep (forward,
         ``Jmv``, ``JTmv``) runs in one compiled kernel of
         :mod:`meganet.kernels.timestep` (``'auto'``: numba for numpy arrays
-        when installed and ``n_steps ≥ 8`` — below, the step loop is faster —,
+        when installed and ``n_steps ≥ 8`` or ``examples × n_steps ≥ 2¹⁴`` — below,
+        the step loop is faster —,
         cupy for cupy arrays); the reversible mode uses the
         kernel for its forward pass (no states kept); ``'numpy'``, the
         reversible adjoint and per-example gradients use the step-by-step
