@@ -114,6 +114,16 @@ def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
 
 
 @njit(**JIT)
+def _example_input(Y, s, one, p, q, periodic, Wp, Lp, buf):
+    """Example ``s`` of Y as the stencil loops read it: flat ``Y[s]`` for a 1×1 stencil (a view), else
+    padded into ``buf`` (:func:`_pad_example`)."""
+    if one:
+        return Y[s].reshape(Y.shape[1] * Y.shape[2] * Y.shape[3])
+    _pad_example(Y, s, p, q, periodic, Wp, Lp, buf)
+    return buf
+
+
+@njit(**JIT)
 def _grid_example(W, s, Wp, out):
     """``out[o, x·Wp + y] = W[s, o, x, y]`` for ``y < W``, zero for ``W ≤ y < Wp``."""
     _, C, H, Wd = W.shape
@@ -245,11 +255,7 @@ def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, bounds, Z, mode, alpha, B, ha
         vrow = np.empty(H * W, dtype=Y.dtype)  # epilogue scratch planes
         drow = np.empty(H * W if mode == 1 and code != 1 else 0, dtype=Y.dtype)
         for s in range(bounds[c], bounds[c + 1]):
-            if one:
-                y = Y[s].reshape(C_in * H * W)
-            else:
-                y = ybuf
-                _pad_example(Y, s, p, q, periodic, Wp, Lp, y)
+            y = _example_input(Y, s, one, p, q, periodic, Wp, Lp, ybuf)
             _conv_example(y, Kt, off, L, Z.shape[1], acc, s, H, W, Wp, Z, mode, alpha, B, has_B, bias, has_bias, S,
                           code, eta, vrow, drow)
 
@@ -278,20 +284,12 @@ def _symmetric_step(Y, Kt, KTt, off, offT, p, q, periodic, Wp, Lp, bounds, C_mid
         vrow = np.empty(H * W, dtype=Y.dtype)
         drow = np.empty(H * W if code != 1 else 0, dtype=Y.dtype)
         for s in range(bounds[c], bounds[c + 1]):
-            if one:
-                y = Y[s].reshape(C * H * W)
-            else:
-                y = ybuf
-                _pad_example(Y, s, p, q, periodic, Wp, Lp, y)
+            y = _example_input(Y, s, one, p, q, periodic, Wp, Lp, ybuf)
             St = S if store_S else stmp
             si = s if store_S else 0
             _conv_example(y, Kt, off, L, C_mid, acc, si, H, W, Wp, St, 1, 1.0, dummy, False, bias, has_bias, dummy,
                           code, eta, vrow, drow)
-            if one:
-                sp = St[si].reshape(C_mid * H * W)
-            else:
-                sp = sbuf
-                _pad_example(St, si, p, q, periodic, Wp, Lp, sp)
+            sp = _example_input(St, si, one, p, q, periodic, Wp, Lp, sbuf)
             _conv_example(sp, KTt, offT, L, C, acc, s, H, W, Wp, Z, 0, -h, Y, True, bias, False, dummy, code, eta,
                           vrow, drow)
 
