@@ -56,6 +56,8 @@ __all__ = ["limit_threads", "torch_first", "openmp_fields", "compare", "peak_rss
            "have_torch", "run_ops", "first_call", "rel_diff"]
 
 THREADS = 2
+#: pause before each timed call (see :func:`compare`)
+SETTLE_S = 0.005
 
 
 def limit_threads(n=THREADS):
@@ -164,6 +166,10 @@ def compare(fns, *, reps=5, warmup=2, device="cpu"):
         for name in order:
             gc.collect()
             _sync(device)
+            # let the previous engine's OpenMP threads go to sleep first: under libgomp's default policy (PyTorch's)
+            # idle threads spin for a while after a parallel region and take a core from the next engine's call
+            # (at the size sweep's smallest sizes the engine timed right after PyTorch lost ≈ 60 µs per call)
+            time.sleep(SETTLE_S)
             t0 = _now()
             fns[name]()
             _sync(device)

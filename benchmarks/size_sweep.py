@@ -43,6 +43,9 @@ from benchmarks.common import limit_threads, torch_first  # noqa: E402
 
 limit_threads()
 torch_first()  # PyTorch keeps its own OpenMP wait policy (see benchmarks/common.py)
+# meganet's default OMP_WAIT_POLICY (PASSIVE) must be in place before the launch-cost probe below loads
+# numba's OpenMP runtime: otherwise every numba kernel of the run gets libgomp's default (spinning) policy
+import meganet.kernels._numba_math  # noqa: E402,F401  (its import sets the default, see _prepare_threads)
 
 import numpy as np  # noqa: E402
 
