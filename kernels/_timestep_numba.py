@@ -185,6 +185,18 @@ def _act_T(uT, code, eta, vT, dT, K):
 
 
 @njit(**JIT)
+def _step_tile(states, dsig, j, t0, K, want_states, recompute, b, has_b, Mj, code, eta, sT, uT, vT, dT):
+    """Step j of a tile for the linearized and adjoint sweeps: its states ``sT = Y_jᵀ`` (when wanted or
+    needed for σ') and ``dT = σ'(U_j)ᵀ``, recomputed (:func:`_sigma_prime_T`) or read from ``dsig``."""
+    if want_states or recompute:
+        _gather_T(states[j], t0, K, sT)
+    if recompute:
+        _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, vT, dT)
+    else:
+        _gather_T(dsig[j], t0, K, dT)
+
+
+@njit(**JIT)
 def _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, vT, dT):
     """``dT[:, :K] = σ'(U_j)ᵀ`` of a tile from its states ``sT = Y_jᵀ``: ``U_j = Y_j M_j + b_j``
     by the forward's own :func:`_fill_T` + :func:`_mat_acc_T` + :func:`_act_T`, hence the
@@ -294,12 +306,7 @@ def _dense_jmv(M, states, dsig, recompute, b, has_b, code, eta, h, dY0, has_dY0,
             for j in range(N):
                 Mj = M[0 if M.shape[0] == 1 else j]
                 dMj = dM[0 if dM.shape[0] == 1 else j]
-                if has_dM or recompute:
-                    _gather_T(states[j], t0, K, sT)
-                if recompute:
-                    _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, vT, dT)
-                else:
-                    _gather_T(dsig[j], t0, K, dT)
+                _step_tile(states, dsig, j, t0, K, has_dM, recompute, b, has_b, Mj, code, eta, sT, uT, vT, dT)
                 _fill_T(duT, db, j, has_db, K)
                 _mat_acc_T(duT, dyT, Mj, K)
                 if has_dM:
@@ -362,12 +369,7 @@ def _dense_jtmv(W, M, states, dsig, recompute, b, has_b, code, eta, h, need_thet
             for j in range(N - 1, -1, -1):
                 jm = 0 if M.shape[0] == 1 else j
                 Mj = M[jm]
-                if need_theta or recompute:
-                    _gather_T(states[j], t0, K, sT)
-                if recompute:
-                    _sigma_prime_T(sT, b, j, has_b, Mj, code, eta, K, uT, svT, vT)
-                else:
-                    _gather_T(dsig[j], t0, K, vT)
+                _step_tile(states, dsig, j, t0, K, need_theta, recompute, b, has_b, Mj, code, eta, sT, uT, svT, vT)
                 for o in range(n):
                     vo = vT[o]
                     wo = wT[o]
