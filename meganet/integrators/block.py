@@ -87,6 +87,17 @@ class TimeSteppingBlock(Element):
         parts = [np.asarray(self.layer._init_theta(rng), dtype=np.float64).reshape(-1) for _ in range(self.basis.n_basis)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    # ---- second-order products: the layer's, stepped by the subclass's _second_order_step(W, dW, ...)
+    @property
+    def has_second_order(self):
+        return self.layer.has_second_order
+
+    def second_order_missing(self):
+        return self.layer.second_order_missing()
+
+    def _second_order(self, W, dtheta, dY, theta, Y, cache):
+        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
+
     def __repr__(self):
         return (f"{type(self).__name__}({self.layer!r}, n_steps={self.n_steps}, final_time={self.final_time:g}, "
                 f"basis={self.basis!r})")

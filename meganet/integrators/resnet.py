@@ -286,16 +286,7 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
         return dtheta, (W if need_Y else None)
 
     # ------------------------------------------------ second-order products
-    @property
-    def has_second_order(self):
-        return self.layer.has_second_order
-
-    def second_order_missing(self):
-        return self.layer.second_order_missing()
-
-    def _second_order(self, W, dtheta, dY, theta, Y, cache):
-        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
-
+    # (has_second_order, second_order_missing and _second_order: TimeSteppingBlock)
     def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         r"""Second-order adjoint of forward Euler (the change of ``JTmv(W)`` along ``(dθ, dY)``).
 
