@@ -137,9 +137,6 @@ class Chain(Element):
                 return missing
         return None
 
-    def _second_order(self, W, dtheta, dY, theta, Y, cache):
-        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
-
     def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         r"""Second-order adjoint of the composition (the chain rule for Hessians).
 

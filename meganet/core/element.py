@@ -403,7 +403,10 @@ class Element:
 
     def _second_order(self, W, dtheta, dY, theta, Y, cache):
         """``(d_θ, d_Y)`` of :meth:`second_order_adjoint` on validated input; either perturbation may be
-        ``None`` (not both) and either result may be ``None`` (zero)."""
+        ``None`` (not both) and either result may be ``None`` (zero).  Composites that override
+        :meth:`_second_order_step` get it from there (cotangent change ``dW`` = 0)."""
+        if type(self)._second_order_step is not Element._second_order_step:
+            return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
         raise NotImplementedError(_no_second_order(self, type(self).__name__))
 
     def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):

@@ -284,9 +284,6 @@ class ReversibleIntegrator(FusedSweeps, Element):
     def has_second_order(self):
         return type(self)._step_second is not ReversibleIntegrator._step_second
 
-    def _second_order(self, W, dtheta, dY, theta, Y, cache):
-        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
-
     def _step_jmv_inverse(self, w, dw, c, ds_next):
         """Inverse of the linearized step: the input tangent ``ds_j`` from ``ds_{j+1}`` (``c``: the step's
         cache).  Subclasses that implement it get a reversible-mode second-order sweep that stores no states."""

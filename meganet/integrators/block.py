@@ -95,9 +95,6 @@ class TimeSteppingBlock(Element):
     def second_order_missing(self):
         return self.layer.second_order_missing()
 
-    def _second_order(self, W, dtheta, dY, theta, Y, cache):
-        return self._second_order_step(W, None, dtheta, dY, theta, Y, cache)
-
     def __repr__(self):
         return (f"{type(self).__name__}({self.layer!r}, n_steps={self.n_steps}, final_time={self.final_time:g}, "
                 f"basis={self.basis!r})")

@@ -286,7 +286,7 @@ class ResNet(FusedSweeps, TimeSteppingBlock):
         return dtheta, (W if need_Y else None)
 
     # ------------------------------------------------ second-order products
-    # (has_second_order, second_order_missing and _second_order: TimeSteppingBlock)
+    # (has_second_order, second_order_missing: TimeSteppingBlock; _second_order: Element, from the step)
     def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         r"""Second-order adjoint of forward Euler (the change of ``JTmv(W)`` along ``(dθ, dY)``).
 

@@ -162,7 +162,7 @@ class RK4ResNet(TimeSteppingBlock):
         return dtheta, (W if need_Y else None)
 
     # ------------------------------------------------ second-order products
-    # (has_second_order, second_order_missing and _second_order: TimeSteppingBlock)
+    # (has_second_order, second_order_missing: TimeSteppingBlock; _second_order: Element, from the step)
     def _second_order_step(self, W, dW, dtheta, dY, theta, Y, cache):
         r"""Second-order adjoint of RK4 (the change of ``JTmv(W)`` along ``(dθ, dY)``, cotangent change ``dW``).
 
