@@ -20,20 +20,11 @@ import numpy as np
 
 from ..backend import get_array_module, to_backend
 from ..core.validation import check_bool
+from .adjoint import DotReport, _norm, _vdot
 from .check import ElementReport, random_direction
 from .taylor import taylor_test_line
 
 __all__ = ["SymmetryReport", "symmetry_test", "default_symmetry_tol", "check_second_order", "assert_second_order"]
-
-
-def _vdot(a, b):
-    xp = get_array_module(a, b)
-    return float(xp.vdot(a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)))
-
-
-def _norm(a):
-    xp = get_array_module(a)
-    return float(xp.linalg.norm(a.reshape(-1).astype(np.float64)))
 
 
 def default_symmetry_tol(dtype):
@@ -42,24 +33,14 @@ def default_symmetry_tol(dtype):
 
 
 @dataclass
-class SymmetryReport:
-    """``lhs = ⟨u, H v⟩``, ``rhs = ⟨H u, v⟩``, ``rel_err = |lhs − rhs| / max(‖u‖‖Hv‖, ‖Hu‖‖v‖)``."""
-
-    name: str
-    dtype: str
-    lhs: float
-    rhs: float
-    rel_err: float
-    tol: float
-    ok: bool
+class SymmetryReport(DotReport):
+    """``lhs = ⟨u, H v⟩``, ``rhs = ⟨H u, v⟩``, ``rel_err = |lhs − rhs| / max(‖u‖‖Hv‖, ‖Hu‖‖v‖)`` (the fields
+    of :class:`~meganet.testing.adjoint.DotReport`; its own scale and tolerance, see :func:`symmetry_test`)."""
 
     def __str__(self):
         status = "PASS" if self.ok else "FAIL"
         return (f"Symmetry test {self.name} ({self.dtype}): <u,Hv> = {self.lhs:.16e}, <Hu,v> = {self.rhs:.16e}, "
                 f"relative error {self.rel_err:.2e} (tol {self.tol:.1e}) {status}")
-
-    def __bool__(self):
-        return bool(self.ok)
 
 
 def symmetry_test(hess_mv, u, v, *, tol=None, name=""):
