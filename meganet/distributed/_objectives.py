@@ -15,7 +15,7 @@ from ..normalization import BatchNorm
 from ..normalization.mode import named_elements
 from ..objectives import NetworkObjective, VarProObjective
 from ..objectives import _classifier
-from ..objectives._base import check_state_type, same_point
+from ..objectives._base import ObjectiveBase, check_state_type, same_point
 from ..objectives._inner_newton import InnerResult, trust_region_newton
 from ..optimizers.problem import WorkCounter
 from ._cluster import ShardFailure, ShardSet, shard_bounds
@@ -175,14 +175,10 @@ class _ShardedBase:
     def _check_vec(self, name, v, n):
         return self.serial._check_vec(name, v, n)
 
-    def _reg_value(self, reg, v):
-        return 0.0 if reg is None else float(reg.value(v))
-
-    def _add_reg_grad(self, g, reg, v):
-        return g if reg is None else g + reg.gradient(v)
-
-    def _add_reg_hess(self, Hv, reg, dv, v):
-        return Hv if reg is None else Hv + reg.hess_mv(dv, v)
+    # the serial objectives' regularizer pieces (they use no state of the objective)
+    _reg_value = ObjectiveBase._reg_value
+    _add_reg_grad = ObjectiveBase._add_reg_grad
+    _add_reg_hess = ObjectiveBase._add_reg_hess
 
     # ------------------------------------------------------------ metrics
     def scatter_dataset(self, name, Y, C, *, mask=None, n_shards=None, shard_sizes=None):
