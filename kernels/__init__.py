@@ -370,6 +370,18 @@ def release_buffers():
     return held
 
 
+def _warm_winograd(conv2d, Y, K, engine):
+    """The Winograd kernels of the 3×3 convolutions (``'auto'`` picks them only for large problems)."""
+    from . import _conv2d_numba
+
+    old, _conv2d_numba.METHOD = _conv2d_numba.METHOD, "winograd"
+    try:
+        conv2d.conv2d_forward(Y, K, "zero", engine=engine)
+        conv2d.conv2d_symmetric_step(Y, K, None, "tanh", 0.1, "zero", store_S=True, engine=engine)
+    finally:
+        _conv2d_numba.METHOD = old
+
+
 def warmup(engine="numba", dtypes=("float64", "float32")):
     """Compile (or load from numba's on-disk cache) every kernel of ``engine``
     for ``dtypes`` on tiny inputs; returns the seconds it took.
@@ -401,6 +413,7 @@ def warmup(engine="numba", dtypes=("float64", "float32")):
         conv2d.conv2d_adjoint_input(Z, K, "zero", engine=engine)
         conv2d.conv2d_adjoint_weight(Y, Z, (3, 3), "zero", engine=engine)
         conv2d.conv2d_symmetric_step(Y, K, None, "tanh", 0.1, "zero", store_S=True, engine=engine)
+        _warm_winograd(conv2d, Y, K, engine)
         activation.bias_activation(Y, None, "tanh", engine=engine)
         activation.bias_activation(Y, None, "tanh", derivative=False, engine=engine)
         activation.derivative_from_value_mul(Y, Y, "tanh", engine=engine)

@@ -88,7 +88,8 @@ _G = 3  # taps per inner loop
 # ------------------------------------------------------------------ layout
 @njit(**JIT)
 def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
-    """``out[i·Lp + x·Wp + y] = Y[s, i, x − p, y − q]`` (zero or periodic outside); slack zeroed."""
+    """``out[i·Lp + x·Wp + y] = Y[s, i, x − p, y − q]`` (zero or periodic outside, for ``x < H + 2p``,
+    ``y < W + 2q``); zeros in the columns ``W + 2q ≤ y < Wp`` and the slack up to ``Lp``."""
     _, C, H, W = Y.shape
     Hp = H + 2 * p
     for i in range(C):
@@ -109,6 +110,8 @@ def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
                 o[base + q + y] = src[y]
             for y in range(q):
                 o[base + q + W + y] = src[y % W] if periodic else 0
+            for y in range(W + 2 * q, Wp):  # rows longer than W + 2q (the Winograd tiles): zeros
+                o[base + y] = 0
         for y in range(Hp * Wp, Lp):
             o[y] = 0
 
@@ -501,11 +504,13 @@ def _offsets(c_in, kh, kw, Wp, Lp):
     return out
 
 
-#: Which kernels the drivers use: ``'auto'`` (:func:`_use_gemm`), ``'gemm'`` (the
-#: implicit GEMM wherever scipy's BLAS is usable) or ``'direct'`` (the stencil
-#: loops).  Initial value from the environment variable ``MEGANET_CONV2D_METHOD``;
-#: tests and benchmarks set it to force a path.
+#: Which kernels the drivers use: ``'auto'`` (:func:`_use_winograd`, then :func:`_use_gemm`),
+#: ``'winograd'`` (:mod:`._winograd_numba` for every 3×3 stencil, the direct loops for the others),
+#: ``'gemm'`` (the implicit GEMM wherever scipy's BLAS is usable) or ``'direct'`` (the stencil loops
+#: only).  Initial value from the environment variable ``MEGANET_CONV2D_METHOD``; tests and
+#: benchmarks set it to force a path.
 METHOD = os.environ.get("MEGANET_CONV2D_METHOD", "auto")
+METHODS = ("auto", "direct", "winograd", "gemm")
 
 #: ``'auto'`` takes the implicit GEMM when ``C_in·C_out`` reaches this (``None``:
 #: never).  Measured on the 2-core AMD EPYC (Zen 4) VM with scipy's OpenBLAS
@@ -518,13 +523,39 @@ GEMM_MIN_CHANNEL_PRODUCT = None
 
 def _use_gemm(c_in, c_out):
     """Implicit GEMM (one BLAS call per tap, inner dimension ``C_in``) or the direct stencil."""
-    if METHOD not in ("auto", "gemm", "direct"):
-        raise ValueError(f"MEGANET_CONV2D_METHOD / METHOD must be 'auto', 'gemm' or 'direct', got {METHOD!r}")
-    if METHOD == "direct" or not _gemm_numba.available():
+    method = _method()
+    if method in ("direct", "winograd") or not _gemm_numba.available():
         return False
-    if METHOD == "gemm":
+    if method == "gemm":
         return True
     return GEMM_MIN_CHANNEL_PRODUCT is not None and c_in * c_out >= GEMM_MIN_CHANNEL_PRODUCT
+
+
+#: ``'auto'`` takes the Winograd kernels (:mod:`._winograd_numba`) for 3×3 stencils when both channel
+#: counts reach this and the image has at least :data:`WINOGRAD_MIN_PIXELS` pixels.  Measured on the
+#: 2-core AMD EPYC (Zen 4) VM, float32 and float64, 8–64 channels, 8×8–64×64 images (2026-12-05,
+#: ``benchmarks/results/winograd/``): Winograd / direct time 0.76–0.95 from 32 channels and 32×32
+#: pixels on, 0.94–1.11 at 16 channels, 1.1–1.9 at 8 channels or on 8×8 images, where the transforms
+#: (O(C) additions per tile and channel) cost more than the 2.25× fewer multiply-adds save.
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_PIXELS = 32 * 32
+
+
+def _method():
+    """:data:`METHOD`, checked."""
+    if METHOD not in METHODS:
+        raise ValueError(f"MEGANET_CONV2D_METHOD / METHOD must be one of {METHODS}, got {METHOD!r}")
+    return METHOD
+
+
+def _use_winograd(kh, kw, c_in, c_out, H, W):
+    """Winograd :math:`F(2×2, 3×3)` (3×3 stencils only) or the direct stencil / implicit GEMM."""
+    method = _method()
+    if kh != 3 or kw != 3 or method in ("direct", "gemm"):
+        return False
+    if method == "winograd":
+        return True
+    return min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS and H * W >= WINOGRAD_MIN_PIXELS
 
 
 def _example_bounds(n):
@@ -554,6 +585,13 @@ def _forward_numba(Y, K, boundary, out, ep=None):
     n, c_in, H, W = Y.shape
     c_out, _, kh, kw = K.shape
     p, q, Wp, Lp = _geometry(Y.shape, kh, kw)
+    if _use_winograd(kh, kw, c_in, c_out, H, W):
+        Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
+        bounds = _example_bounds(n)
+        work = _winograd_numba.workspace(bounds.size - 1, c_in, _round_up(c_out, _OB), H, W, Y.dtype)
+        _winograd_numba._conv_winograd(Y, _winograd_numba.transform_weights(K, Y.dtype), boundary == "periodic",
+                                       bounds, work, Z, *_epilogue_args(ep, Y.dtype))
+        return Z
     if ep is not None and _use_gemm(c_in, c_out):  # the GEMM path has no fused epilogue: a pass after it
         return apply_epilogue(_forward_numba(Y, K, boundary, None), ep, out)
     Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
@@ -585,14 +623,23 @@ def _symmetric_step_numba(Y, K, b, activation, h, boundary, store_S, out):
     n, c, H, W = Y.shape
     c_mid, _, kh, kw = K.shape
     p, q, Wp, Lp = _geometry(Y.shape, kh, kw)
-    Kt, off = _stencil_table(K, c, kh, kw, Wp, Lp, Y.dtype)
     KT = np.ascontiguousarray(np.asarray(K)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    KTt, offT = _stencil_table(KT, c_mid, kh, kw, Wp, Lp, Y.dtype)
     code, eta = activation_code(activation)
     Z = out if out is not None else _buffers.empty(Y.shape, Y.dtype)
     S = _buffers.empty((n, c_mid, H, W), Y.dtype) if store_S else np.empty((0, 0, 0, 0), dtype=Y.dtype)
     bias = np.empty(0, dtype=Y.dtype) if b is None else np.ascontiguousarray(b)
-    _symmetric_step(Y, Kt, KTt, off, offT, p, q, boundary == "periodic", Wp, Lp, _example_bounds(n), c_mid, bias,
+    bounds = _example_bounds(n)
+    if _use_winograd(kh, kw, c, c_mid, H, W):
+        U = _winograd_numba.transform_weights(K, Y.dtype)
+        UT = _winograd_numba.transform_weights(KT, Y.dtype)
+        work = _winograd_numba.workspace(bounds.size - 1, max(c, c_mid), max(U.shape[1], UT.shape[1]), H, W,
+                                         Y.dtype)
+        _winograd_numba._symmetric_step_winograd(Y, U, UT, boundary == "periodic", bounds, work, c_mid, bias,
+                                                 b is not None, code, float(eta), float(h), Z, S, store_S)
+        return Z, (S if store_S else None)
+    Kt, off = _stencil_table(K, c, kh, kw, Wp, Lp, Y.dtype)
+    KTt, offT = _stencil_table(KT, c_mid, kh, kw, Wp, Lp, Y.dtype)
+    _symmetric_step(Y, Kt, KTt, off, offT, p, q, boundary == "periodic", Wp, Lp, bounds, c_mid, bias,
                     b is not None, code, float(eta), float(h), Z, S, store_S)
     return Z, (S if store_S else None)
 
@@ -652,3 +699,5 @@ _IMPLEMENTATIONS["adjoint_weight"]["numba"] = _adjoint_weight_numba
 _IMPLEMENTATIONS["forward_ep"]["numba"] = _forward_numba
 _IMPLEMENTATIONS["adjoint_input_ep"]["numba"] = _adjoint_input_numba
 _IMPLEMENTATIONS["symmetric_step"]["numba"] = _symmetric_step_numba
+
+from . import _winograd_numba  # noqa: E402  (it imports _epilogue_rows from this module)

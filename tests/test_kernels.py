@@ -145,7 +145,7 @@ CONV_GEMM = CONV + [
 
 
 @pytest.mark.skipif(not NUMBA, reason="numba not installed")
-@pytest.mark.parametrize("method", ["gemm", "direct"])
+@pytest.mark.parametrize("method", ["gemm", "direct", "winograd"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_GEMM, ids=lambda c: f"{c[0]}-{c[1]}to{c[2]}-{c[3]}x{c[4]}-{c[5]}x{c[6]}-{c[7]}")
 def test_conv2d_numba_methods_match_reference(case, dtype, method, monkeypatch):

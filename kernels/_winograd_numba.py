@@ -1,0 +1,358 @@
+r"""Numba (CPU) Winograd kernels of the 3×3 convolution, :math:`F(2×2, 3×3)`.
+
+Used by the numba engine of :mod:`meganet.kernels.conv2d` for 3×3 stencils (see
+:func:`meganet.kernels._conv2d_numba._use_winograd`); same map, argument conventions and
+fused epilogue as the direct stencil loops of :mod:`._conv2d_numba`.
+
+Method (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, §4.1)
+-------------------------------------------------------------------------------------------
+Each 2×2 block of outputs of one output channel is
+
+.. math:: Z_{\rm tile} = A^T \Big[ \sum_i \big(G\, K_{o,i}\, G^T\big) \odot
+          \big(B^T d_i\, B\big) \Big] A,
+
+with :math:`d_i` the 4×4 input patch of channel ``i`` under the tile (the example
+padded by one pixel, zero or periodic), and
+
+.. math:: B^T = \begin{pmatrix}1&0&-1&0\\0&1&1&0\\0&-1&1&0\\0&1&0&-1\end{pmatrix},\quad
+          G = \begin{pmatrix}1&0&0\\ \tfrac12&\tfrac12&\tfrac12\\ \tfrac12&-\tfrac12&\tfrac12\\0&0&1
+          \end{pmatrix},\quad
+          A^T = \begin{pmatrix}1&1&1&0\\0&1&-1&-1\end{pmatrix}.
+
+The sum over input channels is, for each of the 16 positions ``(ξ, ν)`` of the 4×4 tile, one
+matrix product ``M_ξν = U_ξν V_ξν`` (``C_out × C_in`` times ``C_in × tiles``): 16·C_out·C_in
+multiply-adds per tile of 4 outputs instead of 36·C_out·C_in, 2.25× fewer, plus the transforms
+(additions only, O(C) per tile).  The products run in the same register pattern as the direct
+stencil (four output rows, four input rows per pass, vectorized over tiles); the transforms are
+done in two separable passes (rows, then columns) per example, in buffers that stay in cache.
+
+Accuracy: the transforms have entries 0, ±1 and ±½ only, so the rounding error is a small constant
+times that of the direct sum (Lavin & Gray, §5; measured in ``tests/test_conv2d_winograd.py``:
+within 4× the direct kernel's error against a float64 reference, in float32 and float64).  The
+adjoint ``Kᵀ`` is the same algorithm on the flipped, channel-swapped stencil, so the pair passes the
+dot test to rounding.  ``MEGANET_CONV2D_METHOD=direct`` selects the direct stencil everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import _buffers
+from ._conv2d_numba import _epilogue_rows
+from ._numba_math import JIT
+
+_OB = 4  # output channels per pass of the tile products
+_IB = 4  # input channels per pass
+
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def transform_weights(K, dtype):
+    """``U[ξ·4 + ν, o, i] = (G K[o, i] Gᵀ)[ξ, ν]`` in float64, cast to ``dtype``; rows rounded up to
+    a multiple of four output channels (zero weights).
+
+    K : (C_out, C_in, 3, 3) → U : (16, C_out rounded up to 4, C_in)
+    """
+    K = np.asarray(K, dtype=np.float64)
+    c_out, c_in = K.shape[:2]
+    U = np.einsum("xa,oiab,yb->xyoi", _G, K, _G).reshape(16, c_out, c_in)
+    out = np.zeros((16, -(-c_out // _OB) * _OB, c_in), dtype=dtype)
+    out[:, :c_out] = U
+    return out
+
+
+def geometry(H, W):
+    """``(TR, TC, R, As)``: tiles ``TR × TC`` of 2×2 outputs; row length ``R = TC + 1`` of the four
+    parity planes of the padded example (the tile grid has ``TR × R`` tiles, the last column of each
+    row is computed and dropped) and their stride ``As`` (one slack entry, zero)."""
+    TR, TC = -(-H // 2), -(-W // 2)
+    R = TC + 1
+    return TR, TC, R, (TR + 1) * R + 1
+
+
+@njit(**JIT)
+def _pad_planes(Y, s, periodic, R, As, out):
+    """Example ``s`` padded by one pixel (zero or periodic; zero rows / columns beyond ``H + 2``,
+    ``W + 2``) and split into its four parity planes:
+    ``out[(i·4 + 2·jr + jc)·As + rr·R + cc] = Ypad[i, 2·rr + jr, 2·cc + jc]``, so that entry
+    ``(j, m)`` of the 4×4 patch of tile ``p = r·R + c`` is plane ``(j mod 2, m mod 2)`` at
+    ``p + ⌊j/2⌋·R + ⌊m/2⌋``: every transform is then a sum of shifted contiguous rows."""
+    _, C, H, W = Y.shape
+    rows = As // R  # TR + 1 rows per plane
+    for i in range(C):
+        for x in range(2 * rows):
+            jr = x & 1
+            rr = x >> 1
+            qe = out[(i * 4 + 2 * jr) * As + rr * R:(i * 4 + 2 * jr) * As + (rr + 1) * R]
+            qo = out[(i * 4 + 2 * jr + 1) * As + rr * R:(i * 4 + 2 * jr + 1) * As + (rr + 1) * R]
+            xs = x - 1
+            if periodic and xs <= H:
+                xs = xs % H
+            elif xs < 0 or xs >= H:
+                qe[:] = 0
+                qo[:] = 0
+                continue
+            src = Y[s, i, xs]
+            # padded column y = 2·cc + jc is source column y − 1
+            qe[0] = src[W - 1] if periodic else 0
+            m = W // 2
+            for cc in range(m):  # one full stride-2 group: vectorizes (interleaved loads)
+                qo[cc] = src[2 * cc]
+                qe[cc + 1] = src[2 * cc + 1]
+            if W % 2:
+                qo[m] = src[W - 1]
+            for cc in range(m + W % 2, R):
+                qo[cc] = src[0] if periodic and 2 * cc == W else 0
+            for cc in range(m + 1, R):
+                qe[cc] = src[0] if periodic and 2 * cc - 1 == W else 0
+        for j in range(4):
+            out[(i * 4 + j + 1) * As - 1] = 0  # the slack entry of each plane
+
+
+@njit(**JIT)
+def _sub(a, b, out):
+    for p in range(out.shape[0]):
+        out[p] = a[p] - b[p]
+
+
+@njit(**JIT)
+def _add(a, b, out):
+    for p in range(out.shape[0]):
+        out[p] = a[p] + b[p]
+
+
+@njit(**JIT)
+def _add3(a, b, c, out):
+    for p in range(out.shape[0]):
+        out[p] = a[p] + b[p] + c[p]
+
+
+@njit(**JIT)
+def _sub3(a, b, c, out):
+    for p in range(out.shape[0]):
+        out[p] = a[p] - b[p] - c[p]
+
+
+@njit(**JIT)
+def _input_transform(yq, C, R, As, p0, P, t, V):
+    """``V[ξ·4 + ν, i, p] = (Bᵀ d B)[ξ, ν]`` for the patch ``d`` of channel ``i`` under tile ``p0 + p``,
+    ``p < P`` (:func:`_pad_planes` layout ``yq``); ``t`` : (8, P + 1) scratch holding ``Bᵀ d`` (rows
+    ``ξ·2 + jc``: the two column parities).  Every loop is one contiguous store from two shifted
+    contiguous loads."""
+    n = P + 1
+    for i in range(C):
+        b = i * 4 * As + p0
+        for jc in range(2):
+            q0 = yq[b + jc * As:b + (jc + 1) * As - p0]  # row parity 0, column parity jc
+            q1 = yq[b + (2 + jc) * As:b + (3 + jc) * As - p0]
+            _sub(q0[0:n], q0[R:R + n], t[jc])  # d0 − d2
+            _add(q1[0:n], q0[R:R + n], t[2 + jc])  # d1 + d2
+            _sub(q0[R:R + n], q1[0:n], t[4 + jc])  # d2 − d1
+            _sub(q1[0:n], q1[R:R + n], t[6 + jc])  # d1 − d3
+        for k in range(4):
+            e = t[2 * k]
+            o = t[2 * k + 1]
+            _sub(e[0:P], e[1:P + 1], V[4 * k, i])
+            _add(o[0:P], e[1:P + 1], V[4 * k + 1, i])
+            _sub(e[1:P + 1], o[0:P], V[4 * k + 2, i])
+            _sub(o[0:P], o[1:P + 1], V[4 * k + 3, i])
+
+
+@njit(fastmath={"contract"}, **JIT)
+def _tile_products(U, V, M):
+    """``M[k, o, :] = Σ_i U[k, o, i] V[k, i, :]`` for the 16 tile positions ``k``: four output rows
+    from four input rows per pass (16 multiply-adds per loaded value of the accumulators).
+
+    U : (16, C_out rounded up to 4, C_in), V : (16, C_in, P), M : (16, C_out rounded up to 4, P)."""
+    C4, C = U.shape[1], U.shape[2]
+    P = V.shape[2]
+    C_main = C - C % _IB
+    for k in range(16):
+        Uk = U[k]
+        Vk = V[k]
+        for o in range(0, C4, _OB):
+            a0 = M[k, o]
+            a1 = M[k, o + 1]
+            a2 = M[k, o + 2]
+            a3 = M[k, o + 3]
+            a0[:] = 0
+            a1[:] = 0
+            a2[:] = 0
+            a3[:] = 0
+            for i in range(0, C_main, _IB):
+                u00 = Uk[o, i]
+                u01 = Uk[o, i + 1]
+                u02 = Uk[o, i + 2]
+                u03 = Uk[o, i + 3]
+                u10 = Uk[o + 1, i]
+                u11 = Uk[o + 1, i + 1]
+                u12 = Uk[o + 1, i + 2]
+                u13 = Uk[o + 1, i + 3]
+                u20 = Uk[o + 2, i]
+                u21 = Uk[o + 2, i + 1]
+                u22 = Uk[o + 2, i + 2]
+                u23 = Uk[o + 2, i + 3]
+                u30 = Uk[o + 3, i]
+                u31 = Uk[o + 3, i + 1]
+                u32 = Uk[o + 3, i + 2]
+                u33 = Uk[o + 3, i + 3]
+                v0 = Vk[i]
+                v1 = Vk[i + 1]
+                v2 = Vk[i + 2]
+                v3 = Vk[i + 3]
+                for l in range(P):
+                    x0 = v0[l]
+                    x1 = v1[l]
+                    x2 = v2[l]
+                    x3 = v3[l]
+                    a0[l] += u00 * x0 + u01 * x1 + u02 * x2 + u03 * x3
+                    a1[l] += u10 * x0 + u11 * x1 + u12 * x2 + u13 * x3
+                    a2[l] += u20 * x0 + u21 * x1 + u22 * x2 + u23 * x3
+                    a3[l] += u30 * x0 + u31 * x1 + u32 * x2 + u33 * x3
+            for i in range(C_main, C):  # the last C_in mod 4 input channels, one at a time
+                u0 = Uk[o, i]
+                u1 = Uk[o + 1, i]
+                u2 = Uk[o + 2, i]
+                u3 = Uk[o + 3, i]
+                v0 = Vk[i]
+                for l in range(P):
+                    x0 = v0[l]
+                    a0[l] += u0 * x0
+                    a1[l] += u1 * x0
+                    a2[l] += u2 * x0
+                    a3[l] += u3 * x0
+
+
+@njit(**JIT)
+def _output_transform(M, o, TR, TC, R, w, plane):
+    """``plane[2r + a, 2c + b] = (Aᵀ m A)[a, b]`` with ``m[ξ, ν] = M[ξ·4 + ν, o, r·R + c]``;
+    ``w`` : (12, P) scratch (``m A`` in rows ``ξ·2 + b``, then ``Aᵀ m A`` in rows ``8 + a·2 + b``);
+    plane : (2·TR·2·TC,) flat, row length 2·TC."""
+    for k in range(4):
+        _add3(M[4 * k, o], M[4 * k + 1, o], M[4 * k + 2, o], w[2 * k])
+        _sub3(M[4 * k + 1, o], M[4 * k + 2, o], M[4 * k + 3, o], w[2 * k + 1])
+    for b in range(2):
+        _add3(w[b], w[2 + b], w[4 + b], w[8 + b])
+        _sub3(w[2 + b], w[4 + b], w[6 + b], w[10 + b])
+    Wo = 2 * TC
+    for r in range(TR):
+        for a in range(2):
+            z = plane[(2 * r + a) * Wo:(2 * r + a + 1) * Wo]
+            e = w[8 + 2 * a, r * R:r * R + TC]
+            f = w[9 + 2 * a, r * R:r * R + TC]
+            for c in range(TC):
+                z[2 * c] = e[c]
+                z[2 * c + 1] = f[c]
+
+
+@njit(**JIT)
+def _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, zs, mode, alpha, B, has_B, bias, has_bias,
+                      S, code, eta):
+    """Example ``s`` of ``Y`` through one convolution: the padded parity planes; per block of ``rb``
+    tile rows (sized so that its ``V`` and ``M`` stay in L2) the input transform, the 16 tile products
+    and the output transforms into the plane of every output channel; then the epilogue into
+    ``Z[zs, o]``.  ``bufs``: :func:`_scratch`."""
+    yq, tflat, vflat, mflat, wflat, zacc, vrow, drow = bufs
+    C = Y.shape[1]
+    C4 = U.shape[1]
+    H, W = Y.shape[2], Y.shape[3]
+    Wo = 2 * TC
+    _pad_planes(Y, s, periodic, R, As, yq)
+    for r0 in range(0, TR, rb):
+        nr = min(rb, TR - r0)
+        P = nr * R
+        t = tflat[:8 * (P + 1)].reshape(8, P + 1)
+        V = vflat[:16 * C * P].reshape(16, C, P)
+        M = mflat[:16 * C4 * P].reshape(16, C4, P)
+        w = wflat[:12 * P].reshape(12, P)
+        _input_transform(yq, C, R, As, r0 * R, P, t, V)
+        _tile_products(U, V, M)
+        for o in range(Z.shape[1]):
+            _output_transform(M, o, nr, TC, R, w, zacc[o, 2 * r0 * Wo:2 * (r0 + nr) * Wo])
+    for o in range(Z.shape[1]):
+        _epilogue_rows(zacc[o], zs, o, H, W, Wo, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta, vrow,
+                       drow)
+
+
+#: Bytes of ``V`` and ``M`` per block of tile rows (:func:`_winograd_example`): caps the workspace.  Blocks
+#: of a few tile rows were slower on the Zen 4 VM (short loops; B2 at 1 MiB: 0.99 of the direct time, at
+#: 4 MiB, one block: 0.78–0.92), so the budget is large.
+BLOCK_BYTES = 4 * 1024 * 1024
+
+
+@njit(**JIT)
+def workspace_sizes(C, C4, H, W, itemsize):
+    """``(rb, sizes)``: tile rows per block and the entries of one thread's buffers for
+    :func:`_winograd_example` with at most ``C`` input and ``C4`` (rounded up to 4) output channels:
+    parity planes, row pass, V, M, output pass, output planes, two epilogue planes."""
+    TR, TC = (H + 1) // 2, (W + 1) // 2
+    R = TC + 1
+    As = (TR + 1) * R + 1
+    rb = max(1, min(TR, BLOCK_BYTES // (16 * (C + C4) * R * itemsize)))
+    P = rb * R
+    return rb, (4 * C * As, 8 * (P + 1), 16 * C * P, 16 * C4 * P, 12 * P, C4 * 4 * TR * TC, H * W, H * W)
+
+
+@njit(**JIT)
+def _scratch(work, C, C4, H, W):
+    """:func:`workspace_sizes` buffers carved out of one row of the workspace ``work``."""
+    rb, n = workspace_sizes(C, C4, H, W, work.itemsize)
+    o1 = n[0]
+    o2 = o1 + n[1]
+    o3 = o2 + n[2]
+    o4 = o3 + n[3]
+    o5 = o4 + n[4]
+    o6 = o5 + n[5]
+    o7 = o6 + n[6]
+    return rb, (work[:o1], work[o1:o2], work[o2:o3], work[o3:o4], work[o4:o5], work[o5:o6].reshape(C4, n[5] // C4),
+                work[o6:o7], work[o7:o7 + n[7]])
+
+
+def workspace(n_chunks, C, C4, H, W, dtype):
+    """The workspace of :func:`_conv_winograd` / :func:`_symmetric_step_winograd`: one row per
+    parallel chunk, from the buffer pool (:mod:`._buffers`), so that repeated calls reuse memory
+    that is already mapped (fresh pages cost ~0.3 ms per B2 convolution in page faults)."""
+    dtype = np.dtype(dtype)
+    return _buffers.empty((n_chunks, sum(workspace_sizes(C, C4, H, W, dtype.itemsize)[1])), dtype)
+
+
+@njit(parallel=True, **JIT)
+def _conv_winograd(Y, U, periodic, bounds, work, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta):
+    """``Z = epilogue(K Y)`` for a 3×3 stencil by :math:`F(2×2, 3×3)`; ``U`` from
+    :func:`transform_weights`; the epilogue arguments as in :func:`._conv2d_numba._conv_taps`.
+
+    Y : (n, C_in, H, W) C-contiguous; Z : (n, C_out, H, W); bounds : example ranges, one per
+    parallel chunk; work : :func:`workspace` (rows ≥ chunks).  ``B`` may be ``Z`` itself.
+    """
+    n, C_in, H, W = Y.shape
+    TR, TC = (H + 1) // 2, (W + 1) // 2
+    R = TC + 1
+    As = (TR + 1) * R + 1
+    for c in prange(bounds.shape[0] - 1):
+        rb, bufs = _scratch(work[c], C_in, U.shape[1], H, W)
+        for s in range(bounds[c], bounds[c + 1]):
+            _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, s, mode, alpha, B, has_B, bias, has_bias,
+                              S, code, eta)
+
+
+@njit(parallel=True, **JIT)
+def _symmetric_step_winograd(Y, U, UT, periodic, bounds, work, C_mid, bias, has_bias, code, eta, h, Z, S, store_S):
+    """The symmetric layer's step ``S = σ(K Y + b)``, ``Z = Y − h KᵀS`` per example (as
+    :func:`._conv2d_numba._symmetric_step`) with both 3×3 convolutions by :math:`F(2×2, 3×3)`;
+    ``U``, ``UT``: :func:`transform_weights` of K and of the flipped, channel-swapped Kᵀ."""
+    n, C, H, W = Y.shape
+    TR, TC = (H + 1) // 2, (W + 1) // 2
+    R = TC + 1
+    As = (TR + 1) * R + 1
+    dummy = np.empty((0, 0, 0, 0), dtype=Y.dtype)
+    for c in prange(bounds.shape[0] - 1):
+        rb, bufs = _scratch(work[c], max(C, C_mid), max(U.shape[1], UT.shape[1]), H, W)
+        stmp = np.empty((0 if store_S else 1, C_mid, H, W), dtype=Y.dtype)
+        for s in range(bounds[c], bounds[c + 1]):
+            St = S if store_S else stmp
+            si = s if store_S else 0
+            _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, St, si, 1, 1.0, dummy, False, bias, has_bias,
+                              dummy, code, eta)
+            _winograd_example(St, si, periodic, UT, TR, TC, R, As, rb, bufs, Z, s, 0, -h, Y, True, bias, False, dummy,
+                              code, eta)
