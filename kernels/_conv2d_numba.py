@@ -41,6 +41,13 @@ adjoint step), which removed one to three element-wise passes over 8-MiB
 arrays per convolution at B2 size.  float32 data take the rational float32
 ``tanh`` (:func:`~meganet.kernels._numba_math.tanh32`, ≤ 7 ulp) in the epilogue.
 
+Winograd (3×3 stencils, large problems)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+3×3 forward and adjoint convolutions (with their epilogues, and the symmetric step) with at least
+:data:`WINOGRAD_MIN_CHANNELS` channels on images of at least :data:`WINOGRAD_MIN_PIXELS` pixels run
+:math:`F(2×2, 3×3)` from :mod:`._winograd_numba` instead (2.25× fewer multiply-adds; see there), unless
+:data:`METHOD` says otherwise.
+
 Implicit GEMM (opt-in)
 ~~~~~~~~~~~~~~~~~~~~~
 :func:`_conv_gemm` / :func:`_weight_gemm` compute the same maps with BLAS
