@@ -595,9 +595,9 @@ def _forward_numba(Y, K, boundary, out, ep=None):
     if _use_winograd(kh, kw, c_in, c_out, H, W):
         Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
         bounds = _example_bounds(n)
-        work = _winograd_numba.workspace(bounds.size - 1, c_in, _round_up(c_out, _OB), H, W, Y.dtype)
+        rb, work = _winograd_numba.workspace(bounds.size - 1, c_in, _round_up(c_out, _OB), H, W, Y.dtype)
         _winograd_numba._conv_winograd(Y, _winograd_numba.transform_weights(K, Y.dtype), boundary == "periodic",
-                                       bounds, work, Z, *_epilogue_args(ep, Y.dtype))
+                                       bounds, rb, work, Z, *_epilogue_args(ep, Y.dtype))
         return Z
     if ep is not None and _use_gemm(c_in, c_out):  # the GEMM path has no fused epilogue: a pass after it
         return apply_epilogue(_forward_numba(Y, K, boundary, None), ep, out)
@@ -639,9 +639,9 @@ def _symmetric_step_numba(Y, K, b, activation, h, boundary, store_S, out):
     if _use_winograd(kh, kw, c, c_mid, H, W):
         U = _winograd_numba.transform_weights(K, Y.dtype)
         UT = _winograd_numba.transform_weights(KT, Y.dtype)
-        work = _winograd_numba.workspace(bounds.size - 1, max(c, c_mid), max(U.shape[1], UT.shape[1]), H, W,
-                                         Y.dtype)
-        _winograd_numba._symmetric_step_winograd(Y, U, UT, boundary == "periodic", bounds, work, c_mid, bias,
+        rb, work = _winograd_numba.workspace(bounds.size - 1, max(c, c_mid), max(U.shape[1], UT.shape[1]), H, W,
+                                             Y.dtype)
+        _winograd_numba._symmetric_step_winograd(Y, U, UT, boundary == "periodic", bounds, rb, work, c_mid, bias,
                                                  b is not None, code, float(eta), float(h), Z, S, store_S)
         return Z, (S if store_S else None)
     Kt, off = _stencil_table(K, c, kh, kw, Wp, Lp, Y.dtype)

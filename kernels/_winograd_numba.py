@@ -277,27 +277,32 @@ def _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, zs, mode, a
 
 #: Bytes of ``V`` and ``M`` per block of tile rows (:func:`_winograd_example`): caps the workspace.  Blocks
 #: of a few tile rows were slower on the Zen 4 VM (short loops; B2 at 1 MiB: 0.99 of the direct time, at
-#: 4 MiB, one block: 0.78–0.92), so the budget is large.
+#: 4 MiB, one block: 0.78–0.92), so the budget is large.  Read when a kernel is called (tests lower it).
 BLOCK_BYTES = 4 * 1024 * 1024
 
 
+def block_rows(C, C4, W, TR, itemsize):
+    """Tile rows per block: as many as :data:`BLOCK_BYTES` allow for ``V`` and ``M`` (at least one)."""
+    R = (W + 1) // 2 + 1
+    return int(max(1, min(TR, BLOCK_BYTES // (16 * (C + C4) * R * itemsize))))
+
+
 @njit(**JIT)
-def workspace_sizes(C, C4, H, W, itemsize):
-    """``(rb, sizes)``: tile rows per block and the entries of one thread's buffers for
-    :func:`_winograd_example` with at most ``C`` input and ``C4`` (rounded up to 4) output channels:
-    parity planes, row pass, V, M, output pass, output planes, two epilogue planes."""
+def workspace_sizes(C, C4, H, W, rb):
+    """Entries of one thread's buffers for :func:`_winograd_example` with at most ``C`` input and ``C4``
+    (rounded up to 4) output channels and blocks of ``rb`` tile rows: parity planes, row pass, V, M,
+    output pass, output planes, two epilogue planes."""
     TR, TC = (H + 1) // 2, (W + 1) // 2
     R = TC + 1
     As = (TR + 1) * R + 1
-    rb = max(1, min(TR, BLOCK_BYTES // (16 * (C + C4) * R * itemsize)))
     P = rb * R
-    return rb, (4 * C * As, 8 * (P + 1), 16 * C * P, 16 * C4 * P, 12 * P, C4 * 4 * TR * TC, H * W, H * W)
+    return (4 * C * As, 8 * (P + 1), 16 * C * P, 16 * C4 * P, 12 * P, C4 * 4 * TR * TC, H * W, H * W)
 
 
 @njit(**JIT)
-def _scratch(work, C, C4, H, W):
+def _scratch(work, C, C4, H, W, rb):
     """:func:`workspace_sizes` buffers carved out of one row of the workspace ``work``."""
-    rb, n = workspace_sizes(C, C4, H, W, work.itemsize)
+    n = workspace_sizes(C, C4, H, W, rb)
     o1 = n[0]
     o2 = o1 + n[1]
     o3 = o2 + n[2]
@@ -305,39 +310,41 @@ def _scratch(work, C, C4, H, W):
     o5 = o4 + n[4]
     o6 = o5 + n[5]
     o7 = o6 + n[6]
-    return rb, (work[:o1], work[o1:o2], work[o2:o3], work[o3:o4], work[o4:o5], work[o5:o6].reshape(C4, n[5] // C4),
-                work[o6:o7], work[o7:o7 + n[7]])
+    return (work[:o1], work[o1:o2], work[o2:o3], work[o3:o4], work[o4:o5], work[o5:o6].reshape(C4, n[5] // C4),
+            work[o6:o7], work[o7:o7 + n[7]])
 
 
 def workspace(n_chunks, C, C4, H, W, dtype):
-    """The workspace of :func:`_conv_winograd` / :func:`_symmetric_step_winograd`: one row per
-    parallel chunk, from the buffer pool (:mod:`._buffers`), so that repeated calls reuse memory
-    that is already mapped (fresh pages cost ~0.3 ms per B2 convolution in page faults)."""
+    """``(rb, work)``: the tile rows per block (:func:`block_rows`) and the workspace of
+    :func:`_conv_winograd` / :func:`_symmetric_step_winograd`, one row per parallel chunk, from the
+    buffer pool (:mod:`._buffers`), so that repeated calls reuse memory that is already mapped (fresh
+    pages cost ~0.3 ms per B2 convolution in page faults)."""
     dtype = np.dtype(dtype)
-    return _buffers.empty((n_chunks, sum(workspace_sizes(C, C4, H, W, dtype.itemsize)[1])), dtype)
+    rb = block_rows(C, C4, W, (H + 1) // 2, dtype.itemsize)
+    return rb, _buffers.empty((n_chunks, sum(workspace_sizes(C, C4, H, W, rb))), dtype)
 
 
 @njit(parallel=True, **JIT)
-def _conv_winograd(Y, U, periodic, bounds, work, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta):
+def _conv_winograd(Y, U, periodic, bounds, rb, work, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta):
     """``Z = epilogue(K Y)`` for a 3×3 stencil by :math:`F(2×2, 3×3)`; ``U`` from
     :func:`transform_weights`; the epilogue arguments as in :func:`._conv2d_numba._conv_taps`.
 
     Y : (n, C_in, H, W) C-contiguous; Z : (n, C_out, H, W); bounds : example ranges, one per
-    parallel chunk; work : :func:`workspace` (rows ≥ chunks).  ``B`` may be ``Z`` itself.
+    parallel chunk; rb, work : :func:`workspace` (rows ≥ chunks).  ``B`` may be ``Z`` itself.
     """
     n, C_in, H, W = Y.shape
     TR, TC = (H + 1) // 2, (W + 1) // 2
     R = TC + 1
     As = (TR + 1) * R + 1
     for c in prange(bounds.shape[0] - 1):
-        rb, bufs = _scratch(work[c], C_in, U.shape[1], H, W)
+        bufs = _scratch(work[c], C_in, U.shape[1], H, W, rb)
         for s in range(bounds[c], bounds[c + 1]):
             _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, s, mode, alpha, B, has_B, bias, has_bias,
                               S, code, eta)
 
 
 @njit(parallel=True, **JIT)
-def _symmetric_step_winograd(Y, U, UT, periodic, bounds, work, C_mid, bias, has_bias, code, eta, h, Z, S, store_S):
+def _symmetric_step_winograd(Y, U, UT, periodic, bounds, rb, work, C_mid, bias, has_bias, code, eta, h, Z, S, store_S):
     """The symmetric layer's step ``S = σ(K Y + b)``, ``Z = Y − h KᵀS`` per example (as
     :func:`._conv2d_numba._symmetric_step`) with both 3×3 convolutions by :math:`F(2×2, 3×3)`;
     ``U``, ``UT``: :func:`transform_weights` of K and of the flipped, channel-swapped Kᵀ."""
@@ -347,7 +354,7 @@ def _symmetric_step_winograd(Y, U, UT, periodic, bounds, work, C_mid, bias, has_
     As = (TR + 1) * R + 1
     dummy = np.empty((0, 0, 0, 0), dtype=Y.dtype)
     for c in prange(bounds.shape[0] - 1):
-        rb, bufs = _scratch(work[c], max(C, C_mid), max(U.shape[1], UT.shape[1]), H, W)
+        bufs = _scratch(work[c], max(C, C_mid), max(U.shape[1], UT.shape[1]), H, W, rb)
         stmp = np.empty((0 if store_S else 1, C_mid, H, W), dtype=Y.dtype)
         for s in range(bounds[c], bounds[c + 1]):
             St = S if store_S else stmp

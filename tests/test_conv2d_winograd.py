@@ -32,11 +32,19 @@ CASES = [  # (n, C_in, C_out, H, W, boundary): odd and even sizes, 1- and 2-pixe
 IDS = [f"{c[1]}to{c[2]}-{c[3]}x{c[4]}-{c[5]}" for c in CASES]
 
 
-@pytest.fixture
-def winograd(monkeypatch):
+@pytest.fixture(params=["one_block", "row_blocks"])
+def winograd(request, monkeypatch):
+    """METHOD = 'winograd'; ``row_blocks``: a block budget so small that every tile row is its own block
+    (the path large images take)."""
     from meganet.kernels import _conv2d_numba as CN
+    from meganet.kernels import _winograd_numba as WN
 
     monkeypatch.setattr(CN, "METHOD", "winograd")
+    if request.param == "row_blocks":
+        monkeypatch.setattr(WN, "BLOCK_BYTES", 1)
+        assert WN.block_rows(8, 8, 16, 8, 8) == 1
+    else:
+        assert WN.block_rows(8, 8, 16, 8, 8) == 8
     return CN
 
 
