@@ -199,16 +199,16 @@ def _epilogue_rows(a, s, oc, H, W, Wp, Z, mode, alpha, B, has_B, bias, has_bias,
 #: (Zen 4) VM, interleaved in one process (2026-12-05).
 @njit(fastmath={"contract"}, **JIT)
 def _conv_example(y, Kt, off, L, C_out, acc, s, H, W, Wp, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta,
-                  vrow, drow):
+                  vrow, drow, ob0, ob1):
     """One example: ``C[o, l] = Σ_t Kt[o, t] y[off_t + l]`` (``y``: the padded example, flat), four
     output channels at a time in ``acc`` (4, L), each written into ``Z[s]`` through the epilogue
-    (:func:`_epilogue_rows`)."""
+    (:func:`_epilogue_rows`); the blocks of four output channels ``ob0 ≤ ob < ob1`` only."""
     T = off.shape[0]
     a0 = acc[0]
     a1 = acc[1]
     a2 = acc[2]
     a3 = acc[3]
-    for ob in range(Kt.shape[0] // 4):
+    for ob in range(ob0, ob1):
         o = 4 * ob
         acc[...] = 0
         for g in range(0, T, 3):
@@ -241,8 +241,18 @@ def _conv_example(y, Kt, off, L, C_out, acc, s, H, W, Wp, Z, mode, alpha, B, has
                                vrow, drow)
 
 
+@njit(**JIT)
+def _part(c, parts, n_blocks):
+    """Work item ``c`` of a parallel loop over ``chunks × parts``: its chunk and its range
+    ``[b0, b1)`` of the ``n_blocks`` output-channel blocks (``parts`` > 1 when there are fewer
+    examples than threads, see :func:`_work_split`)."""
+    k = c % parts
+    return c // parts, k * n_blocks // parts, (k + 1) * n_blocks // parts
+
+
 @njit(parallel=True, **JIT)
-def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, bounds, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta):
+def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, bounds, parts, Z, mode, alpha, B, has_B, bias, has_bias, S,
+               code, eta):
     """``C[s, o, x, y] = Σ_t Kt[o, t] Yp[s, off_t + x·Wp + y]`` with ``Yp`` the
     padded example (built per example in a buffer that stays in L2), written
     through the epilogue (:mod:`meganet.kernels.epilogue`) ``V = α C + B + bias_o``,
@@ -253,21 +263,23 @@ def _conv_taps(Y, Kt, off, p, q, periodic, Wp, Lp, bounds, Z, mode, alpha, B, ha
     chunk (:func:`_example_bounds`); Z : (n, C_out, H, W); B, S like Z (any
     4-d array when unused: ``has_B``, ``mode``); bias : (C_out,) (any when
     ``has_bias`` is False).  ``B`` may be ``Z`` itself (each entry is read
-    before it is written, by the same thread).
+    before it is written, by the same thread).  ``parts``: the output-channel blocks of each
+    chunk are split into this many work items (:func:`_part`).
     """
     n, C_in, H, W = Y.shape
     L = H * Wp
     one = p == 0 and q == 0
-    for c in prange(bounds.shape[0] - 1):
-        # one set of buffers per thread
+    for c in prange((bounds.shape[0] - 1) * parts):
+        ch, ob0, ob1 = _part(c, parts, Kt.shape[0] // 4)
+        # one set of buffers per work item
         ybuf = np.empty(0 if one else C_in * Lp, dtype=Y.dtype)
         acc = np.empty((4, L), dtype=Y.dtype)
         vrow = np.empty(H * W, dtype=Y.dtype)  # epilogue scratch planes
         drow = np.empty(H * W if mode == 1 and code != 1 else 0, dtype=Y.dtype)
-        for s in range(bounds[c], bounds[c + 1]):
+        for s in range(bounds[ch], bounds[ch + 1]):
             y = _example_input(Y, s, one, p, q, periodic, Wp, Lp, ybuf)
             _conv_example(y, Kt, off, L, Z.shape[1], acc, s, H, W, Wp, Z, mode, alpha, B, has_B, bias, has_bias, S,
-                          code, eta, vrow, drow)
+                          code, eta, vrow, drow, ob0, ob1)
 
 
 @njit(parallel=True, **JIT)
@@ -298,22 +310,24 @@ def _symmetric_step(Y, Kt, KTt, off, offT, p, q, periodic, Wp, Lp, bounds, C_mid
             St = S if store_S else stmp
             si = s if store_S else 0
             _conv_example(y, Kt, off, L, C_mid, acc, si, H, W, Wp, St, 1, 1.0, dummy, False, bias, has_bias, dummy,
-                          code, eta, vrow, drow)
+                          code, eta, vrow, drow, 0, Kt.shape[0] // 4)
             sp = _example_input(St, si, one, p, q, periodic, Wp, Lp, sbuf)
             _conv_example(sp, KTt, offT, L, C, acc, s, H, W, Wp, Z, 0, -h, Y, True, bias, False, dummy, code, eta,
-                          vrow, drow)
+                          vrow, drow, 0, KTt.shape[0] // 4)
 
 
 # ------------------------------------------------------------ weight adjoint
 @njit(parallel=True, fastmath={"reassoc", "contract"}, **JIT)
-def _weight_taps(Y, Wt, off, p, q, periodic, Wp, Lp, bounds, zero, out):
+def _weight_taps(Y, Wt, off, p, q, periodic, Wp, Lp, bounds, parts, zero, out):
     """Partial sums ``out[c, o, t] = Σ_{s ∈ chunk c} Σ_l Wg[s, o, l] Yp[s, off_t + l]``
     (``Yp``, ``Wg``: the example padded / on the ``H × Wp`` grid, built per
     example in L2-resident buffers).
 
     Y : (n, C_in, H, W); Wt : (n, C_out, H, W); off : (T,) int64 (T multiple of
     3); bounds : (n_chunks + 1,) example ranges; zero : 0 in the data's dtype
-    (the accumulators' type); out : (n_chunks, C_out rounded up to 4, T), zeroed here.
+    (the accumulators' type); out : (n_chunks, C_out rounded up to 4, T), zeroed here; parts : the
+    output-channel blocks of each chunk are split into this many work items (:func:`_part`; their
+    rows of ``out[c]`` are disjoint).
     """
     n_chunks = bounds.shape[0] - 1
     n, C_in, H, Wd = Y.shape
@@ -322,9 +336,10 @@ def _weight_taps(Y, Wt, off, p, q, periodic, Wp, Lp, bounds, zero, out):
     T = off.shape[0]
     C4 = out.shape[1]
     one = p == 0 and q == 0
-    for c in prange(n_chunks):
+    for item in prange(n_chunks * parts):
+        c, ob0, ob1 = _part(item, parts, C4 // 4)
         oc = out[c]
-        oc[:, :] = 0
+        oc[4 * ob0:4 * ob1, :] = 0
         ybuf = np.empty(C_in * Lp, dtype=Y.dtype)
         wg = np.empty((C_out, L), dtype=Y.dtype)
         for s in range(bounds[c], bounds[c + 1]):
@@ -336,7 +351,7 @@ def _weight_taps(Y, Wt, off, p, q, periodic, Wp, Lp, bounds, zero, out):
                 _grid_example(Wt, s, Wp, wg)
                 y = ybuf
                 wgs = wg
-            for o in range(0, C4, 4):
+            for o in range(4 * ob0, 4 * ob1, 4):
                 w0 = wgs[min(o, C_out - 1)]
                 w1 = wgs[min(o + 1, C_out - 1)]
                 w2 = wgs[min(o + 2, C_out - 1)]
@@ -571,6 +586,25 @@ def _example_bounds(n):
     return np.linspace(0, n, k + 1).round().astype(np.int64)
 
 
+#: :func:`_work_split` shares one example's output channels out over threads from this many
+#: multiply-adds per example on (``C_in·C_out·kh·kw·H·W``).  Measured on the 2-core AMD EPYC VM
+#: (2026-12-05, one example, float32, interleaved): 64→64 channels on 32×32 (38 M) took 0.81 of the
+#: one-thread time; 32→32 (9.4 M) 0.8–1.2 and 8→8 on 16×16 (0.15 M) 1.1–1.4: waking the second
+#: thread (OMP_WAIT_POLICY=PASSIVE) costs about as much as half of such a convolution.
+SPLIT_MIN_MACS = 1 << 24
+
+
+def _work_split(n_chunks, c_out, macs):
+    """Work items per chunk of examples (:func:`_part`): with fewer chunks than numba threads (a batch
+    smaller than the thread count) and at least :data:`SPLIT_MIN_MACS` multiply-adds per example,
+    each chunk's output-channel blocks are shared out so that a single example uses every thread (at
+    most one block of four channels per item); else one item per chunk."""
+    threads = numba.get_num_threads()
+    if n_chunks >= threads or macs < SPLIT_MIN_MACS:
+        return 1
+    return max(1, min(threads // n_chunks, _round_up(c_out, _OB) // _OB))
+
+
 def _epilogue_args(ep, dtype):
     """The :func:`_conv_taps` arguments ``mode, alpha, B, has_B, bias, has_bias, S, code, eta`` of an
     :class:`~meganet.kernels.epilogue.Epilogue` (None: plain ``Z = C``)."""
@@ -595,9 +629,10 @@ def _forward_numba(Y, K, boundary, out, ep=None):
     if _use_winograd(kh, kw, c_in, c_out, H, W):
         Z = out if out is not None else _buffers.empty((n, c_out, H, W), Y.dtype)
         bounds = _example_bounds(n)
-        rb, work = _winograd_numba.workspace(bounds.size - 1, c_in, _round_up(c_out, _OB), H, W, Y.dtype)
+        parts = _work_split(bounds.size - 1, c_out, c_in * c_out * 9 * H * W)
+        rb, work = _winograd_numba.workspace((bounds.size - 1) * parts, c_in, _round_up(c_out, _OB), H, W, Y.dtype)
         _winograd_numba._conv_winograd(Y, _winograd_numba.transform_weights(K, Y.dtype), boundary == "periodic",
-                                       bounds, rb, work, Z, *_epilogue_args(ep, Y.dtype))
+                                       bounds, parts, rb, work, Z, *_epilogue_args(ep, Y.dtype))
         return Z
     if ep is not None and _use_gemm(c_in, c_out):  # the GEMM path has no fused epilogue: a pass after it
         return apply_epilogue(_forward_numba(Y, K, boundary, None), ep, out)
@@ -611,7 +646,9 @@ def _forward_numba(Y, K, boundary, out, ep=None):
             _conv_gemm(Y, Kt, p, q, boundary == "periodic", Wp, Lp, Z, ybuf, zbuf, *_gemm_numba.scratch(nt))
         return Z
     Kt, off = _stencil_table(K, c_in, kh, kw, Wp, Lp, Y.dtype)
-    _conv_taps(Y, Kt, off, p, q, boundary == "periodic", Wp, Lp, _example_bounds(n), Z, *_epilogue_args(ep, Y.dtype))
+    bounds = _example_bounds(n)
+    parts = _work_split(bounds.size - 1, c_out, c_in * c_out * kh * kw * H * W)
+    _conv_taps(Y, Kt, off, p, q, boundary == "periodic", Wp, Lp, bounds, parts, Z, *_epilogue_args(ep, Y.dtype))
     return Z
 
 
@@ -639,7 +676,7 @@ def _symmetric_step_numba(Y, K, b, activation, h, boundary, store_S, out):
     if _use_winograd(kh, kw, c, c_mid, H, W):
         U = _winograd_numba.transform_weights(K, Y.dtype)
         UT = _winograd_numba.transform_weights(KT, Y.dtype)
-        rb, work = _winograd_numba.workspace(bounds.size - 1, max(c, c_mid), max(U.shape[1], UT.shape[1]), H, W,
+        rb, work = _winograd_numba.workspace(bounds.size - 1, max(c, c_mid), max(U.shape[0], UT.shape[0]), H, W,
                                              Y.dtype)
         _winograd_numba._symmetric_step_winograd(Y, U, UT, boundary == "periodic", bounds, rb, work, c_mid, bias,
                                                  b is not None, code, float(eta), float(h), Z, S, store_S)
@@ -688,7 +725,8 @@ def _adjoint_weight_numba(Y, W, kernel_shape, boundary, per_example, out):
     else:  # one partial sum per chunk of examples, added in chunk order (see meganet.kernels.set_deterministic)
         bounds = _reduction_bounds(n, 1, _round_up(c_out, _OB) * off.size * Y.dtype.itemsize)
     part = np.empty((bounds.size - 1, _round_up(c_out, _OB), off.size), dtype=Y.dtype)
-    _weight_taps(Y, W, off, p, q, boundary == "periodic", Wp, Lp, bounds, Y.dtype.type(0), part)
+    parts = _work_split(bounds.size - 1, c_out, c_in * c_out * kh * kw * H * Wd * -(-n // (bounds.size - 1)))
+    _weight_taps(Y, W, off, p, q, boundary == "periodic", Wp, Lp, bounds, parts, Y.dtype.type(0), part)
     G = part[:, :c_out, :n_taps]
     if per_example:
         res = G.reshape(n, c_out, c_in, kh, kw)

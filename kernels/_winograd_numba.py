@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _buffers
-from ._conv2d_numba import _epilogue_rows
+from ._conv2d_numba import _epilogue_rows, _part
 from ._numba_math import JIT
 
 _OB = 4  # output channels per pass of the tile products
@@ -49,17 +49,40 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 
 
 def transform_weights(K, dtype):
-    """``U[ξ·4 + ν, o, i] = (G K[o, i] Gᵀ)[ξ, ν]`` in float64, cast to ``dtype``; rows rounded up to
-    a multiple of four output channels (zero weights).
+    """``U[o, i, ξ·4 + ν] = (G K[o, i] Gᵀ)[ξ, ν]`` computed in float64, cast to ``dtype``; rows rounded
+    up to a multiple of four output channels (zero weights).
 
-    K : (C_out, C_in, 3, 3) → U : (16, C_out rounded up to 4, C_in)
+    K : (C_out, C_in, 3, 3) → U : (C_out rounded up to 4, C_in, 16)
     """
-    K = np.asarray(K, dtype=np.float64)
     c_out, c_in = K.shape[:2]
-    U = np.einsum("xa,oiab,yb->xyoi", _G, K, _G).reshape(16, c_out, c_in)
-    out = np.zeros((16, -(-c_out // _OB) * _OB, c_in), dtype=dtype)
-    out[:, :c_out] = U
+    out = np.zeros((-(-c_out // _OB) * _OB, c_in, 16), dtype=dtype)
+    _transform_weights(np.ascontiguousarray(K), out)
     return out
+
+
+@njit(inline="always", **JIT)
+def _g3(a, b, c):
+    """``G (a, b, c)ᵀ``: the four rows of G applied to a 3-vector."""
+    return a, 0.5 * (a + b + c), 0.5 * (a - b + c), c
+
+
+@njit(**JIT)
+def _transform_weights(K, out):
+    """:func:`transform_weights` as a compiled loop (numpy's einsum or small GEMMs took 0.2–1 ms at
+    64² channels, more than a B2-size convolution of one example; this loop ≈ 30 µs).  ``out`` keeps
+    the 16 entries of one (o, i) pair contiguous: stores to 16 planes a multiple of 4 KiB apart were
+    5× slower (cache-set aliasing)."""
+    for o in range(K.shape[0]):
+        for i in range(K.shape[1]):
+            # the columns of G g (t_ξb), then the rows of (G g) Gᵀ; unrolled by hand (indexing the
+            # tuples with a loop variable, or views K[o, i], was 4× slower)
+            t00, t10, t20, t30 = _g3(np.float64(K[o, i, 0, 0]), np.float64(K[o, i, 1, 0]), np.float64(K[o, i, 2, 0]))
+            t01, t11, t21, t31 = _g3(np.float64(K[o, i, 0, 1]), np.float64(K[o, i, 1, 1]), np.float64(K[o, i, 2, 1]))
+            t02, t12, t22, t32 = _g3(np.float64(K[o, i, 0, 2]), np.float64(K[o, i, 1, 2]), np.float64(K[o, i, 2, 2]))
+            out[o, i, 0], out[o, i, 1], out[o, i, 2], out[o, i, 3] = _g3(t00, t01, t02)
+            out[o, i, 4], out[o, i, 5], out[o, i, 6], out[o, i, 7] = _g3(t10, t11, t12)
+            out[o, i, 8], out[o, i, 9], out[o, i, 10], out[o, i, 11] = _g3(t20, t21, t22)
+            out[o, i, 12], out[o, i, 13], out[o, i, 14], out[o, i, 15] = _g3(t30, t31, t32)
 
 
 def geometry(H, W):
@@ -160,18 +183,18 @@ def _input_transform(yq, C, R, As, p0, P, t, V):
 
 
 @njit(fastmath={"contract"}, **JIT)
-def _tile_products(U, V, M):
-    """``M[k, o, :] = Σ_i U[k, o, i] V[k, i, :]`` for the 16 tile positions ``k``: four output rows
-    from four input rows per pass (16 multiply-adds per loaded value of the accumulators).
+def _tile_products(U, V, M, ob0, ob1):
+    """``M[k, o, :] = Σ_i U[o, i, k] V[k, i, :]`` for the 16 tile positions ``k`` and the output rows
+    ``4·ob0 ≤ o < 4·ob1``: four output rows from four input rows per pass (16 multiply-adds per loaded
+    value of the accumulators).
 
-    U : (16, C_out rounded up to 4, C_in), V : (16, C_in, P), M : (16, C_out rounded up to 4, P)."""
-    C4, C = U.shape[1], U.shape[2]
+    U : (C_out rounded up to 4, C_in, 16), V : (16, C_in, P), M : (16, C_out rounded up to 4, P)."""
+    C = U.shape[1]
     P = V.shape[2]
     C_main = C - C % _IB
     for k in range(16):
-        Uk = U[k]
         Vk = V[k]
-        for o in range(0, C4, _OB):
+        for o in range(_OB * ob0, _OB * ob1, _OB):
             a0 = M[k, o]
             a1 = M[k, o + 1]
             a2 = M[k, o + 2]
@@ -181,22 +204,22 @@ def _tile_products(U, V, M):
             a2[:] = 0
             a3[:] = 0
             for i in range(0, C_main, _IB):
-                u00 = Uk[o, i]
-                u01 = Uk[o, i + 1]
-                u02 = Uk[o, i + 2]
-                u03 = Uk[o, i + 3]
-                u10 = Uk[o + 1, i]
-                u11 = Uk[o + 1, i + 1]
-                u12 = Uk[o + 1, i + 2]
-                u13 = Uk[o + 1, i + 3]
-                u20 = Uk[o + 2, i]
-                u21 = Uk[o + 2, i + 1]
-                u22 = Uk[o + 2, i + 2]
-                u23 = Uk[o + 2, i + 3]
-                u30 = Uk[o + 3, i]
-                u31 = Uk[o + 3, i + 1]
-                u32 = Uk[o + 3, i + 2]
-                u33 = Uk[o + 3, i + 3]
+                u00 = U[o, i, k]
+                u01 = U[o, i + 1, k]
+                u02 = U[o, i + 2, k]
+                u03 = U[o, i + 3, k]
+                u10 = U[o + 1, i, k]
+                u11 = U[o + 1, i + 1, k]
+                u12 = U[o + 1, i + 2, k]
+                u13 = U[o + 1, i + 3, k]
+                u20 = U[o + 2, i, k]
+                u21 = U[o + 2, i + 1, k]
+                u22 = U[o + 2, i + 2, k]
+                u23 = U[o + 2, i + 3, k]
+                u30 = U[o + 3, i, k]
+                u31 = U[o + 3, i + 1, k]
+                u32 = U[o + 3, i + 2, k]
+                u33 = U[o + 3, i + 3, k]
                 v0 = Vk[i]
                 v1 = Vk[i + 1]
                 v2 = Vk[i + 2]
@@ -211,10 +234,10 @@ def _tile_products(U, V, M):
                     a2[l] += u20 * x0 + u21 * x1 + u22 * x2 + u23 * x3
                     a3[l] += u30 * x0 + u31 * x1 + u32 * x2 + u33 * x3
             for i in range(C_main, C):  # the last C_in mod 4 input channels, one at a time
-                u0 = Uk[o, i]
-                u1 = Uk[o + 1, i]
-                u2 = Uk[o + 2, i]
-                u3 = Uk[o + 3, i]
+                u0 = U[o, i, k]
+                u1 = U[o + 1, i, k]
+                u2 = U[o + 2, i, k]
+                u3 = U[o + 3, i, k]
                 v0 = Vk[i]
                 for l in range(P):
                     x0 = v0[l]
@@ -248,14 +271,14 @@ def _output_transform(M, o, TR, TC, R, w, plane):
 
 @njit(**JIT)
 def _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, zs, mode, alpha, B, has_B, bias, has_bias,
-                      S, code, eta):
+                      S, code, eta, ob0, ob1):
     """Example ``s`` of ``Y`` through one convolution: the padded parity planes; per block of ``rb``
-    tile rows (sized so that its ``V`` and ``M`` stay in L2) the input transform, the 16 tile products
-    and the output transforms into the plane of every output channel; then the epilogue into
-    ``Z[zs, o]``.  ``bufs``: :func:`_scratch`."""
+    tile rows the input transform, the 16 tile products and the output transforms into the plane of
+    every output channel; then the epilogue into ``Z[zs, o]``; the output channels
+    ``4·ob0 ≤ o < 4·ob1`` only.  ``bufs``: :func:`_scratch`."""
     yq, tflat, vflat, mflat, wflat, zacc, vrow, drow = bufs
     C = Y.shape[1]
-    C4 = U.shape[1]
+    C4 = U.shape[0]
     H, W = Y.shape[2], Y.shape[3]
     Wo = 2 * TC
     _pad_planes(Y, s, periodic, R, As, yq)
@@ -267,10 +290,10 @@ def _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, zs, mode, a
         M = mflat[:16 * C4 * P].reshape(16, C4, P)
         w = wflat[:12 * P].reshape(12, P)
         _input_transform(yq, C, R, As, r0 * R, P, t, V)
-        _tile_products(U, V, M)
-        for o in range(Z.shape[1]):
+        _tile_products(U, V, M, ob0, ob1)
+        for o in range(_OB * ob0, min(_OB * ob1, Z.shape[1])):
             _output_transform(M, o, nr, TC, R, w, zacc[o, 2 * r0 * Wo:2 * (r0 + nr) * Wo])
-    for o in range(Z.shape[1]):
+    for o in range(_OB * ob0, min(_OB * ob1, Z.shape[1])):
         _epilogue_rows(zacc[o], zs, o, H, W, Wo, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta, vrow,
                        drow)
 
@@ -325,22 +348,25 @@ def workspace(n_chunks, C, C4, H, W, dtype):
 
 
 @njit(parallel=True, **JIT)
-def _conv_winograd(Y, U, periodic, bounds, rb, work, Z, mode, alpha, B, has_B, bias, has_bias, S, code, eta):
+def _conv_winograd(Y, U, periodic, bounds, parts, rb, work, Z, mode, alpha, B, has_B, bias, has_bias, S, code,
+                   eta):
     """``Z = epilogue(K Y)`` for a 3×3 stencil by :math:`F(2×2, 3×3)`; ``U`` from
     :func:`transform_weights`; the epilogue arguments as in :func:`._conv2d_numba._conv_taps`.
 
     Y : (n, C_in, H, W) C-contiguous; Z : (n, C_out, H, W); bounds : example ranges, one per
-    parallel chunk; rb, work : :func:`workspace` (rows ≥ chunks).  ``B`` may be ``Z`` itself.
+    parallel chunk; parts : work items per chunk (:func:`._conv2d_numba._part`: the output-channel
+    blocks are shared out); rb, work : :func:`workspace` (one row per work item).  ``B`` may be ``Z``.
     """
     n, C_in, H, W = Y.shape
     TR, TC = (H + 1) // 2, (W + 1) // 2
     R = TC + 1
     As = (TR + 1) * R + 1
-    for c in prange(bounds.shape[0] - 1):
-        bufs = _scratch(work[c], C_in, U.shape[1], H, W, rb)
-        for s in range(bounds[c], bounds[c + 1]):
+    for c in prange((bounds.shape[0] - 1) * parts):
+        ch, ob0, ob1 = _part(c, parts, U.shape[0] // _OB)
+        bufs = _scratch(work[c], C_in, U.shape[0], H, W, rb)
+        for s in range(bounds[ch], bounds[ch + 1]):
             _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, s, mode, alpha, B, has_B, bias, has_bias,
-                              S, code, eta)
+                              S, code, eta, ob0, ob1)
 
 
 @njit(parallel=True, **JIT)
@@ -354,12 +380,12 @@ def _symmetric_step_winograd(Y, U, UT, periodic, bounds, rb, work, C_mid, bias, 
     As = (TR + 1) * R + 1
     dummy = np.empty((0, 0, 0, 0), dtype=Y.dtype)
     for c in prange(bounds.shape[0] - 1):
-        bufs = _scratch(work[c], max(C, C_mid), max(U.shape[1], UT.shape[1]), H, W, rb)
+        bufs = _scratch(work[c], max(C, C_mid), max(U.shape[0], UT.shape[0]), H, W, rb)
         stmp = np.empty((0 if store_S else 1, C_mid, H, W), dtype=Y.dtype)
         for s in range(bounds[c], bounds[c + 1]):
             St = S if store_S else stmp
             si = s if store_S else 0
             _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, St, si, 1, 1.0, dummy, False, bias, has_bias,
-                              dummy, code, eta)
+                              dummy, code, eta, 0, U.shape[0] // _OB)
             _winograd_example(St, si, periodic, UT, TR, TC, R, As, rb, bufs, Z, s, 0, -h, Y, True, bias, False, dummy,
-                              code, eta)
+                              code, eta, 0, UT.shape[0] // _OB)

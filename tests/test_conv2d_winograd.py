@@ -177,3 +177,45 @@ def test_auto_rule_and_method_switch(monkeypatch):
     monkeypatch.setattr(CN, "METHOD", "fast")
     with pytest.raises(ValueError, match=r"MEGANET_CONV2D_METHOD / METHOD must be one of .*'fast'"):
         C.conv2d_forward(np.ones((1, 32, 32, 32)), np.ones((32, 32, 3, 3)), "zero", engine="numba")
+
+
+@pytest.mark.parametrize("method", ["direct", "winograd"])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_output_channel_split_for_small_batches(parts, method, monkeypatch):
+    """Batches smaller than the thread count share each example's output-channel blocks out over work
+    items (``_work_split``): forced to 2 and 3 items per chunk, the forward, the adjoint, the epilogue
+    and the θ-adjoint (summed and per example) still match the reference."""
+    from meganet.kernels import _conv2d_numba as CN
+
+    monkeypatch.setattr(CN, "METHOD", method)
+    monkeypatch.setattr(CN, "_work_split", lambda n_chunks, c_out, macs: parts)
+    rng = np.random.default_rng(16)
+    Y = rng.standard_normal((1, 6, 7, 9))
+    K = rng.standard_normal((10, 6, 3, 3))
+    Wc = rng.standard_normal((1, 10, 7, 9))
+    b = rng.standard_normal(10)
+    for bd in ("zero", "periodic"):
+        Z = C.conv2d_forward(Y, K, bd, engine="numpy")
+        np.testing.assert_allclose(C.conv2d_forward(Y, K, bd, engine="numba"), Z, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(C.conv2d_forward(Y, K, bd, engine="numba", epilogue=Epilogue(bias=b,
+                                   activation="tanh")), np.tanh(Z + b.reshape(1, -1, 1, 1)), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(C.conv2d_adjoint_input(Wc, K, bd, engine="numba"),
+                                   C.conv2d_adjoint_input(Wc, K, bd, engine="numpy"), rtol=1e-12, atol=1e-12)
+        for pe in (False, True):
+            np.testing.assert_allclose(C.conv2d_adjoint_weight(Y, Wc, (3, 3), bd, pe, engine="numba"),
+                                       C.conv2d_adjoint_weight(Y, Wc, (3, 3), bd, pe, engine="numpy"),
+                                       rtol=1e-12, atol=1e-12)
+
+
+def test_work_split_rule(monkeypatch):
+    """One item per chunk when the batch fills the threads or the example is small; else the output
+    blocks of an example are shared out, at most one block of four channels per item."""
+    from meganet.kernels import _conv2d_numba as CN
+
+    monkeypatch.setattr(CN.numba, "get_num_threads", lambda: 4)
+    big = CN.SPLIT_MIN_MACS
+    assert CN._work_split(4, 64, big) == 1  # as many chunks as threads
+    assert CN._work_split(1, 64, big - 1) == 1  # too little work per example
+    assert CN._work_split(1, 64, big) == 4
+    assert CN._work_split(2, 64, big) == 2
+    assert CN._work_split(1, 8, big) == 2  # two blocks of four channels
