@@ -4,8 +4,8 @@ Used by the numba engine of :mod:`meganet.kernels.conv2d` for 3×3 stencils (see
 :func:`meganet.kernels._conv2d_numba._use_winograd`); same map, argument conventions and
 fused epilogue as the direct stencil loops of :mod:`._conv2d_numba`.
 
-Method (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, §4.1)
--------------------------------------------------------------------------------------------
+Method (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016)
+-------------------------------------------------------------------------------------
 Each 2×2 block of outputs of one output channel is
 
 .. math:: Z_{\rm tile} = A^T \Big[ \sum_i \big(G\, K_{o,i}\, G^T\big) \odot
@@ -23,14 +23,22 @@ The sum over input channels is, for each of the 16 positions ``(ξ, ν)`` of the
 matrix product ``M_ξν = U_ξν V_ξν`` (``C_out × C_in`` times ``C_in × tiles``): 16·C_out·C_in
 multiply-adds per tile of 4 outputs instead of 36·C_out·C_in, 2.25× fewer, plus the transforms
 (additions only, O(C) per tile).  The products run in the same register pattern as the direct
-stencil (four output rows, four input rows per pass, vectorized over tiles); the transforms are
-done in two separable passes (rows, then columns) per example, in buffers that stay in cache.
+stencil (four output rows, four input rows per pass, vectorized over tiles).  The padded example is
+stored as its four row/column parity planes (:func:`_pad_planes`), so that both separable passes of
+each transform (rows, then columns) are sums of shifted contiguous rows that vectorize; tile ``p =
+r·R + c`` runs over ``R = ⌈W/2⌉ + 1`` columns, the last of which is computed and dropped (6 % extra
+products at 32×32).  Per thread, one example's transformed input ``V`` and products ``M`` (1.1 MiB at
+B2 size in float32) are kept in a pooled workspace, in blocks of tile rows of at most
+:data:`BLOCK_BYTES`.
 
-Accuracy: the transforms have entries 0, ±1 and ±½ only, so the rounding error is a small constant
-times that of the direct sum (Lavin & Gray, §5; measured in ``tests/test_conv2d_winograd.py``:
-within 4× the direct kernel's error against a float64 reference, in float32 and float64).  The
+Accuracy: the transforms have entries 0, ±1 and ±½ only, and the weights are transformed in float64.
+Measured in ``tests/test_conv2d_winograd.py`` against a float64 reference: within 4× the direct
+kernel's error and within 16 ε · max Σ|K||Y|, in float32 and float64.  The
 adjoint ``Kᵀ`` is the same algorithm on the flipped, channel-swapped stencil, so the pair passes the
 dot test to rounding.  ``MEGANET_CONV2D_METHOD=direct`` selects the direct stencil everywhere.
+
+Hand-written: numpy and scipy have no Winograd convolution (oneDNN and cuDNN do, but are not
+dependencies of meganet's CPU engine).
 """
 
 from __future__ import annotations
