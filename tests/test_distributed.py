@@ -295,11 +295,14 @@ def test_worker_killed_mid_run_recovers_or_fails_clearly():
         f2, s2 = sh.value(x)
         # 1. a worker dies between value and gradient: its shards (and their caches) are re-created
         pids = client.run(os.getpid)
-        os.kill(pids[sh.shards.workers[0]], signal.SIGKILL)
+        killed = sh.shards.workers[0]
+        lost = sum(w == killed for w in sh.shards.workers)  # 1 or 2 of the 3 shards, by the placement
+        os.kill(pids[killed], signal.SIGKILL)
         g2 = sh.gradient(x, s2)
         assert rel(f2, f1) < TOL and rel(g2, g1) < TOL
-        assert sh.comm.retries >= 1 and sh.comm.rebuilt_shards >= 1 and sh.comm.events
-        assert sh.counter.forward > 1.5  # the lost forward passes (2 of 3 shards) were recomputed, and counted
+        assert sh.comm.retries >= 1 and sh.comm.rebuilt_shards >= lost and sh.comm.events
+        # the lost shards' forward passes were recomputed, and counted (a third of a pass each)
+        assert 1 + lost / 3 - 1e-12 <= sh.counter.forward <= 2 + 1e-12
         # 2. a worker dies while Gauss-Newton products are running
         client.wait_for_workers(2, timeout=60)
         pids = client.run(os.getpid)
