@@ -296,13 +296,16 @@ def test_worker_killed_mid_run_recovers_or_fails_clearly():
         # 1. a worker dies between value and gradient: its shards (and their caches) are re-created
         pids = client.run(os.getpid)
         killed = sh.shards.workers[0]
-        lost = sum(w == killed for w in sh.shards.workers)  # 1 or 2 of the 3 shards, by the placement
+        on_killed = sum(w == killed for w in sh.shards.workers)  # 1 or 2 of the 3 shards
         os.kill(pids[killed], signal.SIGKILL)
         g2 = sh.gradient(x, s2)
         assert rel(f2, f1) < TOL and rel(g2, g1) < TOL
-        assert sh.comm.retries >= 1 and sh.comm.rebuilt_shards >= lost and sh.comm.events
-        # the lost shards' forward passes were recomputed, and counted (a third of a pass each)
-        assert 1 + lost / 3 - 1e-12 <= sh.counter.forward <= 2 + 1e-12
+        # the shards lost with the worker were rebuilt (Dask may have copied one of them to the other
+        # worker already, so 1 ≤ lost ≤ on_killed), their forward passes recomputed and counted
+        lost = sh.comm.rebuilt_shards
+        assert sh.comm.retries >= 1 and 1 <= lost <= on_killed and sh.comm.events
+        assert sum(len(e.get("lost_shards", ())) for e in sh.comm.events) == lost  # each one reported
+        assert sh.counter.forward == pytest.approx(1 + lost / 3, abs=1e-12)
         # 2. a worker dies while Gauss-Newton products are running
         client.wait_for_workers(2, timeout=60)
         pids = client.run(os.getpid)
