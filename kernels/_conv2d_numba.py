@@ -95,8 +95,7 @@ _G = 3  # taps per inner loop
 # ------------------------------------------------------------------ layout
 @njit(**JIT)
 def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
-    """``out[i·Lp + x·Wp + y] = Y[s, i, x − p, y − q]`` (zero or periodic outside, for ``x < H + 2p``,
-    ``y < W + 2q``); zeros in the columns ``W + 2q ≤ y < Wp`` and the slack up to ``Lp``."""
+    """``out[i·Lp + x·Wp + y] = Y[s, i, x − p, y − q]`` (zero or periodic outside); slack zeroed."""
     _, C, H, W = Y.shape
     Hp = H + 2 * p
     for i in range(C):
@@ -117,8 +116,6 @@ def _pad_example(Y, s, p, q, periodic, Wp, Lp, out):
                 o[base + q + y] = src[y]
             for y in range(q):
                 o[base + q + W + y] = src[y % W] if periodic else 0
-            for y in range(W + 2 * q, Wp):  # rows longer than W + 2q (the Winograd tiles): zeros
-                o[base + y] = 0
         for y in range(Hp * Wp, Lp):
             o[y] = 0
 

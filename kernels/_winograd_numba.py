@@ -93,11 +93,12 @@ def _transform_weights(K, out):
             out[o, i, 12], out[o, i, 13], out[o, i, 14], out[o, i, 15] = _g3(t30, t31, t32)
 
 
+@njit(**JIT)
 def geometry(H, W):
     """``(TR, TC, R, As)``: tiles ``TR × TC`` of 2×2 outputs; row length ``R = TC + 1`` of the four
     parity planes of the padded example (the tile grid has ``TR × R`` tiles, the last column of each
     row is computed and dropped) and their stride ``As`` (one slack entry, zero)."""
-    TR, TC = -(-H // 2), -(-W // 2)
+    TR, TC = (H + 1) // 2, (W + 1) // 2
     R = TC + 1
     return TR, TC, R, (TR + 1) * R + 1
 
@@ -312,9 +313,9 @@ def _winograd_example(Y, s, periodic, U, TR, TC, R, As, rb, bufs, Z, zs, mode, a
 BLOCK_BYTES = 4 * 1024 * 1024
 
 
-def block_rows(C, C4, W, TR, itemsize):
+def block_rows(C, C4, H, W, itemsize):
     """Tile rows per block: as many as :data:`BLOCK_BYTES` allow for ``V`` and ``M`` (at least one)."""
-    R = (W + 1) // 2 + 1
+    TR, _, R, _ = geometry(H, W)
     return int(max(1, min(TR, BLOCK_BYTES // (16 * (C + C4) * R * itemsize))))
 
 
@@ -323,9 +324,7 @@ def workspace_sizes(C, C4, H, W, rb):
     """Entries of one thread's buffers for :func:`_winograd_example` with at most ``C`` input and ``C4``
     (rounded up to 4) output channels and blocks of ``rb`` tile rows: parity planes, row pass, V, M,
     output pass, output planes, two epilogue planes."""
-    TR, TC = (H + 1) // 2, (W + 1) // 2
-    R = TC + 1
-    As = (TR + 1) * R + 1
+    TR, TC, R, As = geometry(H, W)
     P = rb * R
     return (4 * C * As, 8 * (P + 1), 16 * C * P, 16 * C4 * P, 12 * P, C4 * 4 * TR * TC, H * W, H * W)
 
@@ -351,7 +350,7 @@ def workspace(n_chunks, C, C4, H, W, dtype):
     buffer pool (:mod:`._buffers`), so that repeated calls reuse memory that is already mapped (fresh
     pages cost ~0.3 ms per B2 convolution in page faults)."""
     dtype = np.dtype(dtype)
-    rb = block_rows(C, C4, W, (H + 1) // 2, dtype.itemsize)
+    rb = block_rows(C, C4, H, W, dtype.itemsize)
     return rb, _buffers.empty((n_chunks, sum(workspace_sizes(C, C4, H, W, rb))), dtype)
 
 
@@ -366,9 +365,7 @@ def _conv_winograd(Y, U, periodic, bounds, parts, rb, work, Z, mode, alpha, B, h
     blocks are shared out); rb, work : :func:`workspace` (one row per work item).  ``B`` may be ``Z``.
     """
     n, C_in, H, W = Y.shape
-    TR, TC = (H + 1) // 2, (W + 1) // 2
-    R = TC + 1
-    As = (TR + 1) * R + 1
+    TR, TC, R, As = geometry(H, W)
     for c in prange((bounds.shape[0] - 1) * parts):
         ch, ob0, ob1 = _part(c, parts, U.shape[0] // _OB)
         bufs = _scratch(work[c], C_in, U.shape[0], H, W, rb)
@@ -383,9 +380,7 @@ def _symmetric_step_winograd(Y, U, UT, periodic, bounds, rb, work, C_mid, bias, 
     :func:`._conv2d_numba._symmetric_step`) with both 3×3 convolutions by :math:`F(2×2, 3×3)`;
     ``U``, ``UT``: :func:`transform_weights` of K and of the flipped, channel-swapped Kᵀ."""
     n, C, H, W = Y.shape
-    TR, TC = (H + 1) // 2, (W + 1) // 2
-    R = TC + 1
-    As = (TR + 1) * R + 1
+    TR, TC, R, As = geometry(H, W)
     dummy = np.empty((0, 0, 0, 0), dtype=Y.dtype)
     for c in prange(bounds.shape[0] - 1):
         bufs = _scratch(work[c], max(C, C_mid), max(U.shape[0], UT.shape[0]), H, W, rb)

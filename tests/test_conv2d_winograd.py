@@ -42,9 +42,9 @@ def winograd(request, monkeypatch):
     monkeypatch.setattr(CN, "METHOD", "winograd")
     if request.param == "row_blocks":
         monkeypatch.setattr(WN, "BLOCK_BYTES", 1)
-        assert WN.block_rows(8, 8, 16, 8, 8) == 1
+        assert WN.block_rows(8, 8, 16, 16, 8) == 1
     else:
-        assert WN.block_rows(8, 8, 16, 8, 8) == 8
+        assert WN.block_rows(8, 8, 16, 16, 8) == 8
     return CN
 
 
